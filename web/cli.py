@@ -1,0 +1,87 @@
+"""The `understudy` command: serve, sim, ask, turns, db."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+import click
+
+from web.settings import ConfigError
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """Understudy: a chat whose models have understudies."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Start the chat app (with the simulated upstream when no API keys are set)."""
+    from web.server import serve as run_server
+
+    _run(lambda: run_server(host, port))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8100, show_default=True, type=int)
+def sim(host: str, port: int) -> None:
+    """Run the simulated upstream (Anthropic + OpenAI wire formats, fault injection)."""
+    from web.sim.server import run_sim
+
+    _run(lambda: run_sim(host, port))
+
+
+@main.command()
+@click.argument("prompt")
+@click.option("--json", "as_json", is_flag=True, help="Print the event stream as JSON lines.")
+@click.option("--system", default=None, help="A system prompt.")
+def ask(prompt: str, as_json: bool, system: str | None) -> None:
+    """Run one prompt through the chain and stream the reply to stdout."""
+    from web.ask import run_ask
+
+    _run(lambda: run_ask(prompt, as_json=as_json, system=system))
+
+
+@main.command()
+@click.option("--degraded", is_flag=True, help="Only turns not answered by the primary.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("-n", "--limit", default=20, show_default=True, type=int)
+def turns(degraded: bool, as_json: bool, limit: int) -> None:
+    """List recent turns (in the spirit of `llm logs`)."""
+    from web.db.turns_cli import run_turns
+
+    _run(lambda: run_turns(degraded=degraded, as_json=as_json, limit=limit))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Upgrade the database to the newest migration."""
+    from web.db.migrate import run_upgrade
+
+    _run(run_upgrade)
+
+
+def _run(fn: Callable[[], int | None]) -> None:
+    try:
+        code = fn()
+    except ConfigError as exc:
+        click.echo(f"understudy: configuration error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,1 @@
+"""Thin adapters on the official provider SDKs."""

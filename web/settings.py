@@ -1,0 +1,237 @@
+"""Settings: the only module that reads ``os.environ``.
+
+Everything configurable comes from environment variables plus the chain file (TOML). Missing or
+unsafe settings fail at start with a :class:`ConfigError` whose message says how to fix them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CHAIN_FILE = Path(__file__).with_name("chain.toml")
+PROVIDERS = ("anthropic", "openai")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 5.0
+    first_token_s: float = 20.0
+    idle_s: float = 30.0
+    total_s: float = 180.0
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    name: str
+    provider: str
+    model: str
+    label: str
+    badge: str
+    api_key_env: str
+    base_url: str | None = None
+    context_window: int | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def is_primary_badge(self) -> bool:
+        return not self.badge
+
+
+@dataclass(frozen=True)
+class Settings:
+    tiers: tuple[TierConfig, ...]
+    chain_file: Path
+    api_keys: Mapping[str, str]
+    """api_key_env name -> key, only for the variables the chain names and that are set."""
+    data_dir: Path
+    database_url: str
+    sim_url: str | None
+    """UNDERSTUDY_SIM_URL: point every tier at an already running simulator."""
+    admin_password: str | None
+    secret_key: str | None
+    max_message_chars: int = 32_000
+    turn_deadline_s: float = 120.0
+    expose_sim: bool = False
+    """UNDERSTUDY_EXPOSE_SIM=1: mount /_sim even when real keys are configured."""
+
+    @property
+    def has_keys(self) -> bool:
+        """True when every tier has its API key (so the real providers are used)."""
+        return all(t.api_key_env in self.api_keys for t in self.tiers)
+
+    def key_for(self, tier: TierConfig) -> str | None:
+        return self.api_keys.get(tier.api_key_env)
+
+    def with_sim(self, sim_url: str) -> Settings:
+        return replace(self, sim_url=sim_url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        chain_file = Path(env.get("UNDERSTUDY_CHAIN") or DEFAULT_CHAIN_FILE)
+        tiers = load_chain(chain_file)
+        data_dir = Path(env.get("UNDERSTUDY_DATA_DIR") or "data").resolve()
+        database_url = env.get("UNDERSTUDY_DATABASE_URL") or (
+            f"sqlite+aiosqlite:///{data_dir / 'understudy.db'}"
+        )
+        keys = {t.api_key_env: env[t.api_key_env] for t in tiers if env.get(t.api_key_env)}
+        return cls(
+            tiers=tiers,
+            chain_file=chain_file,
+            api_keys=keys,
+            data_dir=data_dir,
+            database_url=database_url,
+            sim_url=(env.get("UNDERSTUDY_SIM_URL") or None),
+            admin_password=env.get("UNDERSTUDY_ADMIN_PASSWORD") or None,
+            secret_key=env.get("UNDERSTUDY_SECRET_KEY") or None,
+            max_message_chars=_int(env, "UNDERSTUDY_MAX_MESSAGE_CHARS", 32_000),
+            turn_deadline_s=_float(env, "UNDERSTUDY_TURN_DEADLINE_S", 120.0),
+            expose_sim=env.get("UNDERSTUDY_EXPOSE_SIM", "") in ("1", "true", "yes"),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a whole number; set it to e.g. {default}"
+        ) from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive; set it to e.g. {default}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive; set it to e.g. {default}")
+    return value
+
+
+_TIER_KEYS = {
+    "name",
+    "provider",
+    "model",
+    "label",
+    "badge",
+    "api_key_env",
+    "base_url",
+    "context_window",
+    "timeouts",
+}
+_REQUIRED = ("name", "provider", "model", "label", "api_key_env")
+
+
+def load_chain(path: Path) -> tuple[TierConfig, ...]:
+    """Parse and validate a chain file. Errors name the file, the line and the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read chain file {path}: {exc.strerror}. "
+            "Set UNDERSTUDY_CHAIN to an existing TOML file, or unset it for the default chain."
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}. Fix the TOML syntax on that line.") from None
+    raw_tiers = data.get("tiers")
+    if not isinstance(raw_tiers, list) or not raw_tiers:
+        raise ConfigError(
+            f"{path}: no tiers. Add at least one [[tiers]] table with "
+            "name, provider, model, label and api_key_env."
+        )
+    tiers: list[TierConfig] = []
+    names: set[str] = set()
+    for index, raw in enumerate(raw_tiers, start=1):
+        where = f"{path}: tier {index} (line {_tier_line(text, index)})"
+        tiers.append(_parse_tier(raw, where))
+        if tiers[-1].name in names:
+            raise ConfigError(
+                f"{where}: duplicate tier name {tiers[-1].name!r}; names must differ."
+            )
+        names.add(tiers[-1].name)
+    return tuple(tiers)
+
+
+def _tier_line(text: str, index: int) -> int:
+    seen = 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip().startswith("[[tiers]]"):
+            seen += 1
+            if seen == index:
+                return lineno
+    return 1
+
+
+def _parse_tier(raw: Any, where: str) -> TierConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a [[tiers]] table.")
+    unknown = sorted(set(raw) - _TIER_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TIER_KEYS))}."
+        )
+    missing = [k for k in _REQUIRED if not isinstance(raw.get(k), str) or not raw.get(k)]
+    if missing:
+        raise ConfigError(f"{where}: missing or empty {', '.join(missing)}; add them as strings.")
+    if raw["provider"] not in PROVIDERS:
+        raise ConfigError(
+            f"{where}: provider {raw['provider']!r} is not supported; use one of {', '.join(PROVIDERS)}."
+        )
+    badge = raw.get("badge", "")
+    if not isinstance(badge, str):
+        raise ConfigError(f'{where}: badge must be a string ("" for the primary).')
+    window = raw.get("context_window")
+    if window is not None and (not isinstance(window, int) or window <= 0):
+        raise ConfigError(f"{where}: context_window must be a positive whole number of tokens.")
+    base_url = raw.get("base_url")
+    if base_url is not None and not isinstance(base_url, str):
+        raise ConfigError(f"{where}: base_url must be a string URL.")
+    return TierConfig(
+        name=raw["name"],
+        provider=raw["provider"],
+        model=raw["model"],
+        label=raw["label"],
+        badge=badge,
+        api_key_env=raw["api_key_env"],
+        base_url=base_url,
+        context_window=window,
+        timeouts=_parse_timeouts(raw.get("timeouts", {}), where),
+    )
+
+
+def _parse_timeouts(raw: Any, where: str) -> Timeouts:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: timeouts must be a table like {{ first_token_s = 20.0 }}.")
+    allowed = set(Timeouts.__dataclass_fields__)
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown timeout(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}."
+        )
+    values: dict[str, float] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}: timeouts.{key} must be a positive number of seconds.")
+        values[key] = float(value)
+    return Timeouts(**values)
