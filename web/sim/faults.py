@@ -1,0 +1,278 @@
+"""Fault kinds, their validation, and the registry the server consults on every model request.
+
+A fault is ``{"model": "<id or *>", "kind": K, ...params, "count": N or null}``. ``count`` is how
+many requests it hits (null: until deleted). When several faults match a request, the oldest wins.
+Each kind turns into a :class:`Plan`, the one description of "what goes wrong" that both the
+streaming and the non-streaming responders follow, in each provider's own wire format:
+
+    status            HTTP `status` with the provider's error body; `retry_after`, OpenAI `code`
+    reset             TCP reset (SO_LINGER 0) after the request is read, before any byte
+    hang              accept, read the request, never answer (until the client gives up)
+    slow_first_token  the first token comes `delay_s` after the request (instead of the profile's)
+    cut               the body dies (FIN, no terminating chunk) after `after_tokens` deltas
+    stall             silent for `delay_s` after `after_tokens` deltas, then the same as cut
+    error_event       the provider's in-stream error after `after_tokens` deltas (`error_type`)
+    malformed         data event `n` (1-based, pings not counted) is invalid JSON; or the delta
+                      after `after_tokens` deltas when `n` is not given
+    no_terminator     streams only: the whole text, then the body ends cleanly without the
+                      terminator (Anthropic: no message_stop; OpenAI: no finish_reason chunk,
+                      no usage chunk, no [DONE])
+    flap              HTTP `status` (default 503) for `down_s` seconds from when it was set,
+                      then the fault is gone
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Break = Literal["cut", "stall", "error"]
+Drop = Literal["reset", "hang"]
+
+
+class FaultError(ValueError):
+    """A fault definition that cannot be used; the message says which field and why."""
+
+
+@dataclass
+class Plan:
+    """How one request will go wrong (the defaults: it will not)."""
+
+    outcome: str = "ok"
+    fault_id: str | None = None
+    drop: Drop | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    code: str | None = None
+    error_type: str | None = None
+    message: str | None = None
+    first_token_s: float | None = None
+    break_after: int | None = None
+    break_how: Break | None = None
+    stall_s: float = 0.0
+    malformed_event: int | None = None
+    """1-based index among the stream's data events (pings not counted)."""
+    malformed_after: int | None = None
+    """Used when `malformed_event` is None: the delta after this many good ones is malformed."""
+    terminated: bool = True
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: Literal["int", "number", "str"]
+    default: Any = None
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    params: Mapping[str, Param]
+    shape: Callable[[Plan, Mapping[str, Any]], None]
+    stream_only: bool = False
+
+
+def _status(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.status = p["status"]
+    plan.retry_after = p["retry_after"]
+    plan.code = p["code"]
+    plan.error_type = p["error_type"]
+    plan.message = p["message"]
+
+
+def _reset(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.drop = "reset"
+
+
+def _hang(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.drop = "hang"
+
+
+def _slow(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.first_token_s = p["delay_s"]
+
+
+def _cut(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.break_after, plan.break_how = p["after_tokens"], "cut"
+
+
+def _stall(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.break_after, plan.break_how, plan.stall_s = p["after_tokens"], "stall", p["delay_s"]
+
+
+def _error_event(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.break_after, plan.break_how = p["after_tokens"], "error"
+    plan.error_type, plan.message = p["error_type"], p["message"]
+
+
+def _malformed(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.malformed_event = p["n"]
+    plan.malformed_after = p["after_tokens"]
+
+
+def _no_terminator(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.terminated = False
+
+
+_STATUS = Param("int", required=True, minimum=400, maximum=599)
+_RETRY_AFTER = Param("number", minimum=0)
+_AFTER = Param("int", default=3, minimum=0)
+_ERROR_TEXT = {"code": Param("str"), "error_type": Param("str"), "message": Param("str")}
+
+KINDS: dict[str, Kind] = {
+    "status": Kind({"status": _STATUS, "retry_after": _RETRY_AFTER, **_ERROR_TEXT}, _status),
+    "reset": Kind({}, _reset),
+    "hang": Kind({}, _hang),
+    "slow_first_token": Kind({"delay_s": Param("number", required=True, minimum=0)}, _slow),
+    "cut": Kind({"after_tokens": _AFTER}, _cut),
+    "stall": Kind(
+        {"after_tokens": _AFTER, "delay_s": Param("number", default=60.0, minimum=0)}, _stall
+    ),
+    "error_event": Kind(
+        {"after_tokens": _AFTER, "error_type": Param("str"), "message": Param("str")}, _error_event
+    ),
+    "malformed": Kind({"n": Param("int", minimum=1), "after_tokens": _AFTER}, _malformed),
+    "no_terminator": Kind({}, _no_terminator, stream_only=True),
+    "flap": Kind(
+        {
+            "status": Param("int", default=503, minimum=400, maximum=599),
+            "down_s": Param("number", required=True, minimum=0),
+            "retry_after": _RETRY_AFTER,
+            **_ERROR_TEXT,
+        },
+        _status,
+    ),
+}
+
+
+@dataclass
+class Fault:
+    id: str
+    model: str
+    kind: str
+    params: dict[str, Any]
+    count: int | None
+    created: float = field(default_factory=time.time)
+    hits: int = 0
+    _set_at: float = field(default_factory=time.monotonic, repr=False)
+
+    def expired(self, now: float) -> bool:
+        down_s = self.params.get("down_s")
+        return self.kind == "flap" and down_s is not None and now >= self._set_at + down_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "kind": self.kind,
+            **self.params,
+            "count": self.count,
+            "hits": self.hits,
+            "created": self.created,
+        }
+
+    def plan(self) -> Plan:
+        plan = Plan(outcome=self.kind, fault_id=self.id)
+        KINDS[self.kind].shape(plan, self.params)
+        return plan
+
+
+def parse_fault(data: object, fault_id: str) -> Fault:
+    """Validate a fault definition (decoded JSON); raise FaultError with a clear message."""
+    if not isinstance(data, dict):
+        raise FaultError("a fault must be a JSON object")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise FaultError('"model" is required: a model id, or "*" for every model')
+    kind_name = data.get("kind")
+    if kind_name not in KINDS:
+        raise FaultError(f'"kind" must be one of {", ".join(KINDS)}; got {kind_name!r}')
+    kind = KINDS[kind_name]
+    unknown = sorted(set(data) - {"model", "kind", "count", *kind.params})
+    if unknown:
+        allowed = ", ".join(["count", *kind.params]) or "count"
+        raise FaultError(
+            f"unknown field(s) for {kind_name}: {', '.join(unknown)}; allowed: {allowed}"
+        )
+    count = data.get("count")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise FaultError('"count" must be a whole number >= 1, or null for "until deleted"')
+    params = {name: _check(name, spec, data.get(name)) for name, spec in kind.params.items()}
+    return Fault(id=fault_id, model=model, kind=kind_name, params=params, count=count)
+
+
+def _check(name: str, spec: Param, value: Any) -> Any:
+    if value is None:
+        if spec.required:
+            raise FaultError(f'"{name}" is required for this kind')
+        return spec.default
+    if spec.kind == "str":
+        if not isinstance(value, str) or not value:
+            raise FaultError(f'"{name}" must be a non-empty string')
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultError(f'"{name}" must be a number')
+    if spec.kind == "int" and not isinstance(value, int):
+        raise FaultError(f'"{name}" must be a whole number')
+    if not math.isfinite(value):
+        raise FaultError(f'"{name}" must be finite')
+    if spec.minimum is not None and value < spec.minimum:
+        raise FaultError(f'"{name}" must be >= {spec.minimum:g}')
+    if spec.maximum is not None and value > spec.maximum:
+        raise FaultError(f'"{name}" must be <= {spec.maximum:g}')
+    return value
+
+
+class FaultRegistry:
+    """Faults by id, in the order they were set. Safe to share across threads."""
+
+    def __init__(self) -> None:
+        self._faults: dict[str, Fault] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, data: object) -> Fault:
+        with self._lock:
+            fault = parse_fault(data, f"f{next(self._ids)}")
+            self._faults[fault.id] = fault
+            return fault
+
+    def list(self) -> list[Fault]:
+        with self._lock:
+            self._purge(time.monotonic())
+            return list(self._faults.values())
+
+    def remove(self, fault_id: str) -> bool:
+        with self._lock:
+            return self._faults.pop(fault_id, None) is not None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, model: str, *, stream: bool) -> Plan:
+        """The plan for one request to `model`; uses up one hit of the matching fault."""
+        with self._lock:
+            self._purge(time.monotonic())
+            for fault in self._faults.values():
+                if fault.model not in (model, "*"):
+                    continue
+                if KINDS[fault.kind].stream_only and not stream:
+                    continue
+                fault.hits += 1
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        del self._faults[fault.id]
+                return fault.plan()
+            return Plan()
+
+    def _purge(self, now: float) -> None:
+        for fault_id in [f.id for f in self._faults.values() if f.expired(now)]:
+            del self._faults[fault_id]

@@ -1,0 +1,387 @@
+"""The simulated upstream: Anthropic Messages and OpenAI Chat Completions on one raw HTTP/1.1 port.
+
+    POST /anthropic/v1/messages          AsyncAnthropic(base_url=f"{url}/anthropic")
+    POST /openai/v1/chat/completions     AsyncOpenAI(base_url=f"{url}/openai/v1")
+    /faults, /requests, /models          the control routes (see web.sim.control)
+
+Each model request goes: auth -> body -> known model -> fault plan -> context window -> reply.
+The fault plan (web.sim.faults) says what goes wrong; the dialect (one module per wire format)
+says which bytes carry it. It is built on `asyncio.start_server`, not ASGI, so that a reset before
+any byte and a body without its terminating chunk happen exactly as they do in the wild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from types import TracebackType
+from typing import Any
+
+from web.sim.anthropic_wire import AnthropicWire
+from web.sim.control import ControlAPI, control_app, is_control_path
+from web.sim.faults import FaultRegistry, Plan
+from web.sim.http import (
+    LAST_CHUNK,
+    BadRequest,
+    Request,
+    chunk,
+    head,
+    json_response,
+    read_request,
+    reset,
+)
+from web.sim.openai_wire import OpenAIWire
+from web.sim.profiles import ModelProfile, Profiles
+from web.sim.replies import reply_text, tokenize
+from web.sim.requestlog import LoggedRequest, RequestLog
+from web.sim.wire import Dialect, InvalidCall, ModelCall, Reply, random_id
+
+__all__ = ["ModelProfile", "SimServer", "control_app", "run_sim"]
+
+logger = logging.getLogger(__name__)
+
+DIALECTS: dict[str, Dialect] = {
+    "/anthropic/v1/messages": AnthropicWire(),
+    "/openai/v1/chat/completions": OpenAIWire(),
+}
+MESSAGE_ID_PREFIX = {"anthropic": ("msg_01", 22), "openai": ("chatcmpl-", 29)}
+
+
+class SimServer:
+    def __init__(
+        self,
+        *,
+        profiles: dict[str, ModelProfile] | None = None,
+        default_profile: ModelProfile | None = None,
+        registry: FaultRegistry | None = None,
+        log: RequestLog | None = None,
+    ) -> None:
+        self.profiles = Profiles(profiles, default_profile)
+        self.registry = registry if registry is not None else FaultRegistry()
+        self.log = log if log is not None else RequestLog()
+        self.url = ""
+        self._control = ControlAPI(self)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def set_profile(self, model: str, **fields: Any) -> ModelProfile:
+        """Change a model's profile ("*": the default and every model's own)."""
+        return self.profiles.set(model, **fields)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._connection, host, port)
+        bound_host, bound_port = self._server.sockets[0].getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown}:{bound_port}"
+
+    async def stop(self) -> None:
+        """Close the listener and every open connection, hung and stalled ones included."""
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> SimServer:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # stop() cancels the inner task, never the one asyncio's start_server watches: on 3.11 a
+        # cancelled handler task makes asyncio log a spurious "Exception in callback".
+        inner = asyncio.ensure_future(self._serve_connection(reader, writer))
+        self._tasks.add(inner)
+        try:
+            await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            if not inner.done():
+                inner.cancel()
+                raise
+        finally:
+            self._tasks.discard(inner)
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while True:
+                try:
+                    request = await read_request(reader)
+                except (BadRequest, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                    writer.write(json_response(400, {"error": str(exc)}, keep_alive=False))
+                    break
+                if request is None:
+                    break
+                if not await self._dispatch(request, reader, writer) or not request.keep_alive:
+                    break
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+        except ConnectionError:
+            pass  # the client went away; nothing to answer
+        except Exception:
+            logger.exception("simulator connection failed")
+        finally:
+            writer.close()
+
+    async def _dispatch(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Answer one request; False when the connection must not be reused."""
+        dialect = DIALECTS.get(request.path.rstrip("/"))
+        if dialect is not None:
+            if request.method != "POST":
+                writer.write(
+                    json_response(405, {"error": "use POST"}, keep_alive=request.keep_alive)
+                )
+                return True
+            return await _Exchange(self, dialect, request, reader, writer).run()
+        if is_control_path(request.path):
+            reply = self._control.handle(request.method, request.path, request.body, request.query)
+            writer.write(json_response(reply.status, reply.payload, keep_alive=request.keep_alive))
+            return True
+        writer.write(
+            json_response(404, {"error": f"no route {request.path}"}, keep_alive=request.keep_alive)
+        )
+        return True
+
+
+class _Exchange:
+    """One model request and its response, faults included."""
+
+    def __init__(
+        self,
+        sim: SimServer,
+        dialect: Dialect,
+        request: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.sim = sim
+        self.dialect = dialect
+        self.request = request
+        self.reader = reader
+        self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        self.started = self.loop.time()
+        self.request_id = dialect.new_request_id()
+        prefix, length = MESSAGE_ID_PREFIX[dialect.provider]
+        self.message_id = random_id(prefix, length)
+
+    async def run(self) -> bool:
+        dialect, rid = self.dialect, self.request_id
+        if not dialect.has_key(self.request):
+            return self._reply(None, dialect.unauthorized(rid))
+        try:
+            call = dialect.parse(self.request, rid)
+        except InvalidCall as exc:
+            return self._reply(None, exc.reply)
+        if not self.sim.profiles.knows(call.model):
+            return self._reply(call, dialect.unknown_model(call.model, rid))
+        profile = self.sim.profiles.get(call.model)
+        plan = self.sim.registry.take(call.model, stream=call.stream)
+        if plan.drop == "reset":
+            self._log(call, plan, None)
+            reset(self.writer)
+            return False
+        if plan.drop == "hang":
+            self._log(call, plan, None)
+            await self.reader.read()  # until the client gives up (or stop() cancels us)
+            return False
+        if plan.status is not None:
+            error = dialect.error(
+                plan.status,
+                rid,
+                error_type=plan.error_type,
+                message=plan.message,
+                code=plan.code,
+                retry_after=plan.retry_after,
+            )
+            return self._reply(call, error, plan)
+        if call.input_tokens > profile.context_window:
+            return self._reply(call, dialect.context_too_long(call, profile.context_window, rid))
+        tokens = tokenize(reply_text(call.model, call.prompt, profile.reply_tokens))
+        stop = call.max_tokens is None or len(tokens) <= call.max_tokens
+        if not stop:
+            assert call.max_tokens is not None
+            tokens = tokens[: call.max_tokens]
+        first_token_s = (
+            plan.first_token_s if plan.first_token_s is not None else profile.first_token_s
+        )
+        first_at = self.started + first_token_s
+        interval = 1.0 / profile.tokens_per_s
+        if call.stream:
+            self._log(call, plan, 200)
+            return await self._stream(call, plan, tokens, stop, first_at, interval)
+        return await self._complete(call, plan, tokens, stop, first_at + len(tokens) * interval)
+
+    def _reply(self, call: ModelCall | None, reply: Reply, plan: Plan | None = None) -> bool:
+        outcome = plan.outcome if plan is not None else f"error:{reply.status}"
+        self._log(call, plan or Plan(outcome=outcome), reply.status)
+        self.writer.write(
+            head(
+                reply.status,
+                reply.headers,
+                keep_alive=self.request.keep_alive,
+                length=len(reply.body),
+            )
+            + reply.body
+        )
+        return True
+
+    def _log(self, call: ModelCall | None, plan: Plan, status: int | None) -> None:
+        model = call.model if call is not None else _peek_model(self.request)
+        stream = call.stream if call is not None else False
+        self.sim.log.add(
+            LoggedRequest(
+                provider=self.dialect.provider,
+                model=model,
+                stream=stream,
+                outcome=plan.outcome,
+                status=status,
+                request_id=self.request_id,
+                fault_id=plan.fault_id,
+            )
+        )
+
+    async def _sleep_until(self, deadline: float) -> None:
+        delay = deadline - self.loop.time()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+
+    async def _complete(
+        self, call: ModelCall, plan: Plan, tokens: list[str], stop: bool, done_at: float
+    ) -> bool:
+        dialect = self.dialect
+        await self._sleep_until(done_at)
+        if plan.break_how == "error":
+            error_type = plan.error_type or dialect.default_error_type
+            error = dialect.error(
+                dialect.status_for(error_type),
+                self.request_id,
+                error_type=error_type,
+                message=plan.message,
+            )
+            return self._reply(call, error, plan)
+        message = dialect.message(call, "".join(tokens), len(tokens), stop, self.message_id)
+        body = json.dumps(message).encode()
+        headers = {"content-type": "application/json", **dialect.id_header(self.request_id)}
+        if plan.outcome == "malformed":
+            body = body[: len(body) // 2]
+        self._log(call, plan, 200)
+        keep_alive = self.request.keep_alive and plan.break_how is None
+        self.writer.write(head(200, headers, keep_alive=keep_alive, length=len(body)))
+        if plan.break_how is None:
+            self.writer.write(body)
+            return True
+        # cut / stall: the promised Content-Length never arrives.
+        self.writer.write(body[: len(body) // 2])
+        await self.writer.drain()
+        if plan.break_how == "stall":
+            await asyncio.sleep(plan.stall_s)
+        self.writer.close()
+        return False
+
+    async def _stream(
+        self,
+        call: ModelCall,
+        plan: Plan,
+        tokens: list[str],
+        stop: bool,
+        first_at: float,
+        interval: float,
+    ) -> bool:
+        dialect, writer = self.dialect, self.writer
+        malformed_at = plan.malformed_event
+        if malformed_at is None and plan.malformed_after is not None:
+            malformed_at = dialect.preamble_events + plan.malformed_after + 1
+        events = 0
+
+        def emit(frame: bytes, text: str = "") -> None:
+            nonlocal events
+            events += 1
+            writer.write(chunk(dialect.stream_malformed(text) if events == malformed_at else frame))
+
+        writer.write(
+            head(200, dialect.stream_headers(self.request_id), keep_alive=self.request.keep_alive)
+        )
+        for frame in dialect.stream_start(call, self.message_id):
+            emit(frame)
+        if dialect.ping is not None:
+            writer.write(chunk(dialect.ping))
+        await writer.drain()
+        count = len(tokens) if plan.break_after is None else min(plan.break_after, len(tokens))
+        for index, token in enumerate(tokens[:count]):
+            await self._sleep_until(first_at + index * interval)
+            emit(dialect.stream_delta(call, self.message_id, token), token)
+            await writer.drain()
+        if plan.break_how in ("cut", "stall"):
+            if plan.break_how == "stall":
+                await asyncio.sleep(plan.stall_s)
+            writer.close()  # FIN inside the chunked body: no terminating chunk
+            return False
+        if plan.break_how == "error":
+            error_type = plan.error_type or dialect.default_error_type
+            writer.write(chunk(dialect.stream_error(error_type, plan.message, self.request_id)))
+        else:
+            for frame in dialect.stream_end(
+                call, self.message_id, len(tokens), stop, plan.terminated
+            ):
+                emit(frame)
+        writer.write(LAST_CHUNK)
+        await writer.drain()
+        return True
+
+
+def _peek_model(request: Request) -> str | None:
+    try:
+        body = request.json()
+    except ValueError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def run_sim(host: str, port: int) -> int:
+    """Serve the simulator until Ctrl-C or SIGTERM (``understudy sim``)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(host, port))
+    return 0
+
+
+async def _serve(host: str, port: int) -> None:
+    sim = SimServer()
+    await sim.start(host, port)
+    logger.info(
+        "simulated upstream on %s  (anthropic base_url %s/anthropic, openai base_url %s/openai/v1, "
+        "control: %s/faults /requests /models)",
+        sim.url,
+        sim.url,
+        sim.url,
+        sim.url,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        await sim.stop()
+        logger.info("simulated upstream stopped")
