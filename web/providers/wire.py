@@ -1,0 +1,152 @@
+"""What both provider adapters share: a byte-level SSE reader and error classification helpers.
+
+The adapters let the official SDK build, authenticate and send the request (and turn HTTP error
+statuses into its typed errors), then read the streamed body themselves: that is the only way to
+see the terminating event itself (OpenAI's ``[DONE]`` never reaches the SDK's iterator), and it
+keeps every mid-stream failure in one place (raw ``httpx2`` exceptions, invalid JSON, in-stream
+error events).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx2
+
+from web.providers.base import ErrorKind, ProviderError
+from web.settings import Timeouts
+
+DRAIN_S = 0.1
+"""After the terminator, how long to wait for the end of the body (so the connection is reused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    event: str | None
+    data: str
+
+
+class SSEReader:
+    """Incremental Server-Sent Events parser: feed it bytes, get complete events back.
+
+    Lines are split on LF (CRLF tolerated) at the byte level, so text containing other Unicode
+    line separators is never split. A line that is not UTF-8 raises ``UnicodeDecodeError``.
+    """
+
+    __slots__ = ("_buffer", "_data", "_event")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[ServerEvent]:
+        lines = (self._buffer + chunk).split(b"\n")
+        self._buffer = lines.pop()
+        events: list[ServerEvent] = []
+        for raw in lines:
+            self._line(raw, events)
+        return events
+
+    def flush(self) -> list[ServerEvent]:
+        """At the end of the body: the last line and event, even without their blank line."""
+        events: list[ServerEvent] = []
+        if self._buffer:
+            self._line(self._buffer, events)
+            self._buffer = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, raw: bytes, events: list[ServerEvent]) -> None:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw:
+            if self._data:
+                events.append(ServerEvent(self._event, "\n".join(self._data)))
+            self._event = None
+            self._data = []
+            return
+        name, _, value = raw.decode("utf-8").partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        # "id", "retry" and ":comment" lines carry nothing we use.
+
+
+def http_timeout(timeouts: Timeouts) -> httpx2.Timeout:
+    """Connect from the tier; read as a backstop only: the chain enforces first-token and idle."""
+    backstop = max(timeouts.first_token_s, timeouts.idle_s)
+    return httpx2.Timeout(backstop, connect=timeouts.connect_s)
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def kind_for_status(status: int) -> ErrorKind:
+    """The meaning of an HTTP error status when the body says nothing more specific."""
+    if status in (401, 403):
+        return ErrorKind.AUTH
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status == 529:
+        return ErrorKind.OVERLOADED
+    if status >= 500 or status in (408, 409):
+        return ErrorKind.SERVER_ERROR
+    return ErrorKind.BAD_REQUEST
+
+
+def transport_error(exc: Exception, *, request_id: str | None = None) -> ProviderError:
+    """A raw ``httpx2`` failure (the SDKs do not wrap errors raised while reading a body)."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderError(ErrorKind.TIMEOUT, f"timed out: {detail}", request_id=request_id)
+    return ProviderError(
+        ErrorKind.CONNECTION, f"connection failed: {detail}", request_id=request_id
+    )
+
+
+def malformed(detail: str, *, request_id: str | None = None) -> ProviderError:
+    return ProviderError(ErrorKind.MALFORMED, f"malformed stream: {detail}", request_id=request_id)
+
+
+def truncated(detail: str, *, request_id: str | None = None) -> ProviderError:
+    return ProviderError(ErrorKind.TRUNCATED, f"stream truncated: {detail}", request_id=request_id)
+
+
+def mentions(text: str, *needles: str) -> bool:
+    lowered = text.lower()
+    return any(needle in lowered for needle in needles)
+
+
+CONTEXT_HINTS = ("prompt is too long", "context length", "context window", "too many tokens")
+POLICY_HINTS = ("content policy", "content filter", "content_policy", "safety system")
+QUOTA_HINTS = ("insufficient_quota", "exceeded your current quota", "credit balance")
