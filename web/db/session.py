@@ -1,4 +1,8 @@
-"""Async engine and sessions. SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for writes."""
+"""Async engine and sessions. SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for writes.
+
+Sessions from :func:`read_scope` begin a plain deferred transaction instead: under WAL a reader
+never waits for the writer, so the admin page and `understudy turns` do not queue behind chat writes.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+READ_ONLY = "understudy_read_only"
+"""Connection execution option: this transaction only reads (SQLite: deferred BEGIN)."""
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -44,7 +50,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # A read-then-write deferred transaction can fail with SQLITE_BUSY_SNAPSHOT whatever the
         # busy timeout; taking the write lock up front avoids it. Writes are short here.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -61,3 +70,19 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def read_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for reads only: on SQLite its transaction does not take the write lock.
+
+    It never commits; anything written through it is rolled back when the block ends. Objects
+    loaded through it stay readable afterwards (detached, not expired).
+    """
+    async with factory() as session:
+        await session.connection(execution_options={READ_ONLY: True})
+        try:
+            yield session
+        finally:
+            session.expunge_all()
+            await session.rollback()

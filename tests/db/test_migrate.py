@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from web.db.migrate import (
+    current_revision,
+    downgrade_database,
+    head_revision,
+    run_upgrade,
+    upgrade_database,
+)
+from web.db.models import Base
+from web.db.session import make_engine
+
+from .conftest import EMPTY_BACKENDS, create_pg_database, drop_pg_database
+
+LOG_TABLES = {"conversations", "messages", "turns", "attempts"}
+
+
+def _inspect(url: str) -> tuple[set[str], list[object]]:
+    """(table names, differences between the models and the migrated schema)."""
+
+    def look(conn: Connection) -> tuple[set[str], list[object]]:
+        tables = set(inspect(conn).get_table_names())
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        return tables, diff
+
+    async def run() -> tuple[set[str], list[object]]:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(look)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@EMPTY_BACKENDS
+def test_upgrade_from_empty_then_down_to_base_and_up_again(empty_database_url: str) -> None:
+    url = empty_database_url
+    assert current_revision(url) is None
+
+    upgrade_database(url)
+    tables, diff = _inspect(url)
+    assert current_revision(url) == head_revision() == "0001_initial"
+    assert tables >= LOG_TABLES
+    assert diff == [], "the migrations and web/db/models.py disagree"
+
+    upgrade_database(url)  # safe to call at every start
+    assert current_revision(url) == "0001_initial"
+
+    downgrade_database(url, "base")
+    tables, _ = _inspect(url)
+    assert current_revision(url) is None
+    assert tables & LOG_TABLES == set()
+
+    upgrade_database(url)
+    tables, diff = _inspect(url)
+    assert tables >= LOG_TABLES
+    assert diff == []
+
+
+def test_upgrade_creates_the_sqlite_folder(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "understudy.db"
+    upgrade_database(f"sqlite+aiosqlite:///{path}")
+    assert path.exists()
+    assert path.with_name("understudy.db-wal").exists() or path.stat().st_size > 0
+
+
+def test_current_revision_does_not_create_a_missing_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    assert current_revision(f"sqlite+aiosqlite:///{path}") is None
+    assert not path.exists()
+
+
+async def test_upgrade_works_from_inside_a_running_event_loop(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'in_loop.db'}"
+    upgrade_database(url)  # the app may call it from its lifespan
+    assert current_revision(url) == "0001_initial"
+
+
+def test_db_upgrade_command_says_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("UNDERSTUDY_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("UNDERSTUDY_DATABASE_URL", raising=False)
+
+    assert run_upgrade() == 0
+    first = capsys.readouterr().out
+    assert "upgraded from an empty database to 0001_initial" in first
+    assert str(tmp_path / "understudy.db") in first
+
+    assert run_upgrade() == 0
+    assert "already at 0001_initial" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+def test_db_upgrade_never_prints_the_database_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = create_pg_database()
+    try:
+        # The local server trusts loopback, so it accepts (and ignores) any password.
+        with_password = url.replace("postgres@", "postgres:Hunter2-db-secret@")
+        monkeypatch.setenv("UNDERSTUDY_DATABASE_URL", with_password)
+        assert run_upgrade() == 0
+        out = capsys.readouterr()
+        assert "upgraded from an empty database to 0001_initial" in out.out
+        assert "Hunter2-db-secret" not in out.out + out.err
+        assert "***" in out.out
+    finally:
+        drop_pg_database(url)

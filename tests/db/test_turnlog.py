@@ -1,0 +1,306 @@
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from web.db.models import Attempt, Message, Turn, TurnStatus
+from web.db.session import read_scope, session_scope
+from web.db.turnlog import interrupt_live_turns, record_outcome, redact, start_turn
+from web.events import AttemptRecord, Completed, Exhausted, TierInfo
+from web.providers.base import ErrorKind
+
+from .conftest import BACKENDS, HAIKU, OPENAI, SONNET, add_user_message
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+def ok(tier: TierInfo, attempt: int, *, ttft: float = 0.2, elapsed: float = 1.0) -> AttemptRecord:
+    return AttemptRecord(
+        tier, attempt, time.time(), elapsed, ttft, "ok", request_id=f"req_{attempt}"
+    )
+
+
+def failed(
+    tier: TierInfo,
+    attempt: int,
+    kind: ErrorKind,
+    status: int | None,
+    **extra: object,
+) -> AttemptRecord:
+    return AttemptRecord(
+        tier, attempt, time.time(), 0.05, None, "failed", kind, f"{kind.phrase}", status, **extra
+    )  # type: ignore[arg-type]
+
+
+async def load(factory: Factory, turn_id: str) -> tuple[Turn, Message, list[Attempt]]:
+    async with read_scope(factory) as session:
+        turn = await session.get_one(Turn, turn_id)
+        message = (await session.scalars(select(Message).where(Message.turn_id == turn_id))).one()
+        attempts = list(
+            await session.scalars(
+                select(Attempt).where(Attempt.turn_id == turn_id).order_by(Attempt.seq)
+            )
+        )
+    return turn, message, attempts
+
+
+async def new_turn(factory: Factory) -> str:
+    conversation_id, user_message_id = await add_user_message(factory)
+    turn_id, _ = await start_turn(
+        factory, conversation_id=conversation_id, user_message_id=user_message_id
+    )
+    return turn_id
+
+
+@BACKENDS
+async def test_start_turn_commits_a_pending_turn_and_an_empty_reply(factory: Factory) -> None:
+    conversation_id, user_message_id = await add_user_message(factory, "What is WAL?")
+    turn_id, message_id = await start_turn(
+        factory, conversation_id=conversation_id, user_message_id=user_message_id
+    )
+    turn, message, attempts = await load(factory, turn_id)
+    assert (turn.status, turn.conversation_id, turn.user_message_id) == (
+        "pending",
+        conversation_id,
+        user_message_id,
+    )
+    assert turn.tier is None and turn.finished_at is None and turn.started_at.tzinfo is not None
+    assert (message.id, message.role, message.content) == (message_id, "assistant", "")
+    assert message.id > user_message_id
+    assert attempts == []
+
+
+@BACKENDS
+async def test_primary_turn(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    attempt = ok(SONNET, 1, ttft=0.31, elapsed=1.5)
+    completed = Completed(SONNET, "Write-ahead logging.", 12, 34, 0.35, 1.6, (attempt,))
+    await record_outcome(factory, turn_id, status="ok", text=completed.text, completed=completed)
+    turn, message, attempts = await load(factory, turn_id)
+    assert (turn.status, turn.tier, turn.tier_index, turn.provider, turn.model) == (
+        "ok",
+        "sonnet",
+        0,
+        "anthropic",
+        "claude-sonnet-4-6",
+    )
+    assert turn.degraded_reason is None and turn.error_message is None
+    assert turn.ttft_ms == pytest.approx(350) and turn.total_ms == pytest.approx(1600)
+    assert (turn.input_tokens, turn.output_tokens, turn.attempt_count) == (12, 34, 1)
+    assert turn.finished_at is not None and turn.finished_at >= turn.started_at
+    assert message.content == "Write-ahead logging."
+    [row] = attempts
+    assert (row.seq, row.tier, row.outcome, row.error_kind, row.request_id) == (
+        1,
+        "sonnet",
+        "ok",
+        None,
+        "req_1",
+    )
+    assert row.ttft_ms == pytest.approx(310) and row.elapsed_ms == pytest.approx(1500)
+    assert abs(row.started_at.timestamp() - attempt.started_at) < 0.001
+
+
+@BACKENDS
+async def test_turn_answered_by_haiku_keeps_why_sonnet_failed(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    records = (
+        failed(SONNET, 1, ErrorKind.OVERLOADED, 529, request_id="req_s1", retry_after=7.0),
+        ok(HAIKU, 2),
+    )
+    reason = "Haiku answered because Sonnet was unavailable (overloaded)."
+    completed = Completed(HAIKU, "Short answer.", 5, 6, 0.4, 0.9, records, reason)
+    await record_outcome(
+        factory, turn_id, status="degraded", text="Short answer.", completed=completed
+    )
+    turn, message, attempts = await load(factory, turn_id)
+    assert (turn.status, turn.tier, turn.tier_index, turn.model) == (
+        "degraded",
+        "haiku",
+        1,
+        "claude-haiku-4-5-20251001",
+    )
+    assert turn.degraded_reason == reason
+    assert turn.attempt_count == 2 and message.content == "Short answer."
+    assert [(a.seq, a.tier, a.outcome, a.error_kind, a.http_status) for a in attempts] == [
+        (1, "sonnet", "failed", "overloaded", 529),
+        (2, "haiku", "ok", None, None),
+    ]
+    assert (attempts[0].request_id, attempts[0].retry_after_s) == ("req_s1", 7.0)
+
+
+@BACKENDS
+async def test_turn_answered_by_openai_after_both_anthropic_tiers_failed(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    records = (
+        failed(SONNET, 1, ErrorKind.RATE_LIMITED, 429),
+        failed(HAIKU, 2, ErrorKind.CONNECTION, None, after_text=True),
+        ok(OPENAI, 3),
+    )
+    completed = Completed(OPENAI, "From GPT.", 1, 2, 1.2, 2.0, records, "GPT-5.5 answered ...")
+    await record_outcome(factory, turn_id, status="degraded", text="From GPT.", completed=completed)
+    turn, _, attempts = await load(factory, turn_id)
+    assert (turn.status, turn.tier, turn.provider, turn.tier_index) == (
+        "degraded",
+        "openai",
+        "openai",
+        2,
+    )
+    assert [(a.tier, a.error_kind, a.http_status, a.after_text) for a in attempts] == [
+        ("sonnet", "rate_limited", 429, False),
+        ("haiku", "connection", None, True),
+        ("openai", None, None, False),
+    ]
+
+
+@BACKENDS
+async def test_all_tiers_failed(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    records = (
+        failed(SONNET, 1, ErrorKind.SERVER_ERROR, 500),
+        failed(HAIKU, 2, ErrorKind.TIMEOUT, None),
+        failed(OPENAI, 3, ErrorKind.QUOTA_EXHAUSTED, 429),
+    )
+    exhausted = Exhausted("No model could answer right now. Try again in a minute.", records, 3.5)
+    await record_outcome(factory, turn_id, status="failed", text="", exhausted=exhausted)
+    turn, message, attempts = await load(factory, turn_id)
+    assert (turn.status, turn.tier, turn.degraded_reason) == ("failed", None, None)
+    assert turn.error_message == exhausted.message
+    assert turn.total_ms == pytest.approx(3500) and turn.attempt_count == 3
+    assert message.content == ""
+    assert [a.error_kind for a in attempts] == ["server_error", "timeout", "quota_exhausted"]
+
+
+@BACKENDS
+async def test_stopped_by_the_user_keeps_the_partial_text(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    start = time.time()
+    records = (
+        failed(SONNET, 1, ErrorKind.OVERLOADED, 529),
+        AttemptRecord(HAIKU, 2, start, 0.8, 0.25, "cancelled"),
+    )
+    await record_outcome(
+        factory,
+        turn_id,
+        status="stopped",
+        text="The first half of",
+        attempts=records,
+        tier=HAIKU,
+        total_s=0.9,
+    )
+    turn, message, attempts = await load(factory, turn_id)
+    assert (turn.status, turn.tier, turn.tier_index) == ("stopped", "haiku", 1)
+    assert message.content == "The first half of"
+    assert turn.total_ms == pytest.approx(900)
+    assert turn.ttft_ms is not None and turn.ttft_ms >= 0
+    assert turn.degraded_reason is not None and "Sonnet overloaded (529)" in turn.degraded_reason
+    assert [a.outcome for a in attempts] == ["failed", "cancelled"]
+
+
+@BACKENDS
+async def test_interrupted_by_shutdown_keeps_the_partial_text(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    records = (AttemptRecord(SONNET, 1, time.time(), 0.4, 0.1, "cancelled"),)
+    await record_outcome(
+        factory,
+        turn_id,
+        status="interrupted",
+        text="Partial",
+        attempts=records,
+        tier=SONNET,
+        error_message="The server stopped before this reply finished.",
+    )
+    turn, message, attempts = await load(factory, turn_id)
+    assert (turn.status, turn.tier, turn.degraded_reason) == ("interrupted", "sonnet", None)
+    assert message.content == "Partial" and len(attempts) == 1
+    assert turn.total_ms is not None and turn.total_ms >= 0
+
+
+@BACKENDS
+async def test_interrupt_live_turns_at_start(factory: Factory) -> None:
+    pending = await new_turn(factory)
+    streaming = await new_turn(factory)
+    done = await new_turn(factory)
+    completed = Completed(SONNET, "Done.", 1, 1, 0.1, 0.2, (ok(SONNET, 1),))
+    await record_outcome(factory, done, status="ok", text="Done.", completed=completed)
+    async with session_scope(factory) as session:
+        # What a crashed server can leave: a streaming turn whose text was saved earlier.
+        turn = await session.get_one(Turn, streaming)
+        turn.status = TurnStatus.STREAMING
+        message = (await session.scalars(select(Message).where(Message.turn_id == streaming))).one()
+        message.content = "Half a re"
+
+    assert await interrupt_live_turns(factory) == 2
+    assert await interrupt_live_turns(factory) == 0
+
+    for turn_id, text in ((pending, ""), (streaming, "Half a re")):
+        turn, message, _ = await load(factory, turn_id)
+        assert turn.status == "interrupted" and turn.finished_at is not None
+        assert message.content == text
+    turn, message, _ = await load(factory, done)
+    assert (turn.status, message.content) == ("ok", "Done.")
+
+
+@BACKENDS
+async def test_the_first_final_write_wins(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    assert await interrupt_live_turns(factory) == 1
+    completed = Completed(SONNET, "Late.", 1, 1, 0.1, 0.2, (ok(SONNET, 1),))
+    await record_outcome(factory, turn_id, status="ok", text="Late.", completed=completed)
+    turn, message, attempts = await load(factory, turn_id)
+    assert (turn.status, message.content, attempts) == ("interrupted", "", [])
+
+
+@BACKENDS
+async def test_status_follows_the_tier_that_completed(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    completed = Completed(HAIKU, "Hi", 1, 1, 0.1, 0.2, (ok(HAIKU, 1),), "Haiku answered.")
+    await record_outcome(factory, turn_id, status="ok", text="Hi", completed=completed)
+    turn, _, _ = await load(factory, turn_id)
+    assert turn.status == "degraded"  # a primary-only status is never stored for another tier
+
+
+@BACKENDS
+async def test_unknown_status_is_refused(factory: Factory) -> None:
+    turn_id = await new_turn(factory)
+    with pytest.raises(ValueError, match="status must be one of"):
+        await record_outcome(factory, turn_id, status="pending", text="")
+
+
+@BACKENDS
+async def test_no_credential_reaches_the_table_or_the_log(
+    factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = "sk-ant-TESTKEY-9c1f4e2b7a"
+    turn_id = await new_turn(factory)
+    records = (
+        replace(
+            failed(SONNET, 1, ErrorKind.AUTH, 401),
+            error_message=f"Incorrect API key provided: {key} (header x-api-key: {key})",
+        ),
+        replace(
+            failed(HAIKU, 2, ErrorKind.AUTH, 401),
+            error_message=f"Authorization: Bearer {key}",
+        ),
+    )
+    exhausted = Exhausted(f"failed with key {key}", records, 0.2)
+    with caplog.at_level(logging.DEBUG):
+        await record_outcome(factory, turn_id, status="failed", text="", exhausted=exhausted)
+    turn, _, attempts = await load(factory, turn_id)
+    stored = [turn.error_message or ""] + [a.error_message or "" for a in attempts]
+    assert all("TESTKEY" not in s for s in stored), stored
+    assert "[redacted" in attempts[0].error_message  # type: ignore[operator]
+    assert "TESTKEY" not in caplog.text
+
+
+def test_redact_keeps_ordinary_words() -> None:
+    assert redact("overloaded_error: Overloaded (request req_011)") == (
+        "overloaded_error: Overloaded (request req_011)"
+    )
+    assert redact("postgresql://u:pw@host/db") == "postgresql://u:***@host/db"
+    assert "sk-proj-abcdefgh12" not in redact("key sk-proj-abcdefgh12 refused")

@@ -1,0 +1,144 @@
+"""Alembic, configured in code from the database URL, so it works from any working directory.
+
+The app calls :func:`upgrade_database` at every start; `understudy db upgrade` calls
+:func:`run_upgrade`. The migrations live in ``migrations/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection, make_url
+
+from web.db.session import make_engine
+
+# Alembic announces each of its plugins at INFO when imported; keep only its useful lines.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+T = TypeVar("T")
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    # Passed as an attribute, not an ini option: a URL may hold '%' (ini interpolation) or a password.
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def safe_url(database_url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+def head_revision() -> str:
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head is not None, f"no migrations in {MIGRATIONS_DIR}"
+    return head
+
+
+def current_revision(database_url: str) -> str | None:
+    """The revision the database is at; None for an empty (or missing SQLite) database."""
+    path = _sqlite_path(database_url)
+    if path is not None and not path.exists():
+        return None  # do not create the file just to look
+
+    async def read() -> str | None:
+        engine = make_engine(database_url, poolclass=pool.NullPool)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(_revision_of)
+        finally:
+            await engine.dispose()
+
+    return _run_coroutine(read)
+
+
+def _revision_of(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade_database(database_url: str) -> None:
+    """Bring the database to the newest migration; a no-op when it is already there."""
+    path = _sqlite_path(database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = alembic_config(database_url)
+    _run_in_own_thread_if_loop(lambda: command.upgrade(cfg, "head"))
+
+
+def downgrade_database(database_url: str, revision: str = "base") -> None:
+    cfg = alembic_config(database_url)
+    _run_in_own_thread_if_loop(lambda: command.downgrade(cfg, revision))
+
+
+def run_upgrade() -> int:
+    """`understudy db upgrade`: upgrade the configured database and say what changed."""
+    from web.settings import Settings
+
+    url = Settings.from_env().database_url
+    before = current_revision(url)
+    upgrade_database(url)
+    after = current_revision(url)
+    where = safe_url(url)
+    if before == after:
+        click.echo(f"{where}: already at {after} (newest); nothing to do.")
+    else:
+        click.echo(f"{where}: upgraded from {before or 'an empty database'} to {after}.")
+    return 0
+
+
+def _sqlite_path(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _run_coroutine(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return _run_in_own_thread_if_loop(lambda: asyncio.run(make()))
+
+
+def _run_in_own_thread_if_loop(fn: Callable[[], T]) -> T:
+    """Run ``fn`` here, or in a helper thread when this thread already runs an event loop.
+
+    The migrations drive the async engine with asyncio.run(), which refuses to run inside a loop
+    (e.g. when the app upgrades from its lifespan). Blocking that loop briefly is fine at start.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="understudy-migrate")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
