@@ -122,7 +122,7 @@ class OpenAIWire:
         retry_after: float | None = None,
     ) -> Reply:
         default_type, default_code, default_message = ERRORS.get(
-            status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error.")
+            status, ERRORS[500] if status >= 500 else ERRORS[400]
         )
         if code in CODES:
             default_type, default_message = CODES[code]

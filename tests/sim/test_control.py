@@ -1,0 +1,181 @@
+"""The control routes, on the raw server's port and as the ASGI app mounted at /_sim."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anthropic
+import httpx
+import openai
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from web.sim.server import SimServer, control_app
+
+from .conftest import GPT, HAIKU, SONNET, bounded, claude, gpt
+
+
+@pytest.fixture
+async def raw(sim: SimServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=sim.url, timeout=2) as client:
+        yield client
+
+
+@pytest.fixture
+async def mounted(sim: SimServer) -> AsyncIterator[httpx.AsyncClient]:
+    app = Starlette(routes=[Mount("/_sim", app=control_app(sim))])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app/_sim") as client:
+        yield client
+
+
+@bounded(5)
+async def test_post_fault_returns_201_with_id_and_it_hits_requests(
+    sim: SimServer, raw: httpx.AsyncClient
+) -> None:
+    response = await raw.post(
+        "/faults", json={"model": HAIKU, "kind": "status", "status": 529, "count": 1}
+    )
+    assert response.status_code == 201
+    fault = response.json()
+    assert fault["id"] and fault["kind"] == "status" and fault["status"] == 529
+    assert fault["count"] == 1
+    assert (await raw.get("/faults")).json() == [fault]
+    with pytest.raises(anthropic.OverloadedError):
+        await claude(sim).messages.create(
+            model=HAIKU, max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert (await raw.get("/faults")).json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"model": "m", "kind": "explode"}', '"kind" must be one of'),
+        (b'{"model": "m", "kind": "cut", "after_tokens": -1}', '"after_tokens" must be >= 0'),
+        (b'{"kind": "reset"}', '"model" is required'),
+    ],
+)
+@bounded(5)
+async def test_bad_faults_are_400_with_a_clear_message(
+    raw: httpx.AsyncClient, body: bytes, message: str
+) -> None:
+    response = await raw.post("/faults", content=body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert (await raw.get("/faults")).json() == []
+
+
+@bounded(5)
+async def test_delete_one_and_delete_all(raw: httpx.AsyncClient) -> None:
+    a = (await raw.post("/faults", json={"model": "*", "kind": "reset"})).json()
+    b = (await raw.post("/faults", json={"model": "*", "kind": "hang"})).json()
+    assert (await raw.delete(f"/faults/{a['id']}")).json() == {"deleted": a["id"]}
+    assert (await raw.delete(f"/faults/{a['id']}")).status_code == 404
+    assert [f["id"] for f in (await raw.get("/faults")).json()] == [b["id"]]
+    await raw.post("/faults", json={"model": "*", "kind": "reset"})
+    assert (await raw.delete("/faults")).json() == {"deleted": 2}
+    assert (await raw.get("/faults")).json() == []
+
+
+@bounded(5)
+async def test_request_log_counts_attempts_per_model_and_clears(
+    sim: SimServer, raw: httpx.AsyncClient
+) -> None:
+    await raw.post("/faults", json={"model": SONNET, "kind": "status", "status": 429, "count": 1})
+    for model in (SONNET, HAIKU):
+        with contextlib.suppress(anthropic.RateLimitError):
+            stream = await claude(sim).messages.create(
+                model=model, max_tokens=5, messages=[{"role": "user", "content": "x"}], stream=True
+            )
+            async for _event in stream:
+                pass
+    await gpt(sim).chat.completions.create(model=GPT, messages=[{"role": "user", "content": "x"}])
+    entries = (await raw.get("/requests")).json()
+    assert [(e["provider"], e["model"], e["stream"], e["outcome"]) for e in entries] == [
+        ("anthropic", SONNET, True, "status"),
+        ("anthropic", HAIKU, True, "ok"),
+        ("openai", GPT, False, "ok"),
+    ]
+    assert all(isinstance(e["time"], float) for e in entries)
+    assert [e["model"] for e in (await raw.get("/requests", params={"model": HAIKU})).json()] == [
+        HAIKU
+    ]
+    assert (await raw.delete("/requests")).json() == {"deleted": 3}
+    assert (await raw.get("/requests")).json() == []
+
+
+@bounded(5)
+async def test_models_get_and_post(sim: SimServer, raw: httpx.AsyncClient) -> None:
+    models = (await raw.get("/models")).json()
+    assert {HAIKU, SONNET, GPT} <= set(models["models"])
+    response = await raw.post("/models", json={"model": HAIKU, "reply_tokens": 7})
+    assert response.status_code == 200
+    assert response.json()["reply_tokens"] == 7
+    assert sim.profiles.get(HAIKU).reply_tokens == 7
+    star = await raw.post(
+        "/models", json={"model": "*", "first_token_s": 0, "tokens_per_s": 4000, "reply_tokens": 9}
+    )
+    assert star.status_code == 200
+    assert all(p["reply_tokens"] == 9 for p in (await raw.get("/models")).json()["models"].values())
+    new = await raw.post("/models", json={"model": "my-new-model", "context_window": 5})
+    assert new.json()["context_window"] == 5
+    assert sim.profiles.knows("my-new-model")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"reply_tokens": 5}, '"model" is required'),
+        ({"model": "*", "speed": 5}, "unknown profile field(s) speed"),
+        ({"model": "*", "tokens_per_s": 0}, "tokens_per_s must be > 0"),
+        ({"model": "*", "reply_tokens": "many"}, "reply_tokens must be a whole number"),
+    ],
+)
+@bounded(5)
+async def test_bad_model_settings_are_400(
+    raw: httpx.AsyncClient, body: dict[str, object], message: str
+) -> None:
+    response = await raw.post("/models", json=body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+@bounded(5)
+async def test_unknown_routes_and_methods(raw: httpx.AsyncClient) -> None:
+    assert (await raw.get("/nope")).status_code == 404
+    assert (await raw.put("/faults", json={})).status_code == 405
+    assert (await raw.get("/anthropic/v1/messages")).status_code == 405
+
+
+@bounded(5)
+async def test_the_mounted_app_shares_state_and_json_with_the_raw_server(
+    sim: SimServer, raw: httpx.AsyncClient, mounted: httpx.AsyncClient
+) -> None:
+    created = await mounted.post(
+        "/faults", json={"model": GPT, "kind": "status", "status": 503, "count": 1}
+    )
+    assert created.status_code == 201
+    assert (await raw.get("/faults")).json() == [created.json()]
+    assert (await mounted.get("/faults")).json() == [created.json()]
+    bad = await mounted.post("/faults", content=b"[")
+    raw_bad = await raw.post("/faults", content=b"[")
+    assert (bad.status_code, bad.json()) == (raw_bad.status_code, raw_bad.json())
+
+    await claude(sim).messages.create(
+        model=HAIKU, max_tokens=5, messages=[{"role": "user", "content": "x"}]
+    )
+    with pytest.raises(openai.InternalServerError, match="503"):
+        await gpt(sim).chat.completions.create(
+            model=GPT, messages=[{"role": "user", "content": "x"}]
+        )
+    assert (await mounted.get("/requests")).json() == (await raw.get("/requests")).json()
+    assert [e["outcome"] for e in (await mounted.get("/requests")).json()] == ["ok", "status"]
+
+    await mounted.post("/models", json={"model": "*", "reply_tokens": 3})
+    assert (await raw.get("/models")).json() == (await mounted.get("/models")).json()
+    assert (await mounted.delete("/requests")).json() == {"deleted": 2}
+    assert sim.log.count() == 0

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from web.sim.faults import KINDS, FaultError, FaultRegistry, parse_fault
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "must be a JSON object"),
+        ({"kind": "reset"}, '"model" is required'),
+        ({"model": "m", "kind": "explode"}, '"kind" must be one of status, reset, hang'),
+        ({"model": "m", "kind": "status"}, '"status" is required'),
+        ({"model": "m", "kind": "status", "status": 200}, '"status" must be >= 400'),
+        ({"model": "m", "kind": "status", "status": "429"}, '"status" must be a number'),
+        ({"model": "m", "kind": "status", "status": 429.5}, '"status" must be a whole number'),
+        ({"model": "m", "kind": "status", "status": 429, "retry_after": -1}, "must be >= 0"),
+        ({"model": "m", "kind": "cut", "after_tokens": True}, '"after_tokens" must be a number'),
+        ({"model": "m", "kind": "cut", "delay_s": 1}, "unknown field(s) for cut: delay_s"),
+        ({"model": "m", "kind": "flap", "status": 503}, '"down_s" is required'),
+        ({"model": "m", "kind": "slow_first_token"}, '"delay_s" is required'),
+        ({"model": "m", "kind": "malformed", "n": 0}, '"n" must be >= 1'),
+        ({"model": "m", "kind": "reset", "count": 0}, '"count" must be a whole number >= 1'),
+        ({"model": "m", "kind": "reset", "count": "2"}, '"count" must be a whole number >= 1'),
+    ],
+)
+def test_invalid_faults_say_what_is_wrong(data: Any, message: str) -> None:
+    with pytest.raises(FaultError, match=None) as info:
+        parse_fault(data, "f1")
+    assert message in str(info.value)
+
+
+def test_every_kind_parses_with_its_defaults() -> None:
+    required = {
+        "status": {"status": 500},
+        "slow_first_token": {"delay_s": 1},
+        "flap": {"down_s": 1},
+    }
+    for kind in KINDS:
+        fault = parse_fault({"model": "*", "kind": kind, **required.get(kind, {})}, "f1")
+        assert fault.count is None
+        assert fault.plan().outcome == kind
+    assert parse_fault({"model": "m", "kind": "cut"}, "f").params == {"after_tokens": 3}
+    assert parse_fault({"model": "m", "kind": "flap", "down_s": 2}, "f").params["status"] == 503
+
+
+def test_to_json_round_trips_the_definition() -> None:
+    fault = parse_fault(
+        {"model": "m", "kind": "status", "status": 429, "retry_after": 3, "code": "x", "count": 2},
+        "f9",
+    )
+    data = fault.to_json()
+    assert data["id"] == "f9"
+    assert {k: data[k] for k in ("model", "kind", "status", "retry_after", "code", "count")} == {
+        "model": "m",
+        "kind": "status",
+        "status": 429,
+        "retry_after": 3,
+        "code": "x",
+        "count": 2,
+    }
+
+
+def test_count_is_used_up_then_the_fault_is_gone() -> None:
+    registry = FaultRegistry()
+    registry.add({"model": "m", "kind": "reset", "count": 2})
+    assert [registry.take("m", stream=True).drop for _ in range(3)] == ["reset", "reset", None]
+    assert registry.list() == []
+
+
+def test_take_matches_the_model_or_star_and_skips_others() -> None:
+    registry = FaultRegistry()
+    registry.add({"model": "a", "kind": "hang"})
+    assert registry.take("b", stream=True).outcome == "ok"
+    assert registry.take("a", stream=False).outcome == "hang"
+    registry.add({"model": "*", "kind": "reset"})
+    assert registry.take("b", stream=True).outcome == "reset"
+
+
+def test_flap_expires_after_down_s() -> None:
+    registry = FaultRegistry()
+    registry.add({"model": "m", "kind": "flap", "down_s": 0.05, "status": 500})
+    plan = registry.take("m", stream=True)
+    assert (plan.outcome, plan.status) == ("flap", 500)
+    time.sleep(0.06)
+    assert registry.take("m", stream=True).outcome == "ok"
+    assert registry.list() == []
+
+
+def test_remove_and_clear() -> None:
+    registry = FaultRegistry()
+    a = registry.add({"model": "m", "kind": "reset"})
+    b = registry.add({"model": "m", "kind": "hang"})
+    assert a.id != b.id
+    assert registry.remove(a.id)
+    assert not registry.remove(a.id)
+    assert [f.id for f in registry.list()] == [b.id]
+    registry.clear()
+    assert registry.list() == []
