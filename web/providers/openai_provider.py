@@ -70,6 +70,7 @@ class OpenAIProvider:
             max_retries=0,
             timeout=wire.http_timeout(timeouts or Timeouts()),
         )
+        self.base_url = str(self._client.base_url)
 
     async def aclose(self) -> None:
         await self._client.close()
