@@ -386,7 +386,7 @@ class _Turn:
                 error.request_id if error else attempt.usage.request_id if attempt.usage else None
             ),
             retry_after=error.retry_after if error else None,
-            after_text=attempt.after_text,
+            after_text=attempt.after_text and outcome != "ok",
         )
         self.records.append(record)
         if self._on_attempt is not None:
