@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from web.db.admin_queries import (
+    ListKind,
+    TurnFilter,
+    first_messages,
+    known_reasons,
+    known_tiers,
+    problem_turns,
+    recent_turns,
+    replies,
+    tier_mix,
+    turn_detail,
+    turns_for_export,
+    window_stats,
+)
+from web.db.models import Turn
+from web.db.session import read_scope, session_scope
+from web.db.turnlog import record_outcome, start_turn
+from web.events import AttemptRecord, Completed, Exhausted, TierInfo
+from web.providers.base import ErrorKind
+
+from .conftest import BACKENDS, HAIKU, OPENAI, SONNET, add_user_message
+
+Factory = async_sessionmaker[AsyncSession]
+NOW = datetime.now(UTC)
+
+
+def _ok(tier: TierInfo, n: int) -> AttemptRecord:
+    return AttemptRecord(tier, n, time.time(), 0.5, 0.1, "ok")
+
+
+def _fail(tier: TierInfo, n: int, kind: ErrorKind, status: int | None) -> AttemptRecord:
+    return AttemptRecord(tier, n, time.time(), 0.1, None, "failed", kind, kind.phrase, status)
+
+
+async def turn(
+    factory: Factory,
+    kind: str,
+    *,
+    ago: timedelta = timedelta(minutes=5),
+    why: ErrorKind = ErrorKind.OVERLOADED,
+    prompt: str = "Hi",
+) -> str:
+    """A finished turn of ``kind`` (ok, haiku, openai, failed, stopped_primary, stopped_haiku,
+    interrupted, pending) that started ``ago`` before NOW."""
+    conversation_id, message_id = await add_user_message(factory, prompt)
+    turn_id, _ = await start_turn(
+        factory, conversation_id=conversation_id, user_message_id=message_id
+    )
+    first = _fail(SONNET, 1, why, 529)
+    if kind == "ok":
+        done = Completed(SONNET, "Hello.", 3, 4, 0.1, 0.5, (_ok(SONNET, 1),))
+        await record_outcome(factory, turn_id, status="ok", text="Hello.", completed=done)
+    elif kind == "haiku":
+        done = Completed(HAIKU, "Hey.", 3, 4, 0.3, 0.6, (first, _ok(HAIKU, 2)), "Haiku answered.")
+        await record_outcome(factory, turn_id, status="degraded", text="Hey.", completed=done)
+    elif kind == "openai":
+        records = (first, _fail(HAIKU, 2, ErrorKind.TIMEOUT, None), _ok(OPENAI, 3))
+        done = Completed(OPENAI, "Yo.", 3, 4, 1.3, 1.6, records, "GPT-5.5 answered.")
+        await record_outcome(factory, turn_id, status="degraded", text="Yo.", completed=done)
+    elif kind == "failed":
+        records = (first, _fail(HAIKU, 2, ErrorKind.TIMEOUT, None), _fail(OPENAI, 3, why, 500))
+        gone = Exhausted("No model could answer.", records, 2.0)
+        await record_outcome(factory, turn_id, status="failed", text="", exhausted=gone)
+    elif kind in ("stopped_primary", "stopped_haiku"):
+        tier = SONNET if kind == "stopped_primary" else HAIKU
+        records = (AttemptRecord(tier, 1, time.time(), 0.2, 0.1, "cancelled"),)
+        if tier is HAIKU:
+            records = (first, AttemptRecord(HAIKU, 2, time.time(), 0.2, 0.1, "cancelled"))
+        await record_outcome(
+            factory, turn_id, status="stopped", text="Part", attempts=records, tier=tier
+        )
+    elif kind == "interrupted":
+        await record_outcome(factory, turn_id, status="interrupted", text="")
+    else:
+        assert kind == "pending"
+    async with session_scope(factory) as session:
+        await session.execute(update(Turn).where(Turn.id == turn_id).values(started_at=NOW - ago))
+    return turn_id
+
+
+@BACKENDS
+async def test_lists_hold_degraded_and_failed_turns_never_primary_ones(factory: Factory) -> None:
+    ids = {
+        kind: await turn(factory, kind, ago=timedelta(minutes=60 - i))
+        for i, kind in enumerate(
+            [
+                "ok",
+                "haiku",
+                "openai",
+                "failed",
+                "stopped_primary",
+                "stopped_haiku",
+                "interrupted",
+                "pending",
+            ]
+        )
+    }
+    async with read_scope(factory) as session:
+        degraded = await problem_turns(session, TurnFilter())
+        failed = await problem_turns(session, TurnFilter(kind=ListKind.FAILED))
+        both = await problem_turns(session, TurnFilter(kind=ListKind.BOTH))
+    # Newest first.
+    assert [r.id for r in degraded.rows] == [ids["stopped_haiku"], ids["openai"], ids["haiku"]]
+    assert [r.id for r in failed.rows] == [ids["failed"]]
+    assert {r.id for r in both.rows} == {
+        ids["stopped_haiku"],
+        ids["openai"],
+        ids["haiku"],
+        ids["failed"],
+    }
+    assert all(r.tier_index != 0 for r in both.rows)
+    openai = next(r for r in degraded.rows if r.id == ids["openai"])
+    assert openai.why == "sonnet: overloaded 529; haiku: timeout"
+    assert [a.seq for a in openai.attempts] == [1, 2, 3]
+    assert (openai.tier, openai.attempt_count, openai.degraded_reason) == (
+        "openai",
+        3,
+        "GPT-5.5 answered.",
+    )
+
+
+@BACKENDS
+async def test_filters_by_tier_reason_and_time(factory: Factory) -> None:
+    old_haiku = await turn(factory, "haiku", ago=timedelta(days=3))
+    new_haiku = await turn(factory, "haiku", ago=timedelta(hours=1), why=ErrorKind.RATE_LIMITED)
+    new_openai = await turn(factory, "openai", ago=timedelta(hours=2))
+    async with read_scope(factory) as session:
+
+        async def ids(**kw: object) -> list[str]:
+            page = await problem_turns(session, TurnFilter(**kw))  # type: ignore[arg-type]
+            return [r.id for r in page.rows]
+
+        assert await ids(tier="haiku") == [new_haiku, old_haiku]
+        assert await ids(tier="openai") == [new_openai]
+        assert await ids(tier="sonnet") == []
+        assert await ids(reason="rate_limited") == [new_haiku]
+        assert await ids(reason="timeout") == [new_openai]  # haiku timed out before openai
+        assert await ids(since=NOW - timedelta(days=1)) == [new_haiku, new_openai]
+        assert await ids(until=NOW - timedelta(days=1)) == [old_haiku]
+        assert await ids(tier="haiku", since=NOW - timedelta(days=1)) == [new_haiku]
+        assert await known_tiers(session) == ("haiku", "openai")
+        assert await known_reasons(session) == ("overloaded", "rate_limited", "timeout")
+
+
+@BACKENDS
+async def test_pagination(factory: Factory) -> None:
+    ids = [await turn(factory, "haiku", ago=timedelta(minutes=i)) for i in range(7)]
+    await turn(factory, "ok")
+    async with read_scope(factory) as session:
+        pages = [await problem_turns(session, TurnFilter(), page=p, per_page=3) for p in (1, 2, 3)]
+        beyond = await problem_turns(session, TurnFilter(), page=99, per_page=3)
+        export = await turns_for_export(session, TurnFilter())
+    assert [p.total for p in pages] == [7, 7, 7] and pages[0].pages == 3
+    assert [len(p.rows) for p in pages] == [3, 3, 1]
+    assert [r.id for p in pages for r in p.rows] == ids  # newest (0 minutes ago) first
+    assert (pages[0].has_prev, pages[0].has_next, pages[2].has_next) == (False, True, False)
+    assert beyond.page == 3 and [r.id for r in beyond.rows] == ids[6:]
+    assert [r.id for r in export] == ids
+
+
+@BACKENDS
+async def test_window_stats(factory: Factory) -> None:
+    for kind, ago in [
+        ("ok", timedelta(hours=1)),
+        ("ok", timedelta(hours=2)),
+        ("haiku", timedelta(hours=3)),
+        ("failed", timedelta(hours=4)),
+        ("openai", timedelta(days=2)),
+        ("ok", timedelta(days=3)),
+        ("haiku", timedelta(days=10)),
+        ("pending", timedelta(minutes=1)),
+    ]:
+        await turn(factory, kind, ago=ago)
+    async with read_scope(factory) as session:
+        day = await window_stats(session, now=NOW, window=timedelta(days=1), label="24 h")
+        week = await window_stats(session, now=NOW, window=timedelta(days=7), label="7 days")
+    assert (day.turns, day.degraded, day.failed, day.live) == (4, 1, 1, 1)
+    assert day.per_tier == (("sonnet", 2), ("haiku", 1))
+    assert day.degraded_share == 0.25
+    assert (week.turns, week.degraded, week.failed) == (6, 2, 1)
+    assert week.per_tier == (("sonnet", 3), ("haiku", 1), ("openai", 1))
+
+
+@BACKENDS
+async def test_tier_mix_per_hour_and_per_day(factory: Factory) -> None:
+    for kind, ago in [
+        ("ok", timedelta(hours=1)),
+        ("haiku", timedelta(hours=1)),
+        ("failed", timedelta(hours=3)),
+        ("openai", timedelta(days=2)),
+    ]:
+        await turn(factory, kind, ago=ago)
+    async with read_scope(factory) as session:
+        hourly = await tier_mix(
+            session, now=NOW, window=timedelta(days=1), bucket=timedelta(hours=1)
+        )
+        daily = await tier_mix(session, now=NOW, window=timedelta(days=7), bucket=timedelta(days=1))
+    assert hourly.series == ("sonnet", "haiku", "failed")
+    assert len(hourly.buckets) == 24
+    by_start = {b.start: dict(b.counts) for b in hourly.buckets}
+    hour = (NOW - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    three = (NOW - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    assert by_start[hour] == {"sonnet": 1, "haiku": 1, "failed": 0}
+    assert by_start[three] == {"sonnet": 0, "haiku": 0, "failed": 1}
+    assert sum(b.total for b in hourly.buckets) == 3
+
+    assert daily.series == ("sonnet", "haiku", "openai", "failed")
+    assert len(daily.buckets) == 7
+    assert sum(b.total for b in daily.buckets) == 4
+    two_days = (NOW - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert dict(next(b for b in daily.buckets if b.start == two_days).counts)["openai"] == 1
+
+
+@BACKENDS
+async def test_turn_detail_shows_the_conversation_and_every_attempt(factory: Factory) -> None:
+    turn_id = await turn(factory, "openai", prompt="Tell me a story")
+    async with read_scope(factory) as session:
+        detail = await turn_detail(session, turn_id)
+        missing = await turn_detail(session, "0" * 32)
+        prompts = await first_messages(session, [turn_id])
+        texts = await replies(session, [turn_id])
+        recent = await recent_turns(session, limit=5)
+    assert missing is None
+    assert detail is not None
+    assert [(m.role, m.content) for m in detail.messages] == [
+        ("user", "Tell me a story"),
+        ("assistant", "Yo."),
+    ]
+    assert detail.user_message_id == detail.messages[0].id
+    assert detail.messages[1].turn_id == turn_id
+    assert [(a.seq, a.tier, a.outcome) for a in detail.turn.attempts] == [
+        (1, "sonnet", "failed"),
+        (2, "haiku", "failed"),
+        (3, "openai", "ok"),
+    ]
+    assert detail.conversation_title == "Test chat"
+    assert prompts == {turn_id: "Tell me a story"} and texts == {turn_id: "Yo."}
+    assert [r.id for r in recent] == [turn_id]
