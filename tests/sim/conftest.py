@@ -51,13 +51,28 @@ async def sim() -> AsyncIterator[SimServer]:
         await asyncio.wait_for(server.stop(), 5)
 
 
+_clients: list[anthropic.AsyncAnthropic | openai.AsyncOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    """Close the SDK clients a test made while its event loop still runs."""
+    yield
+    while _clients:
+        await _clients.pop().close()
+
+
 def claude(sim: SimServer, timeout: float = 2.0) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
+    client = anthropic.AsyncAnthropic(
         base_url=f"{sim.url}/anthropic", api_key="test-key", max_retries=0, timeout=timeout
     )
+    _clients.append(client)
+    return client
 
 
 def gpt(sim: SimServer, timeout: float = 2.0) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
+    client = openai.AsyncOpenAI(
         base_url=f"{sim.url}/openai/v1", api_key="test-key", max_retries=0, timeout=timeout
     )
+    _clients.append(client)
+    return client

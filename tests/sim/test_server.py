@@ -135,7 +135,7 @@ async def test_raw_anthropic_frames_all_carry_an_event_line_and_a_ping(sim: SimS
     assert response.headers["content-type"].startswith("text/event-stream")
     assert all(f.startswith("event: ") and "\ndata: " in f for f in frames)
     assert sum(f.startswith("event: ping") for f in frames) == 1
-    assert frames[-1] == 'event: message_stop\ndata: {"type": "message_stop"}'
+    assert frames[-1] == 'event: message_stop\ndata: {"type":"message_stop"}'
 
 
 @bounded(5)
@@ -344,3 +344,34 @@ def test_default_profiles_feel_real_and_sonnet_is_slower_than_haiku() -> None:
     assert sonnet.first_token_s > haiku.first_token_s
     assert sonnet.tokens_per_s < haiku.tokens_per_s
     assert json.dumps(sim.profiles.to_json())
+
+
+@bounded(5)
+async def test_a_client_leaving_mid_stream_ends_the_handler_quietly(
+    sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.set_profile(HAIKU, tokens_per_s=50.0, reply_tokens=200)
+    client = claude(sim)
+    stream = await client.messages.create(
+        model=HAIKU, max_tokens=500, messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    seen = 0
+    async for event in stream:
+        seen += event.type == "content_block_delta"
+        if seen == 2:
+            break
+    await stream.close()
+    await client.close()
+    assert await eventually(lambda: not sim._tasks, within=2)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+    assert sim.log.entries()[0].outcome == "ok"
+
+
+@bounded(5)
+async def test_a_slow_non_stream_request_is_logged_when_it_arrives(sim: SimServer) -> None:
+    sim.registry.add({"model": GPT, "kind": "slow_first_token", "delay_s": 3})
+    with pytest.raises(openai.APITimeoutError):
+        await gpt(sim, timeout=0.2).chat.completions.create(
+            model=GPT, messages=[{"role": "user", "content": "x"}]
+        )
+    assert [e.outcome for e in sim.log.entries()] == ["slow_first_token"]

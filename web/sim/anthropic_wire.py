@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from web.sim.http import Request
 from web.sim.replies import count_tokens
-from web.sim.wire import InvalidCall, ModelCall, Reply, random_id, text_of
+from web.sim.wire import InvalidCall, ModelCall, Reply, compact_json, random_id, text_of
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -37,7 +36,7 @@ STATUS_BY_TYPE = {t: s for s, t in ERROR_TYPES.items()}
 
 
 def _frame(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+    return f"event: {event}\ndata: {compact_json(data)}\n\n".encode()
 
 
 class AnthropicWire:
@@ -123,7 +122,7 @@ class AnthropicWire:
             headers["anthropic-ratelimit-requests-remaining"] = "0"
         if kind == "overloaded_error":
             headers["x-should-retry"] = "true"
-        return Reply(status, headers, json.dumps(body).encode())
+        return Reply(status, headers, compact_json(body).encode())
 
     def unauthorized(self, request_id: str) -> Reply:
         return self.error(401, request_id, message="x-api-key header is required")
@@ -203,7 +202,7 @@ class AnthropicWire:
 
     def stream_malformed(self, text: str) -> bytes:
         # A frame cut off inside its JSON, as a broken proxy would pass it on.
-        whole = json.dumps(
+        whole = compact_json(
             {
                 "type": "content_block_delta",
                 "index": 0,

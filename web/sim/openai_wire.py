@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from web.sim.http import Request
 from web.sim.replies import count_tokens
-from web.sim.wire import InvalidCall, ModelCall, Reply, random_id, text_of
+from web.sim.wire import InvalidCall, ModelCall, Reply, compact_json, random_id, text_of
 
 # status -> (type, code, message)
 ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -138,7 +137,7 @@ class OpenAIWire:
         if status == 429:
             headers["x-ratelimit-limit-requests"] = "500"
             headers["x-ratelimit-remaining-requests"] = "0"
-        return Reply(status, headers, json.dumps({"error": error}).encode())
+        return Reply(status, headers, compact_json({"error": error}).encode())
 
     def unauthorized(self, request_id: str) -> Reply:
         return self.error(
@@ -227,7 +226,7 @@ class OpenAIWire:
         }
         if call.include_usage:
             data["usage"] = usage
-        return f"data: {json.dumps(data)}\n\n".encode()
+        return f"data: {compact_json(data)}\n\n".encode()
 
     def _choice(self, delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
         return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
@@ -240,7 +239,7 @@ class OpenAIWire:
         return self._chunk(call, message_id, self._choice({"content": text}))
 
     def stream_malformed(self, text: str) -> bytes:
-        whole = json.dumps(
+        whole = compact_json(
             {"object": "chat.completion.chunk", "choices": [{"delta": {"content": text}}]}
         )
         return f"data: {whole[: len(whole) // 2]}\n\n".encode()
@@ -260,4 +259,4 @@ class OpenAIWire:
     def stream_error(self, error_type: str, message: str | None, request_id: str) -> bytes:
         default = ERRORS[500][2] if error_type == "server_error" else "An error occurred."
         error = {"message": message or default, "type": error_type, "param": None, "code": None}
-        return f"data: {json.dumps({'error': error})}\n\n".encode()
+        return f"data: {compact_json({'error': error})}\n\n".encode()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from types import TracebackType
@@ -37,7 +36,7 @@ from web.sim.openai_wire import OpenAIWire
 from web.sim.profiles import ModelProfile, Profiles
 from web.sim.replies import reply_text, tokenize
 from web.sim.requestlog import LoggedRequest, RequestLog
-from web.sim.wire import Dialect, InvalidCall, ModelCall, Reply, random_id
+from web.sim.wire import Dialect, InvalidCall, ModelCall, Reply, compact_json, random_id
 
 __all__ = ["ModelProfile", "SimServer", "control_app", "run_sim"]
 
@@ -204,7 +203,7 @@ class _Exchange:
             await self.reader.read()  # until the client gives up (or stop() cancels us)
             return False
         if plan.status is not None:
-            error = dialect.error(
+            status_reply = dialect.error(
                 plan.status,
                 rid,
                 error_type=plan.error_type,
@@ -212,7 +211,7 @@ class _Exchange:
                 code=plan.code,
                 retry_after=plan.retry_after,
             )
-            return self._reply(call, error, plan)
+            return self._reply(call, status_reply, plan)
         if call.input_tokens > profile.context_window:
             return self._reply(call, dialect.context_too_long(call, profile.context_window, rid))
         tokens = tokenize(reply_text(call.model, call.prompt, profile.reply_tokens))
@@ -228,11 +227,18 @@ class _Exchange:
         if call.stream:
             self._log(call, plan, 200)
             return await self._stream(call, plan, tokens, stop, first_at, interval)
-        return await self._complete(call, plan, tokens, stop, first_at + len(tokens) * interval)
+        error = self._non_stream_error(plan)
+        self._log(call, plan, 200 if error is None else error.status)
+        return await self._complete(
+            call, plan, tokens, stop, first_at + len(tokens) * interval, error
+        )
 
     def _reply(self, call: ModelCall | None, reply: Reply, plan: Plan | None = None) -> bool:
         outcome = plan.outcome if plan is not None else f"error:{reply.status}"
         self._log(call, plan or Plan(outcome=outcome), reply.status)
+        return self._send(reply)
+
+    def _send(self, reply: Reply) -> bool:
         self.writer.write(
             head(
                 reply.status,
@@ -264,26 +270,36 @@ class _Exchange:
         if delay > 0.0005:
             await asyncio.sleep(delay)
 
+    def _non_stream_error(self, plan: Plan) -> Reply | None:
+        """error_event without a stream: the HTTP error the provider sends for that type."""
+        if plan.break_how != "error":
+            return None
+        error_type = plan.error_type or self.dialect.default_error_type
+        return self.dialect.error(
+            self.dialect.status_for(error_type),
+            self.request_id,
+            error_type=error_type,
+            message=plan.message,
+        )
+
     async def _complete(
-        self, call: ModelCall, plan: Plan, tokens: list[str], stop: bool, done_at: float
+        self,
+        call: ModelCall,
+        plan: Plan,
+        tokens: list[str],
+        stop: bool,
+        done_at: float,
+        error: Reply | None,
     ) -> bool:
         dialect = self.dialect
         await self._sleep_until(done_at)
-        if plan.break_how == "error":
-            error_type = plan.error_type or dialect.default_error_type
-            error = dialect.error(
-                dialect.status_for(error_type),
-                self.request_id,
-                error_type=error_type,
-                message=plan.message,
-            )
-            return self._reply(call, error, plan)
+        if error is not None:
+            return self._send(error)
         message = dialect.message(call, "".join(tokens), len(tokens), stop, self.message_id)
-        body = json.dumps(message).encode()
+        body = compact_json(message).encode()
         headers = {"content-type": "application/json", **dialect.id_header(self.request_id)}
         if plan.outcome == "malformed":
             body = body[: len(body) // 2]
-        self._log(call, plan, 200)
         keep_alive = self.request.keep_alive and plan.break_how is None
         self.writer.write(head(200, headers, keep_alive=keep_alive, length=len(body)))
         if plan.break_how is None:

@@ -6,6 +6,7 @@ and faults, the dialect decides the bytes.
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 from dataclasses import dataclass
@@ -14,6 +15,11 @@ from typing import Any, Protocol
 from web.sim.http import Request
 
 _ALPHABET = string.ascii_letters + string.digits
+
+
+def compact_json(data: Any) -> str:
+    """JSON as the providers send it: no spaces, UTF-8 text unescaped."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def random_id(prefix: str, length: int) -> str:
