@@ -1,0 +1,215 @@
+"""Engine fixtures: a fast simulator on loopback, chains of real providers pointed at it, and a
+helper that runs one turn and checks the invariants every event stream must keep."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from web.chain import PROVIDERS, SIM_PATHS, Chain, Tier
+from web.events import (
+    AttemptFailed,
+    AttemptRecord,
+    ChainEvent,
+    Completed,
+    Exhausted,
+    TextDelta,
+    TierStarted,
+)
+from web.providers.base import ChatMessage, ChatRequest
+from web.settings import TierConfig, Timeouts
+from web.sim.replies import reply_text
+from web.sim.server import ModelProfile, SimServer
+
+SONNET = "claude-sonnet-4-6"
+HAIKU = "claude-haiku-4-5-20251001"
+GPT = "gpt-5.5"
+REPLY_TOKENS = 30
+FAST = ModelProfile(
+    first_token_s=0.0, tokens_per_s=5000.0, reply_tokens=REPLY_TOKENS, context_window=200_000
+)
+SHORT = Timeouts(connect_s=1.0, first_token_s=0.5, idle_s=0.5, total_s=5.0)
+PROMPT = "How do fallback chains work?"
+
+
+def tier(
+    name: str,
+    provider: str,
+    model: str,
+    label: str,
+    badge: str,
+    key_env: str,
+    window: int | None = 200_000,
+    timeouts: Timeouts = SHORT,
+) -> TierConfig:
+    return TierConfig(
+        name=name,
+        provider=provider,
+        model=model,
+        label=label,
+        badge=badge,
+        api_key_env=key_env,
+        context_window=window,
+        timeouts=timeouts,
+    )
+
+
+SONNET_TIER = tier("sonnet", "anthropic", SONNET, "Sonnet", "", "ANTHROPIC_API_KEY")
+HAIKU_TIER = tier(
+    "haiku", "anthropic", HAIKU, "Haiku", "fast mode (smaller model)", "ANTHROPIC_API_KEY"
+)
+GPT_TIER = tier(
+    "openai", "openai", GPT, "GPT-5.5", "fallback provider", "OPENAI_API_KEY", window=400_000
+)
+DEFAULT_TIERS = (SONNET_TIER, HAIKU_TIER, GPT_TIER)
+
+
+class Upstream:
+    """The simulator, driven through its HTTP control API as a drill would."""
+
+    def __init__(self, sim: SimServer, client: httpx.AsyncClient) -> None:
+        self.sim = sim
+        self.url = sim.url
+        self._client = client
+
+    async def fault(self, model: str, kind: str, count: int | None = None, **params: Any) -> None:
+        body = {"model": model, "kind": kind, "count": count, **params}
+        response = await self._client.post(f"{self.url}/faults", json=body)
+        assert response.status_code == 201, response.text
+
+    async def requests(self) -> dict[str, int]:
+        """How many requests each model got."""
+        response = await self._client.get(f"{self.url}/requests")
+        counts: dict[str, int] = {}
+        for entry in response.json():
+            counts[entry["model"]] = counts.get(entry["model"], 0) + 1
+        return counts
+
+    def chain(
+        self,
+        configs: Sequence[TierConfig] = DEFAULT_TIERS,
+        *,
+        deadline_s: float = 20.0,
+        rng: random.Random | None = None,
+        **kwargs: Any,
+    ) -> Chain:
+        tiers = [
+            Tier.build(
+                config,
+                index,
+                PROVIDERS[config.provider](
+                    api_key="test-key",
+                    base_url=self.url + SIM_PATHS[config.provider],
+                    timeouts=config.timeouts,
+                ),
+            )
+            for index, config in enumerate(configs)
+        ]
+        return Chain(tiers, deadline_s=deadline_s, rng=rng or random.Random(7), **kwargs)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    sim = SimServer(default_profile=FAST)
+    await sim.start()
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            yield Upstream(sim, client)
+    finally:
+        await asyncio.wait_for(sim.stop(), 5)
+
+
+@dataclass
+class Turn:
+    events: list[ChainEvent]
+    elapsed: float
+
+    @property
+    def outcome(self) -> Completed | Exhausted:
+        last = self.events[-1]
+        assert isinstance(last, Completed | Exhausted)
+        return last
+
+    @property
+    def completed(self) -> Completed:
+        assert isinstance(self.outcome, Completed), self.outcome
+        return self.outcome
+
+    @property
+    def exhausted(self) -> Exhausted:
+        assert isinstance(self.outcome, Exhausted), self.outcome
+        return self.outcome
+
+    @property
+    def attempts(self) -> tuple[AttemptRecord, ...]:
+        return self.outcome.attempts
+
+    @property
+    def starts(self) -> list[TierStarted]:
+        return [e for e in self.events if isinstance(e, TierStarted)]
+
+    @property
+    def failures(self) -> list[AttemptRecord]:
+        return [e.record for e in self.events if isinstance(e, AttemptFailed)]
+
+    def attempts_per_model(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.attempts:
+            counts[record.tier.model] = counts.get(record.tier.model, 0) + 1
+        return counts
+
+
+async def run_turn(chain: Chain, prompt: str = PROMPT, limit_s: float = 15.0) -> Turn:
+    request = ChatRequest(messages=(ChatMessage("user", prompt),))
+    started = time.monotonic()
+    events: list[ChainEvent] = []
+
+    async def consume() -> None:
+        async for event in chain.run(request):
+            events.append(event)
+
+    await asyncio.wait_for(consume(), limit_s)
+    turn = Turn(events, time.monotonic() - started)
+    check_invariants(turn, prompt)
+    return turn
+
+
+def check_invariants(turn: Turn, prompt: str = PROMPT) -> None:
+    """What every event stream must keep, whatever went wrong upstream."""
+    events = turn.events
+    assert isinstance(events[0], TierStarted)
+    ends = [e for e in events if isinstance(e, Completed | Exhausted)]
+    assert ends == [events[-1]], "exactly one Completed or Exhausted, and last"
+    shown: list[str] = []
+    must_restart = False
+    for event in events:
+        if isinstance(event, TierStarted):
+            assert event.restart == must_restart
+            must_restart = False
+            shown = []
+        elif isinstance(event, TextDelta):
+            shown.append(event.text)
+        elif isinstance(event, AttemptFailed):
+            assert event.record.after_text == bool(shown)
+            must_restart = event.record.after_text
+    numbers = [r.attempt for r in turn.outcome.attempts]
+    assert numbers == list(range(1, len(numbers) + 1))
+    starts = [e for e in events if isinstance(e, TierStarted)]
+    assert [s.attempt for s in starts] == numbers
+    if isinstance(turn.outcome, Completed):
+        done = turn.outcome
+        # Never a partial reply: exactly the model's whole deterministic reply, as streamed.
+        assert done.text == reply_text(done.tier.model, prompt, REPLY_TOKENS)
+        assert "".join(shown) == done.text
+        assert done.attempts[-1].outcome == "ok"
+        assert done.attempts[-1].tier == done.tier
+        assert all(r.outcome == "failed" for r in done.attempts[:-1])
+    else:
+        assert all(r.outcome == "failed" for r in turn.outcome.attempts)

@@ -1,0 +1,167 @@
+"""Every fault kind on the primary, for each wire format as the primary: which tier answers (or
+which clear error ends the turn), how many requests each model got (the simulator's log and the
+AttemptRecords agree), and how long it took."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from web.providers.base import ErrorKind
+
+from .conftest import (
+    GPT,
+    GPT_TIER,
+    HAIKU,
+    HAIKU_TIER,
+    SONNET,
+    SONNET_TIER,
+    Upstream,
+    run_turn,
+)
+
+K = ErrorKind
+
+#: primary -> (chain order, the model that answers when the primary moves on)
+CHAINS = {
+    "anthropic": ((SONNET_TIER, HAIKU_TIER, GPT_TIER), SONNET, HAIKU),
+    "openai": ((GPT_TIER, HAIKU_TIER, SONNET_TIER), GPT, HAIKU),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    fault: dict[str, Any]
+    primary_attempts: int
+    kind: ErrorKind | None
+    """Kind of every failed attempt on the primary (None: the primary answers)."""
+    answers: str | None = "second"
+    """"primary", "second", or None when the turn must end with a clear error."""
+    after_text: bool = False
+    min_s: float = 0.0
+    max_s: float = 1.0
+    per_provider: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Overrides of fault/kind for one wire format."""
+
+
+CASES: dict[str, Case] = {
+    "429-short-retry-after": Case(
+        {"kind": "status", "status": 429, "retry_after": 1}, 2, K.RATE_LIMITED, min_s=1.0, max_s=2.0
+    ),
+    "429-long-retry-after": Case(
+        {"kind": "status", "status": 429, "retry_after": 30}, 1, K.RATE_LIMITED
+    ),
+    "429-no-retry-after": Case({"kind": "status", "status": 429}, 1, K.RATE_LIMITED),
+    "529-overloaded": Case({"kind": "status", "status": 529}, 2, K.OVERLOADED),
+    "500-server-error": Case({"kind": "status", "status": 500}, 2, K.SERVER_ERROR),
+    "503-long-retry-after": Case(
+        {"kind": "status", "status": 503, "retry_after": 60}, 1, K.SERVER_ERROR
+    ),
+    "quota": Case(
+        {"kind": "status", "status": 402},
+        1,
+        K.QUOTA_EXHAUSTED,
+        per_provider={
+            # A short retry-after does not earn a retry: quota does not heal by waiting.
+            "openai": {
+                "fault": {
+                    "kind": "status",
+                    "status": 429,
+                    "code": "insufficient_quota",
+                    "retry_after": 1,
+                }
+            }
+        },
+    ),
+    "reset": Case({"kind": "reset"}, 2, K.CONNECTION),
+    "hang": Case({"kind": "hang"}, 1, K.TIMEOUT, min_s=0.45, max_s=1.3),
+    "slow-first-token": Case(
+        {"kind": "slow_first_token", "delay_s": 3}, 1, K.TIMEOUT, min_s=0.45, max_s=1.3
+    ),
+    "slow-first-token-in-time": Case(
+        {"kind": "slow_first_token", "delay_s": 0.15}, 1, None, answers="primary", min_s=0.15
+    ),
+    "cut-after-text": Case({"kind": "cut", "after_tokens": 3}, 1, K.CONNECTION, after_text=True),
+    "cut-before-text": Case({"kind": "cut", "after_tokens": 0}, 2, K.CONNECTION),
+    "stall": Case(
+        {"kind": "stall", "after_tokens": 3, "delay_s": 5},
+        1,
+        K.TIMEOUT,
+        after_text=True,
+        min_s=0.45,
+        max_s=1.3,
+    ),
+    "error-event-after-text": Case(
+        {"kind": "error_event", "after_tokens": 3},
+        1,
+        K.OVERLOADED,
+        after_text=True,
+        per_provider={"openai": {"kind": K.SERVER_ERROR}},
+    ),
+    "error-event-before-text": Case(
+        {"kind": "error_event", "after_tokens": 0},
+        2,
+        K.OVERLOADED,
+        per_provider={"openai": {"kind": K.SERVER_ERROR}},
+    ),
+    "malformed-after-text": Case(
+        {"kind": "malformed", "after_tokens": 3}, 1, K.MALFORMED, after_text=True
+    ),
+    "malformed-first-event": Case({"kind": "malformed", "n": 1}, 1, K.MALFORMED),
+    "no-terminator": Case({"kind": "no_terminator"}, 1, K.TRUNCATED, after_text=True),
+    "flap-down": Case({"kind": "flap", "status": 503, "down_s": 30}, 2, K.SERVER_ERROR),
+    "400-bad-request": Case({"kind": "status", "status": 400}, 1, K.BAD_REQUEST, answers=None),
+    "404-unknown-model": Case({"kind": "status", "status": 404}, 1, K.NOT_FOUND, answers=None),
+    "content-policy": Case(
+        {"kind": "status", "status": 400, "message": "Output blocked by content filtering policy"},
+        1,
+        K.CONTENT_POLICY,
+        answers=None,
+        per_provider={
+            "openai": {
+                "fault": {"kind": "status", "status": 400, "code": "content_policy_violation"}
+            }
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("primary", sorted(CHAINS))
+@pytest.mark.parametrize("name", list(CASES))
+async def test_fault_on_primary(upstream: Upstream, primary: str, name: str) -> None:
+    case = CASES[name]
+    override = case.per_provider.get(primary, {})
+    fault = override.get("fault", case.fault)
+    kind = override.get("kind", case.kind)
+    configs, primary_model, second_model = CHAINS[primary]
+    await upstream.fault(primary_model, **fault)
+    chain = upstream.chain(configs)
+    try:
+        turn = await run_turn(chain)
+    finally:
+        await chain.aclose()
+
+    expected = {primary_model: case.primary_attempts}
+    if case.answers == "second":
+        expected[second_model] = 1
+    assert await upstream.requests() == expected
+    assert turn.attempts_per_model() == expected
+
+    assert [r.error_kind for r in turn.failures] == [kind] * len(turn.failures)
+    failed_on_primary = case.primary_attempts - (1 if case.answers == "primary" else 0)
+    assert len(turn.failures) == failed_on_primary
+    assert [r.after_text for r in turn.failures] == [case.after_text] * failed_on_primary
+    if case.answers is None:
+        assert turn.exhausted.final_kind is kind
+        assert turn.exhausted.message
+    else:
+        answered = primary_model if case.answers == "primary" else second_model
+        assert turn.completed.tier.model == answered
+        assert (turn.completed.degraded_reason is None) == (case.answers == "primary")
+    restarts = [s.restart for s in turn.starts]
+    assert restarts == [False] * (len(restarts) - 1) + [
+        case.after_text and case.answers == "second"
+    ]
+    assert case.min_s <= turn.elapsed < case.max_s, turn.elapsed
