@@ -448,3 +448,25 @@ async def test_oldest_matching_fault_wins(sim: SimServer) -> None:
     first, second = await call(sim, "anthropic"), await call(sim, "anthropic")
     assert isinstance(first.error, anthropic.ServiceUnavailableError)
     assert isinstance(second.error, anthropic.RateLimitError)
+
+
+@bounded(5)
+async def test_status_fault_with_context_code_reads_like_each_providers_context_error(
+    sim: SimServer,
+) -> None:
+    fault(sim, "anthropic", "status", status=400, code="context_length_exceeded")
+    a = await call(sim, "anthropic")
+    assert isinstance(a.error, anthropic.BadRequestError)
+    assert "prompt is too long" in str(a.error)
+    fault(sim, "openai", "status", status=400, code="context_length_exceeded")
+    o = await call(sim, "openai")
+    assert isinstance(o.error, openai.BadRequestError)
+    assert o.error.code == "context_length_exceeded" and o.error.param == "messages"
+
+
+@bounded(5)
+async def test_custom_error_type_and_message(sim: SimServer) -> None:
+    fault(sim, "anthropic", "status", status=500, error_type="api_error", message="boom")
+    seen = await call(sim, "anthropic", stream=False)
+    assert isinstance(seen.error, anthropic.InternalServerError)
+    assert seen.error.type == "api_error" and seen.error.api_message == "boom"

@@ -19,6 +19,12 @@ streaming and the non-streaming responders follow, in each provider's own wire f
                       no usage chunk, no [DONE])
     flap              HTTP `status` (default 503) for `down_s` seconds from when it was set,
                       then the fault is gone
+
+Without a stream: slow_first_token delays the whole response; cut and stall send the headers
+(with the full Content-Length) and half the body, then close (stall after `delay_s`);
+error_event becomes the HTTP error the provider uses for that type (Anthropic overloaded_error:
+529, OpenAI server_error: 500); malformed sends a truncated JSON body; no_terminator neither hits
+nor is used up by non-stream requests.
 """
 
 from __future__ import annotations
