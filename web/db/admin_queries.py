@@ -329,14 +329,6 @@ async def known_tiers(session: AsyncSession) -> tuple[str, ...]:
     return tuple(t for t, _ in sorted(rows, key=lambda r: (r[1] or 0, r[0] or "")) if t)
 
 
-async def known_reasons(session: AsyncSession) -> tuple[str, ...]:
-    """Error kinds that ever failed an attempt."""
-    rows = await session.scalars(
-        select(Attempt.error_kind).where(Attempt.error_kind.is_not(None)).distinct()
-    )
-    return tuple(sorted(r for r in rows if r))
-
-
 async def turn_detail(session: AsyncSession, turn_id: str) -> TurnDetail | None:
     turn = await session.get(Turn, turn_id)
     if turn is None:

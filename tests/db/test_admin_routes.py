@@ -1,0 +1,193 @@
+"""The /admin pages in the real app (create_app), in process, on both databases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from web.app import create_app
+from web.providers.base import ErrorKind
+from web.routes.admin import LOGIN_LIMIT
+from web.settings import Settings
+
+from .conftest import BACKENDS
+from .factories import turn
+
+Factory = async_sessionmaker[AsyncSession]
+PASSWORD = "correct horse battery staple"
+pytestmark = BACKENDS
+
+
+@pytest.fixture
+async def client(
+    factory: Factory, database_url: str, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings.from_env(
+        {
+            "UNDERSTUDY_DATA_DIR": str(tmp_path),
+            "UNDERSTUDY_DATABASE_URL": database_url,
+            "UNDERSTUDY_ADMIN_PASSWORD": PASSWORD,
+            "UNDERSTUDY_SECRET_KEY": "test-secret-key-for-signing-cookies",
+        }
+    )
+    app = create_app(settings)
+    app.state.sessions = factory  # what the lifespan would set; the chain is not needed here
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        http.app = app  # type: ignore[attr-defined]
+        yield http
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+async def log_in(
+    client: httpx.AsyncClient, password: str = PASSWORD, **form: str
+) -> httpx.Response:
+    page = await client.get("/admin/login")
+    return await client.post(
+        "/admin/login", data={"csrf_token": csrf_of(page.text), "password": password, **form}
+    )
+
+
+async def test_every_admin_page_needs_a_login(client: httpx.AsyncClient) -> None:
+    for path in ("/admin", "/admin/degraded.csv", "/admin/turns/abc"):
+        response = await client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/admin/login?next=%2Fadmin")
+    page = await client.get("/admin/login")
+    assert page.status_code == 200 and 'type="password"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+
+
+async def test_login_needs_the_csrf_token(client: httpx.AsyncClient) -> None:
+    await client.get("/admin/login")
+    response = await client.post("/admin/login", data={"password": PASSWORD})
+    assert response.status_code == 403
+    assert (await client.get("/admin")).status_code == 303
+
+
+async def test_wrong_password_is_refused_then_rate_limited(client: httpx.AsyncClient) -> None:
+    for _ in range(LOGIN_LIMIT):
+        response = await log_in(client, "guess")
+        assert response.status_code == 401 and "Wrong password." in response.text
+    response = await log_in(client)  # even the right password waits now
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.text
+    assert 0 < int(response.headers["retry-after"]) <= 60
+    assert (await client.get("/admin")).status_code == 303
+
+
+async def test_login_logout_and_a_new_password_ends_the_session(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await log_in(client)
+    assert (response.status_code, response.headers["location"]) == (303, "/admin")
+    assert (await client.get("/admin")).status_code == 200
+    assert PASSWORD not in str(client.cookies.get("understudy_session"))
+
+    page = await client.get("/admin")
+    response = await client.post("/admin/logout", data={"csrf_token": csrf_of(page.text)})
+    assert (response.status_code, response.headers["location"]) == (303, "/admin/login")
+    assert (await client.get("/admin")).status_code == 303
+
+    await log_in(client)
+    client.app.state.admin_password = "rotated"  # type: ignore[attr-defined]
+    assert (await client.get("/admin")).status_code == 303
+
+
+async def test_login_returns_to_the_page_asked_for_but_never_elsewhere(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await log_in(client, next="/admin/turns/abc")
+    assert response.headers["location"] == "/admin/turns/abc"
+    await client.post(
+        "/admin/logout", data={"csrf_token": csrf_of((await client.get("/admin")).text)}
+    )
+    response = await log_in(client, next="https://elsewhere.example/")
+    assert response.headers["location"] == "/admin"
+
+
+async def test_dashboard_lists_degraded_turns_with_why_and_never_primary_ones(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    primary = await turn(factory, "ok")
+    haiku = await turn(factory, "haiku", ago=timedelta(minutes=3))
+    openai = await turn(factory, "openai", ago=timedelta(minutes=2), why=ErrorKind.RATE_LIMITED)
+    failed = await turn(factory, "failed", ago=timedelta(minutes=1))
+    await log_in(client)
+
+    page = (await client.get("/admin")).text
+    rows = re.findall(r'<tr data-testid="degraded-turn" data-turn-id="(\w+)"', page)
+    assert rows == [openai, haiku]
+    assert primary not in page and failed not in page
+    assert "sonnet: rate_limited 529; haiku: timeout" in page
+    assert "sonnet: overloaded 529" in page
+    assert 'data-testid="tier-mix-chart"' in page and "<rect" in page
+    assert re.search(r'data-testid="stat-turns">4<', page)  # 24 h: all four turns
+    assert re.search(r'data-testid="stat-degraded-share">50.0 %<', page)
+
+    failed_page = (await client.get("/admin?kind=failed")).text
+    assert re.findall(r'data-testid="failed-turn" data-turn-id="(\w+)"', failed_page) == [failed]
+    assert 'data-testid="degraded-turn"' not in failed_page
+
+    only_openai = (await client.get("/admin?tier=openai")).text
+    assert re.findall(r'data-turn-id="(\w+)"', only_openai) == [openai]
+    by_reason = (await client.get("/admin?reason=overloaded")).text
+    assert re.findall(r'data-turn-id="(\w+)"', by_reason) == [haiku]
+    old = (await client.get("/admin?until=2000-01-01T00:00")).text
+    assert 'data-testid="no-turns"' in old
+
+
+async def test_pagination_keeps_the_filters(client: httpx.AsyncClient, factory: Factory) -> None:
+    for i in range(27):
+        await turn(factory, "haiku", ago=timedelta(minutes=i))
+    await log_in(client)
+    first = (await client.get("/admin?tier=haiku")).text
+    assert first.count('data-testid="degraded-turn"') == 25
+    assert "page 1 of 2" in first
+    assert 'href="/admin?kind=degraded&amp;tier=haiku&amp;page=2"' in first
+    second = (await client.get("/admin?kind=degraded&tier=haiku&page=2")).text
+    assert second.count('data-testid="degraded-turn"') == 2
+
+
+async def test_csv_export(client: httpx.AsyncClient, factory: Factory) -> None:
+    haiku = await turn(factory, "haiku")
+    await turn(factory, "ok")
+    await log_in(client)
+    response = await client.get("/admin/degraded.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [(r["turn_id"], r["tier"], r["why"], r["attempts"]) for r in rows] == [
+        (haiku, "haiku", "sonnet: overloaded 529", "2")
+    ]
+
+
+async def test_turn_page_shows_attempts_in_order_and_the_conversation(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    turn_id = await turn(factory, "openai", prompt="Tell me <b>about</b> WAL")
+    await log_in(client)
+    page = (await client.get(f"/admin/turns/{turn_id}")).text
+    assert re.findall(r'data-testid="attempt" data-outcome="(\w+)" data-tier="(\w+)"', page) == [
+        ("failed", "sonnet"),
+        ("failed", "haiku"),
+        ("ok", "openai"),
+    ]
+    assert "Tell me &lt;b&gt;about&lt;/b&gt; WAL" in page  # escaped, read-only
+    assert "/c/" in page
+    missing = await client.get("/admin/turns/" + "0" * 32)
+    assert missing.status_code == 404
