@@ -38,7 +38,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from web import events
@@ -161,7 +161,7 @@ class Chain:
         request: ChatRequest,
         *,
         on_attempt: Callable[[AttemptRecord], None] | None = None,
-    ) -> AsyncIterator[ChainEvent]:
+    ) -> AsyncGenerator[ChainEvent, None]:
         """One turn. Close it with ``aclose()`` (or ``contextlib.aclosing``) if you stop early."""
         turn = _Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt)
         restart = False
