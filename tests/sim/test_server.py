@@ -284,7 +284,7 @@ async def test_connections_are_kept_alive_between_requests(sim: SimServer) -> No
         )
         async for _event in stream:
             pass
-    assert len(sim._tasks) == 1  # one pooled connection served all six requests
+    assert sim.open_connections == 1  # one pooled connection served all six requests
 
 
 @bounded(5)
@@ -314,7 +314,7 @@ async def test_stop_closes_hung_connections_and_the_listener() -> None:
     )
     assert await eventually(lambda: sim.log.count() > 0)
     await asyncio.wait_for(sim.stop(), 1)
-    assert not sim._tasks
+    assert sim.open_connections == 0
     with pytest.raises(anthropic.APIConnectionError):
         await asyncio.wait_for(call, 1)
     with pytest.raises(httpx.ConnectError):
@@ -362,7 +362,7 @@ async def test_a_client_leaving_mid_stream_ends_the_handler_quietly(
             break
     await stream.close()
     await client.close()
-    assert await eventually(lambda: not sim._tasks, within=2)
+    assert await eventually(lambda: sim.open_connections == 0, within=2)
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
     assert sim.log.entries()[0].outcome == "ok"
 

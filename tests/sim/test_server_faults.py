@@ -243,7 +243,7 @@ async def test_hang_is_a_timeout_with_a_short_client_timeout(
     assert isinstance(seen.error, cls)
     assert 0.3 <= loop.time() - start < 1.5
     # The handler notices the client gave up and goes away.
-    assert await eventually(lambda: not sim._tasks)
+    assert await eventually(lambda: sim.open_connections == 0)
 
 
 # --- timing: slow_first_token, stall ------------------------------------------------------------

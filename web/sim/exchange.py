@@ -1,0 +1,235 @@
+"""One model request and its response: auth, body, model, fault plan, context window, reply.
+
+The fault plan (web.sim.faults) says what goes wrong; the dialect (one module per wire format)
+says which bytes carry it. Timing follows the model's profile: the first token `first_token_s`
+after the request, then one token every 1/`tokens_per_s` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from web.sim.faults import Plan
+from web.sim.http import LAST_CHUNK, Request, chunk, head, reset
+from web.sim.replies import reply_text, tokenize
+from web.sim.requestlog import LoggedRequest
+from web.sim.wire import Dialect, InvalidCall, ModelCall, Reply, compact_json, random_id
+
+if TYPE_CHECKING:
+    from web.sim.server import SimServer
+
+MESSAGE_ID_PREFIX = {"anthropic": ("msg_01", 22), "openai": ("chatcmpl-", 29)}
+
+
+class Exchange:
+    """One model request and its response, faults included."""
+
+    def __init__(
+        self,
+        sim: SimServer,
+        dialect: Dialect,
+        request: Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.sim = sim
+        self.dialect = dialect
+        self.request = request
+        self.reader = reader
+        self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        self.started = self.loop.time()
+        self.request_id = dialect.new_request_id()
+        prefix, length = MESSAGE_ID_PREFIX[dialect.provider]
+        self.message_id = random_id(prefix, length)
+
+    async def run(self) -> bool:
+        dialect, rid = self.dialect, self.request_id
+        if not dialect.has_key(self.request):
+            return self._reply(None, dialect.unauthorized(rid))
+        try:
+            call = dialect.parse(self.request, rid)
+        except InvalidCall as exc:
+            return self._reply(None, exc.reply)
+        if not self.sim.profiles.knows(call.model):
+            return self._reply(call, dialect.unknown_model(call.model, rid))
+        profile = self.sim.profiles.get(call.model)
+        plan = self.sim.registry.take(call.model, stream=call.stream)
+        if plan.drop == "reset":
+            self._log(call, plan, None)
+            reset(self.writer)
+            return False
+        if plan.drop == "hang":
+            self._log(call, plan, None)
+            await self.reader.read()  # until the client gives up (or stop() cancels us)
+            return False
+        if plan.status is not None:
+            status_reply = dialect.error(
+                plan.status,
+                rid,
+                error_type=plan.error_type,
+                message=plan.message,
+                code=plan.code,
+                retry_after=plan.retry_after,
+            )
+            return self._reply(call, status_reply, plan)
+        if call.input_tokens > profile.context_window:
+            return self._reply(call, dialect.context_too_long(call, profile.context_window, rid))
+        tokens = tokenize(reply_text(call.model, call.prompt, profile.reply_tokens))
+        stop = call.max_tokens is None or len(tokens) <= call.max_tokens
+        if not stop:
+            assert call.max_tokens is not None
+            tokens = tokens[: call.max_tokens]
+        first_token_s = (
+            plan.first_token_s if plan.first_token_s is not None else profile.first_token_s
+        )
+        first_at = self.started + first_token_s
+        interval = 1.0 / profile.tokens_per_s
+        if call.stream:
+            self._log(call, plan, 200)
+            return await self._stream(call, plan, tokens, stop, first_at, interval)
+        error = self._non_stream_error(plan)
+        self._log(call, plan, 200 if error is None else error.status)
+        return await self._complete(
+            call, plan, tokens, stop, first_at + len(tokens) * interval, error
+        )
+
+    def _reply(self, call: ModelCall | None, reply: Reply, plan: Plan | None = None) -> bool:
+        outcome = plan.outcome if plan is not None else f"error:{reply.status}"
+        self._log(call, plan or Plan(outcome=outcome), reply.status)
+        return self._send(reply)
+
+    def _send(self, reply: Reply) -> bool:
+        self.writer.write(
+            head(
+                reply.status,
+                reply.headers,
+                keep_alive=self.request.keep_alive,
+                length=len(reply.body),
+            )
+            + reply.body
+        )
+        return True
+
+    def _log(self, call: ModelCall | None, plan: Plan, status: int | None) -> None:
+        model = call.model if call is not None else _peek_model(self.request)
+        stream = call.stream if call is not None else False
+        self.sim.log.add(
+            LoggedRequest(
+                provider=self.dialect.provider,
+                model=model,
+                stream=stream,
+                outcome=plan.outcome,
+                status=status,
+                request_id=self.request_id,
+                fault_id=plan.fault_id,
+            )
+        )
+
+    async def _sleep_until(self, deadline: float) -> None:
+        delay = deadline - self.loop.time()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+
+    def _non_stream_error(self, plan: Plan) -> Reply | None:
+        """error_event without a stream: the HTTP error the provider sends for that type."""
+        if plan.break_how != "error":
+            return None
+        error_type = plan.error_type or self.dialect.default_error_type
+        return self.dialect.error(
+            self.dialect.status_for(error_type),
+            self.request_id,
+            error_type=error_type,
+            message=plan.message,
+        )
+
+    async def _complete(
+        self,
+        call: ModelCall,
+        plan: Plan,
+        tokens: list[str],
+        stop: bool,
+        done_at: float,
+        error: Reply | None,
+    ) -> bool:
+        dialect = self.dialect
+        await self._sleep_until(done_at)
+        if error is not None:
+            return self._send(error)
+        message = dialect.message(call, "".join(tokens), len(tokens), stop, self.message_id)
+        body = compact_json(message).encode()
+        headers = {"content-type": "application/json", **dialect.id_header(self.request_id)}
+        if plan.outcome == "malformed":
+            body = body[: len(body) // 2]
+        keep_alive = self.request.keep_alive and plan.break_how is None
+        self.writer.write(head(200, headers, keep_alive=keep_alive, length=len(body)))
+        if plan.break_how is None:
+            self.writer.write(body)
+            return True
+        # cut / stall: the promised Content-Length never arrives.
+        self.writer.write(body[: len(body) // 2])
+        await self.writer.drain()
+        if plan.break_how == "stall":
+            await asyncio.sleep(plan.stall_s)
+        self.writer.close()
+        return False
+
+    async def _stream(
+        self,
+        call: ModelCall,
+        plan: Plan,
+        tokens: list[str],
+        stop: bool,
+        first_at: float,
+        interval: float,
+    ) -> bool:
+        dialect, writer = self.dialect, self.writer
+        malformed_at = plan.malformed_event
+        if malformed_at is None and plan.malformed_after is not None:
+            malformed_at = dialect.preamble_events + plan.malformed_after + 1
+        events = 0
+
+        def emit(frame: bytes, text: str = "") -> None:
+            nonlocal events
+            events += 1
+            writer.write(chunk(dialect.stream_malformed(text) if events == malformed_at else frame))
+
+        writer.write(
+            head(200, dialect.stream_headers(self.request_id), keep_alive=self.request.keep_alive)
+        )
+        for frame in dialect.stream_start(call, self.message_id):
+            emit(frame)
+        if dialect.ping is not None:
+            writer.write(chunk(dialect.ping))
+        await writer.drain()
+        count = len(tokens) if plan.break_after is None else min(plan.break_after, len(tokens))
+        for index, token in enumerate(tokens[:count]):
+            await self._sleep_until(first_at + index * interval)
+            emit(dialect.stream_delta(call, self.message_id, token), token)
+            await writer.drain()
+        if plan.break_how in ("cut", "stall"):
+            if plan.break_how == "stall":
+                await asyncio.sleep(plan.stall_s)
+            writer.close()  # FIN inside the chunked body: no terminating chunk
+            return False
+        if plan.break_how == "error":
+            error_type = plan.error_type or dialect.default_error_type
+            writer.write(chunk(dialect.stream_error(error_type, plan.message, self.request_id)))
+        else:
+            for frame in dialect.stream_end(
+                call, self.message_id, len(tokens), stop, plan.terminated
+            ):
+                emit(frame)
+        writer.write(LAST_CHUNK)
+        await writer.drain()
+        return True
+
+
+def _peek_model(request: Request) -> str | None:
+    try:
+        body = request.json()
+    except ValueError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
