@@ -101,3 +101,10 @@ def test_remove_and_clear() -> None:
     assert [f.id for f in registry.list()] == [b.id]
     registry.clear()
     assert registry.list() == []
+
+
+def test_ids_are_not_used_up_by_invalid_faults() -> None:
+    registry = FaultRegistry()
+    with pytest.raises(FaultError):
+        registry.add({"model": "m", "kind": "explode"})
+    assert registry.add({"model": "m", "kind": "reset"}).id == "f1"

@@ -244,8 +244,9 @@ class FaultRegistry:
         self._lock = threading.Lock()
 
     def add(self, data: object) -> Fault:
+        fault = parse_fault(data, "")
         with self._lock:
-            fault = parse_fault(data, f"f{next(self._ids)}")
+            fault.id = f"f{next(self._ids)}"
             self._faults[fault.id] = fault
             return fault
 
