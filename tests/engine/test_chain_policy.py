@@ -3,11 +3,14 @@ the deadline, restarts after partial text, and the sentences users read."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import replace
 
-from web.events import TextDelta, TierStarted
-from web.providers.base import ErrorKind
+from web.chain import Chain, Tier
+from web.events import AttemptRecord, TextDelta, TierStarted
+from web.providers.anthropic_provider import AnthropicProvider
+from web.providers.base import ChatMessage, ChatRequest, ErrorKind
 from web.sim.replies import reply_text, tokenize
 
 from .conftest import (
@@ -18,11 +21,13 @@ from .conftest import (
     HAIKU_TIER,
     PROMPT,
     REPLY_TOKENS,
+    SHORT,
     SONNET,
     SONNET_TIER,
     Upstream,
     run_turn,
 )
+from .wall import ANTHROPIC_START, Wall, anthropic_text
 
 
 class MaxRng(random.Random):
@@ -279,3 +284,19 @@ async def test_primary_answers_with_timings_and_usage(upstream: Upstream) -> Non
     assert record.outcome == "ok" and record.request_id and record.request_id.startswith("req_")
     assert record.ttft_s is not None and done.ttft_s is not None
     assert 0 < record.ttft_s <= record.elapsed_s <= done.total_s
+
+
+async def test_stopping_a_turn_closes_the_upstream_connection() -> None:
+    body = ANTHROPIC_START + anthropic_text("Hello")
+    async with Wall(body) as wall:
+        provider = AnthropicProvider(api_key="k", base_url=wall.url, timeouts=SHORT)
+        chain = Chain([Tier.build(SONNET_TIER, 0, provider)])
+        records: list[AttemptRecord] = []
+        request = ChatRequest(messages=(ChatMessage("user", "hi"),))
+        run = chain.run(request, on_attempt=records.append)
+        assert isinstance(await anext(run), TierStarted)
+        assert await anext(run) == TextDelta("Hello")
+        await run.aclose()  # the app's Stop button
+        await asyncio.wait_for(wall.hung_up.wait(), 0.5)
+        await chain.aclose()
+    assert [(r.outcome, r.after_text) for r in records] == [("cancelled", True)]

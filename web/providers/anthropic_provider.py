@@ -194,9 +194,10 @@ def _tokens(usage: object, key: str, default: int | None = None) -> int | None:
 
 
 def _kind(error_type: str | None, message: str, status: int | None) -> ErrorKind:
-    kind = _TYPE_KINDS.get(error_type or "")
-    if kind is None:
-        kind = wire.kind_for_status(status) if status else ErrorKind.SERVER_ERROR
+    by_status = wire.kind_for_status(status) if status else None
+    kind = _TYPE_KINDS.get(error_type or "") or by_status or ErrorKind.SERVER_ERROR
+    if kind is ErrorKind.BAD_REQUEST and by_status is not None:
+        kind = by_status  # the generic invalid_request_error type on e.g. a 408 or 409
     quota_like = kind in (ErrorKind.BAD_REQUEST, ErrorKind.RATE_LIMITED)
     if quota_like and wire.mentions(message, *wire.QUOTA_HINTS):
         return ErrorKind.QUOTA_EXHAUSTED
