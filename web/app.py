@@ -1,0 +1,167 @@
+"""create_app(settings): the FastAPI app, its routers, templates, error pages and lifespan.
+
+At start: the database is upgraded and turns a previous run left live are marked interrupted; with
+no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and every
+tier points at it (demo mode, its control API mounted at /_sim). At shutdown: running turns are
+cancelled and recorded "interrupted" with their partial text, then the simulator stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from web import PROJECT_ROOT, __version__
+from web.chain import Chain
+from web.db.migrate import upgrade_database
+from web.db.session import make_engine, make_sessionmaker
+from web.db.turnlog import interrupt_live_turns
+from web.errors import AppError
+from web.routes import admin, chat, demo
+from web.runner import TurnRunner
+from web.security import csrf_token, install_security
+from web.settings import Settings
+from web.sim.server import SimServer, control_app
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+STATIC_DIR = PROJECT_ROOT / "static"
+
+
+def _template_context(request: Request) -> dict[str, Any]:
+    return {
+        "csrf_token": csrf_token(request),
+        "demo_mode": getattr(request.app.state, "demo_mode", False),
+        "asset_version": __version__,
+    }
+
+
+def make_templates() -> Jinja2Templates:
+    return Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_template_context])
+
+
+def wants_embedded_sim(settings: Settings) -> bool:
+    return settings.sim_url is None and (not settings.has_keys or settings.expose_sim)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    sim = SimServer() if wants_embedded_sim(settings) else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = settings
+        current.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(upgrade_database, current.database_url)
+        engine = make_engine(current.database_url)
+        sessions = make_sessionmaker(engine)
+        await interrupt_live_turns(sessions)
+        if sim is not None:
+            await sim.start("127.0.0.1", 0)
+            if not current.has_keys:
+                current = current.with_sim(sim.url)
+            log.info("simulated upstream at %s (control API at /_sim)", sim.url)
+        chain = Chain.from_settings(current)
+        runner = TurnRunner(chain, sessions, deadline_s=current.turn_deadline_s)
+        state = app.state
+        state.settings = current
+        state.sessions = sessions
+        state.chain = chain
+        state.runner = runner
+        state.sim = sim
+        state.demo_mode = current.sim_url is not None and not current.has_keys
+        try:
+            yield
+        finally:
+            await runner.shutdown()
+            await chain.aclose()
+            if sim is not None:
+                await sim.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Understudy",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.templates = make_templates()
+    app.state.demo_mode = False
+    app.state.admin_password = settings.admin_password or secrets.token_urlsafe(12)
+    app.state.admin_password_generated = settings.admin_password is None
+    install_security(app, settings)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    if sim is not None:
+        app.mount("/_sim", control_app(sim), name="sim")
+    app.include_router(chat.router)
+    app.include_router(demo.router)
+    app.include_router(admin.router)
+    _install_error_pages(app)
+    return app
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        return error_response(request, exc.status, exc.title, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = "There is no page at this address."
+        elif exc.status_code == 405:
+            message = "This address does not accept that kind of request."
+        else:
+            message = str(exc.detail)
+        titles = {403: "Refused", 404: "Not found", 405: "Not allowed", 401: "Sign in"}
+        response = error_response(
+            request, exc.status_code, titles.get(exc.status_code, "Error"), message
+        )
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        fields = sorted(
+            {".".join(str(p) for p in err.get("loc", ())[1:]) or "body" for err in exc.errors()}
+        )
+        message = f"The request was malformed ({', '.join(fields)} missing or invalid)."
+        return error_response(request, 422, "Malformed request", message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            request, 500, "Something went wrong", "The server hit an unexpected error; try again."
+        )
+
+
+def error_response(request: Request, status: int, title: str, message: str) -> Response:
+    """A fragment for htmx requests (shown inline, by the composer), a full page otherwise."""
+    templates: Jinja2Templates = request.app.state.templates
+    if request.headers.get("hx-request") == "true":
+        return templates.TemplateResponse(
+            request, "_flash.html", {"title": title, "message": message}, status_code=status
+        )
+    if request.url.path.startswith(("/_sim", "/static")) or "text/html" not in request.headers.get(
+        "accept", "text/html"
+    ):
+        return Response(f"{title}: {message}\n", status_code=status, media_type="text/plain")
+    return templates.TemplateResponse(
+        request, "error.html", {"title": title, "message": message}, status_code=status
+    )

@@ -1,0 +1,245 @@
+"""Conversation and message queries for the chat pages.
+
+Every read and write takes the owner hash of the browser session and checks it in the same query:
+an unknown conversation and another session's conversation are the same :class:`NotFound`, so a
+404 never tells one from the other. Turn rows are written by :mod:`web.db.turnlog`; here they are
+only read, to show each user message with its latest reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from web.db.models import Conversation, Message, Turn, TurnStatus, utcnow
+from web.db.session import read_scope, session_scope
+from web.errors import CONVERSATION_NOT_FOUND, NotFound
+from web.providers.base import ChatMessage
+
+Factory = async_sessionmaker[AsyncSession]
+
+TITLE_CHARS = 60
+LIST_LIMIT = 100
+TURN_NOT_FOUND = "This reply does not exist in this conversation."
+
+#: Replies whose text is part of the conversation the next turn sends to the model.
+_HISTORY_STATUSES = (TurnStatus.OK, TurnStatus.DEGRADED, TurnStatus.STOPPED, TurnStatus.INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One user message and the latest turn that answered it (None if no turn was started)."""
+
+    user: Message
+    turn: Turn | None
+    reply: Message | None
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    turn: Turn
+    reply: Message | None
+
+
+def title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+async def _owned(session: AsyncSession, owner: str, conversation_id: str) -> Conversation:
+    conversation = await session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id, Conversation.owner == owner)
+    )
+    if conversation is None:
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    return conversation
+
+
+async def list_conversations(factory: Factory, owner: str) -> list[ConversationRow]:
+    async with read_scope(factory) as session:
+        rows = await session.execute(
+            select(Conversation.id, Conversation.title)
+            .where(Conversation.owner == owner)
+            .order_by(Conversation.updated_at.desc(), Conversation.id)
+            .limit(LIST_LIMIT)
+        )
+        return [ConversationRow(id=r.id, title=r.title) for r in rows]
+
+
+async def get_conversation(factory: Factory, owner: str, conversation_id: str) -> ConversationRow:
+    async with read_scope(factory) as session:
+        conversation = await _owned(session, owner, conversation_id)
+        return ConversationRow(id=conversation.id, title=conversation.title)
+
+
+async def start_conversation(factory: Factory, owner: str, content: str) -> tuple[str, int]:
+    """A new conversation holding its first user message: (conversation id, message id)."""
+    async with session_scope(factory) as session:
+        conversation = Conversation(owner=owner, title=title_from(content))
+        session.add(conversation)
+        await session.flush()
+        message = Message(conversation_id=conversation.id, role="user", content=content)
+        session.add(message)
+        await session.flush()
+        return conversation.id, message.id
+
+
+async def add_user_message(factory: Factory, owner: str, conversation_id: str, content: str) -> int:
+    async with session_scope(factory) as session:
+        conversation = await _owned(session, owner, conversation_id)
+        conversation.updated_at = utcnow()
+        message = Message(conversation_id=conversation_id, role="user", content=content)
+        session.add(message)
+        await session.flush()
+        return message.id
+
+
+async def rename_conversation(
+    factory: Factory, owner: str, conversation_id: str, title: str
+) -> ConversationRow:
+    async with session_scope(factory) as session:
+        conversation = await _owned(session, owner, conversation_id)
+        conversation.title = title
+        return ConversationRow(id=conversation.id, title=conversation.title)
+
+
+async def delete_conversation(factory: Factory, owner: str, conversation_id: str) -> None:
+    async with session_scope(factory) as session:
+        await _owned(session, owner, conversation_id)
+        # Turns and messages go with it (ON DELETE CASCADE).
+        await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+
+
+async def touch_conversation(factory: Factory, conversation_id: str) -> None:
+    async with session_scope(factory) as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def load_exchanges(factory: Factory, owner: str, conversation_id: str) -> list[Exchange]:
+    """Each user message with its latest turn and that turn's reply, oldest first."""
+    async with read_scope(factory) as session:
+        await _owned(session, owner, conversation_id)
+        messages = (
+            await session.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.id)
+            )
+        ).all()
+        turns = (
+            await session.scalars(
+                select(Turn)
+                .where(Turn.conversation_id == conversation_id)
+                .order_by(Turn.started_at, Turn.id)
+            )
+        ).all()
+    return _pair(messages, turns)
+
+
+def _pair(messages: Sequence[Message], turns: Sequence[Turn]) -> list[Exchange]:
+    latest: dict[int, Turn] = {}
+    for turn in turns:  # in start order, so the last one per user message wins
+        latest[turn.user_message_id] = turn
+    replies = {m.turn_id: m for m in messages if m.role == "assistant" and m.turn_id}
+    exchanges = []
+    for message in messages:
+        if message.role != "user":
+            continue
+        answer = latest.get(message.id)
+        reply = replies.get(answer.id) if answer is not None else None
+        exchanges.append(Exchange(user=message, turn=answer, reply=reply))
+    return exchanges
+
+
+async def get_turn(factory: Factory, owner: str, conversation_id: str, turn_id: str) -> TurnRow:
+    async with read_scope(factory) as session:
+        await _owned(session, owner, conversation_id)
+        turn = await session.scalar(
+            select(Turn).where(Turn.id == turn_id, Turn.conversation_id == conversation_id)
+        )
+        if turn is None:
+            raise NotFound(TURN_NOT_FOUND)
+        reply = await session.scalar(
+            select(Message).where(Message.turn_id == turn_id, Message.role == "assistant")
+        )
+        return TurnRow(turn=turn, reply=reply)
+
+
+async def history_for(
+    factory: Factory, conversation_id: str, user_message_id: int
+) -> tuple[ChatMessage, ...]:
+    """What the model sees for a turn answering `user_message_id`: the conversation up to it.
+
+    Earlier exchanges contribute the user's words and the latest reply that has text; failed
+    replies are left out, and consecutive messages of one role are joined (both providers want
+    the roles to alternate).
+    """
+    async with read_scope(factory) as session:
+        messages = (
+            await session.scalars(
+                select(Message)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.id <= user_message_id,
+                    Message.role == "user",
+                )
+                .order_by(Message.id)
+            )
+        ).all()
+        turns = (
+            await session.scalars(
+                select(Turn)
+                .where(
+                    Turn.conversation_id == conversation_id,
+                    Turn.user_message_id < user_message_id,
+                )
+                .order_by(Turn.started_at, Turn.id)
+            )
+        ).all()
+        turn_ids = [t.id for t in turns]
+        replies = (
+            (
+                await session.scalars(
+                    select(Message).where(
+                        Message.turn_id.in_(turn_ids), Message.role == "assistant"
+                    )
+                )
+            ).all()
+            if turn_ids
+            else []
+        )
+    exchanges = _pair([*messages, *replies], turns)
+    history: list[ChatMessage] = []
+    for exchange in exchanges:
+        _append(history, ChatMessage(role="user", content=exchange.user.content))
+        if (
+            exchange.turn is not None
+            and exchange.turn.status in _HISTORY_STATUSES
+            and exchange.reply is not None
+            and exchange.reply.content
+        ):
+            _append(history, ChatMessage(role="assistant", content=exchange.reply.content))
+    return tuple(history)
+
+
+def _append(history: list[ChatMessage], message: ChatMessage) -> None:
+    if history and history[-1].role == message.role:
+        history[-1] = ChatMessage(
+            role=message.role, content=f"{history[-1].content}\n\n{message.content}"
+        )
+    else:
+        history.append(message)

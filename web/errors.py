@@ -1,0 +1,44 @@
+"""Errors a user can act on. Each carries its HTTP status; one handler in web.app renders them.
+
+AppError            400  the request cannot be served as sent
+  NotFound          404  unknown, deleted, or another session's conversation
+  Conflict          409  a reply is still being generated in this conversation
+  TooLarge          413  a message over the configured limit
+  Invalid           422  an empty message or title
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    status = 400
+    title = "Request refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(AppError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    title = "Busy"
+
+
+class TooLarge(AppError):
+    status = 413
+    title = "Message too long"
+
+
+class Invalid(AppError):
+    status = 422
+    title = "Nothing to send"
+
+
+CONVERSATION_NOT_FOUND = (
+    "This conversation does not exist, was deleted, or belongs to another browser session."
+)

@@ -1,0 +1,86 @@
+"""Model output to HTML: markdown rendered once a reply is final, then sanitised.
+
+Model output is untrusted (it echoes whatever a prompt or a web page put in it). markdown-it-py
+runs with ``html=False`` so raw HTML in the text stays text; nh3 then removes anything that is not
+plain formatting, as a second line of defence. Images are never rendered: a remote image in a reply
+would load by itself and could carry conversation text to another site, so it becomes a link the
+user may choose to follow. Links are limited to http, https and mailto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+
+ALLOWED_TAGS = {
+    "a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "i", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody", "td",
+    "th", "thead", "tr", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "code": {"class"},
+    "pre": {"class"},
+    "span": {"class"},
+    "ol": {"start"},
+    "th": {"align"},
+    "td": {"align"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def _image_as_link(
+    renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = "".join(child.content for child in token.children or ()) or "image"
+    return f'<a href="{escape(src)}">image: {escape(alt)}</a>'
+
+
+def _make_markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.add_render_rule("image", _image_as_link)
+    return md
+
+
+_MARKDOWN = _make_markdown()
+
+
+def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+    # Classes come only from fence info strings ("language-python"); keep nothing else, so a
+    # reply cannot borrow the page's own classes (and look like a badge, say).
+    if attribute == "class":
+        kept = [c for c in value.split() if c.startswith("language-")]
+        return " ".join(kept) or None
+    return value
+
+
+def sanitize(html: str) -> str:
+    """Only formatting tags survive; no script, no event handler, no style, no image."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        clean_content_tags={"script", "style"},
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_keep_attribute,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def render_markdown(text: str) -> str:
+    """A final reply as safe HTML."""
+    return sanitize(_MARKDOWN.render(text))
+
+
+def escape_chunk(text: str) -> str:
+    """A streamed chunk as HTML text (it is shown raw, in a pre-wrap block, until the reply ends)."""
+    return escape(text, quote=False)

@@ -1,0 +1,379 @@
+"""The chat: pages, sending a message, the reply stream, stop, regenerate, rename, delete.
+
+    GET  /                                  a new chat (nothing is stored until the first message)
+    POST /c                                 first message: creates the conversation -> /c/{id}
+    GET  /c/{id}                            a conversation
+    POST /c/{id}/messages                   a message: the user's turn is committed, a reply starts
+    GET  /c/{id}/turns/{turn}/stream        SSE: the reply so far, then live updates, then "done"
+    POST /c/{id}/turns/{turn}/stop          cancel the reply, keep its partial text
+    POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
+    POST /c/{id}/rename, /c/{id}/delete
+    GET  /healthz
+
+POSTs need the session's CSRF token. htmx requests get fragments; plain form posts get redirects.
+The prompt only ever travels in POST bodies: the stream URL names a turn, never its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from web.db import chat as db
+from web.db.models import Message, Turn
+from web.db.turnlog import Factory, start_turn
+from web.errors import Conflict, Invalid, TooLarge
+from web.providers.base import ChatRequest
+from web.render import escape_chunk
+from web.routes.demo import outage_context
+from web.runner import Delta, Finished, LiveTurn, TierChange, TurnRunner, Update
+from web.security import owner_of, verify_csrf
+from web.settings import Settings
+from web.views import ReplyView, from_live, from_row
+
+router = APIRouter()
+
+TITLE_MAX = 200
+BUSY = (
+    "A reply is still being written in this conversation. Wait for it to finish or press Stop, "
+    "then send again. Your message is still in the box."
+)
+SSE_PING_S = 15
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _sessions(request: Request) -> Factory:
+    sessions: Factory = request.app.state.sessions
+    return sessions
+
+
+def _runner(request: Request) -> TurnRunner:
+    runner: TurnRunner = request.app.state.runner
+    return runner
+
+
+def _templates(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionsDep = Annotated[Factory, Depends(_sessions)]
+RunnerDep = Annotated[TurnRunner, Depends(_runner)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
+OwnerDep = Annotated[str, Depends(owner_of)]
+CSRF = [Depends(verify_csrf)]
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def check_message(content: str, settings: Settings) -> str:
+    """The message to store, or a clear refusal. Nothing is stored for a refused message."""
+    if not content.strip():
+        raise Invalid("Type a message before sending.")
+    limit = settings.max_message_chars
+    if len(content) > limit:
+        raise TooLarge(
+            f"Your message is {len(content):,} characters long; the limit is {limit:,}. "
+            "Shorten it and send again (nothing was saved)."
+        )
+    return content
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
+class Views:
+    """Turns stored rows and live turns into ReplyViews, and renders the reply fragments."""
+
+    def __init__(self, request: Request) -> None:
+        settings = _settings(request)
+        self.tiers = {t.name: t for t in settings.tiers}
+        self.order = {t.name: i for i, t in enumerate(settings.tiers)}
+        self.runner = _runner(request)
+        self.templates = _templates(request)
+
+    def reply(self, turn: Turn, reply: Message | None) -> ReplyView:
+        """The reply as the page shows it: from the runner while live, else as stored.
+
+        A row still marked live that the runner does not know (it finished a moment ago, or its
+        outcome could not be written) shows as streaming; its stream then sends the final state.
+        """
+        live = self.runner.get(turn.id)
+        if live is not None:
+            return from_live(live)
+        return from_row(turn, reply, self.tiers, order=self.order)
+
+    def settled(self, turn: Turn, reply: Message | None) -> ReplyView:
+        """The final state of a turn the runner no longer holds (it has been written by then)."""
+        view = from_row(turn, reply, self.tiers, order=self.order)
+        if view.live:
+            return replace(view, state="stopped", note="This reply was interrupted.")
+        return view
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.templates.get_template(name).render(**context)
+
+    def done_fragment(self, view: ReplyView) -> str:
+        return self.render("_done.html", r=view)
+
+
+async def _page(
+    request: Request,
+    owner: str,
+    sessions: Factory,
+    conversation: db.ConversationRow | None,
+) -> HTMLResponse:
+    views = Views(request)
+    conversations = await db.list_conversations(sessions, owner)
+    exchanges = await db.load_exchanges(sessions, owner, conversation.id) if conversation else []
+    items = [
+        (e.user, views.reply(e.turn, e.reply) if e.turn is not None else None) for e in exchanges
+    ]
+    streaming = any(r is not None and r.live for _, r in items)
+    return _templates(request).TemplateResponse(
+        request,
+        "chat.html",
+        {
+            "conversation": conversation,
+            "conversations": conversations,
+            "items": items,
+            "streaming": streaming,
+            "max_chars": _settings(request).max_message_chars,
+            "primary_label": _settings(request).tiers[0].label,
+            "outage": await outage_context(request),
+        },
+    )
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, owner: OwnerDep, sessions: SessionsDep) -> HTMLResponse:
+    return await _page(request, owner, sessions, None)
+
+
+@router.get("/c/{conversation_id}", response_class=HTMLResponse)
+async def conversation_page(
+    request: Request, conversation_id: str, owner: OwnerDep, sessions: SessionsDep
+) -> HTMLResponse:
+    conversation = await db.get_conversation(sessions, owner, conversation_id)
+    return await _page(request, owner, sessions, conversation)
+
+
+async def _begin_turn(request: Request, conversation_id: str, user_message_id: int) -> LiveTurn:
+    sessions = _sessions(request)
+    turn_id, _ = await start_turn(
+        sessions, conversation_id=conversation_id, user_message_id=user_message_id
+    )
+    history = await db.history_for(sessions, conversation_id, user_message_id)
+    return _runner(request).start(
+        turn_id, conversation_id, user_message_id, ChatRequest(messages=history)
+    )
+
+
+@router.post("/c", dependencies=CSRF)
+async def new_conversation(
+    request: Request,
+    owner: OwnerDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    content: Annotated[str, Form()] = "",
+) -> Response:
+    text = check_message(content, settings)
+    conversation_id, message_id = await db.start_conversation(sessions, owner, text)
+    await _begin_turn(request, conversation_id, message_id)
+    url = f"/c/{conversation_id}"
+    if is_htmx(request):
+        # A full load of the new page, which opens the reply's stream (once).
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+@router.post("/c/{conversation_id}/messages", dependencies=CSRF)
+async def send_message(
+    request: Request,
+    conversation_id: str,
+    owner: OwnerDep,
+    sessions: SessionsDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    content: Annotated[str, Form()] = "",
+) -> Response:
+    await db.get_conversation(sessions, owner, conversation_id)
+    text = check_message(content, settings)
+    if runner.live_in(conversation_id) is not None:
+        raise Conflict(BUSY)
+    message_id = await db.add_user_message(sessions, owner, conversation_id, text)
+    live = await _begin_turn(request, conversation_id, message_id)
+    if not is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    views = Views(request)
+    user = {"id": message_id, "content": text}
+    html = views.render("_exchange.html", user=user, r=from_live(live), status="Generating…")
+    return HTMLResponse(html)
+
+
+@router.get("/c/{conversation_id}/turns/{turn_id}/stream")
+async def stream_turn(
+    request: Request,
+    conversation_id: str,
+    turn_id: str,
+    owner: OwnerDep,
+    sessions: SessionsDep,
+    runner: RunnerDep,
+) -> EventSourceResponse:
+    views = Views(request)
+    live = runner.get(turn_id)
+    if live is not None and live.conversation_id == conversation_id:
+        await db.get_conversation(sessions, owner, conversation_id)
+        return EventSourceResponse(_events(views, live), ping=SSE_PING_S)
+    # Ended: replay the stored final state and close. Never call a model from here.
+    row = await db.get_turn(sessions, owner, conversation_id, turn_id)
+    final = views.settled(row.turn, row.reply)
+    return EventSourceResponse(_replay(views, final), ping=SSE_PING_S)
+
+
+async def _replay(views: Views, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
+    yield ServerSentEvent(views.done_fragment(final), event="done")
+
+
+async def _events(views: Views, live: LiveTurn) -> AsyncIterator[ServerSentEvent]:
+    # Read the state and the position in one step (no await between), so nothing is shown twice.
+    start, snapshot = len(live.updates), from_live(live)
+    if live.finished:
+        yield ServerSentEvent(views.done_fragment(snapshot), event="done")
+        return
+    yield ServerSentEvent(views.render("_reply.html", r=snapshot, oob=True), event="snapshot")
+    async for batch in live.follow(start):
+        for event in _coalesce(views, live, batch):
+            yield event
+
+
+def _coalesce(views: Views, live: LiveTurn, batch: list[Update]) -> list[ServerSentEvent]:
+    """Consecutive deltas become one event: a reader that fell behind catches up in one write."""
+    out: list[ServerSentEvent] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            out.append(ServerSentEvent(escape_chunk("".join(pending)), event="delta"))
+            pending.clear()
+
+    for update in batch:
+        if isinstance(update, Delta):
+            pending.append(update.text)
+        elif isinstance(update, TierChange):
+            pending.clear()  # text before a tier change is replaced by the new reply
+            out.clear()
+            view = from_live(live, tier=update.tier, reason=update.reason)
+            out.append(
+                ServerSentEvent(views.render("_reply.html", r=view, oob=True), event="snapshot")
+            )
+        elif isinstance(update, Finished):
+            flush()
+            out.append(ServerSentEvent(views.done_fragment(from_live(live)), event="done"))
+    flush()
+    return out
+
+
+async def _owned_turn(
+    request: Request, owner: str, conversation_id: str, turn_id: str
+) -> db.TurnRow:
+    return await db.get_turn(_sessions(request), owner, conversation_id, turn_id)
+
+
+@router.post("/c/{conversation_id}/turns/{turn_id}/stop", dependencies=CSRF)
+async def stop_turn(
+    request: Request,
+    conversation_id: str,
+    turn_id: str,
+    owner: OwnerDep,
+    runner: RunnerDep,
+) -> Response:
+    await _owned_turn(request, owner, conversation_id, turn_id)
+    await runner.stop(turn_id)
+    row = await _owned_turn(request, owner, conversation_id, turn_id)
+    if not is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    views = Views(request)
+    final = (
+        views.reply(row.turn, row.reply)
+        if runner.get(turn_id)
+        else views.settled(row.turn, row.reply)
+    )
+    return HTMLResponse(views.done_fragment(final))
+
+
+@router.post("/c/{conversation_id}/turns/{turn_id}/regenerate", dependencies=CSRF)
+async def regenerate_turn(
+    request: Request,
+    conversation_id: str,
+    turn_id: str,
+    owner: OwnerDep,
+    runner: RunnerDep,
+) -> Response:
+    row = await _owned_turn(request, owner, conversation_id, turn_id)
+    if runner.live_in(conversation_id) is not None:
+        raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
+    live = await _begin_turn(request, conversation_id, row.turn.user_message_id)
+    if not is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    views = Views(request)
+    return HTMLResponse(views.render("_turn_swap.html", r=from_live(live), status="Generating…"))
+
+
+@router.post("/c/{conversation_id}/rename", dependencies=CSRF)
+async def rename_conversation(
+    request: Request,
+    conversation_id: str,
+    owner: OwnerDep,
+    sessions: SessionsDep,
+    title: Annotated[str, Form()] = "",
+) -> Response:
+    clean = " ".join(title.split())
+    if not clean:
+        raise Invalid("Give the conversation a name (it cannot be empty).")
+    if len(clean) > TITLE_MAX:
+        raise TooLarge(f"Names can be at most {TITLE_MAX} characters; this one has {len(clean)}.")
+    conversation = await db.rename_conversation(sessions, owner, conversation_id, clean)
+    if not is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    conversations = await db.list_conversations(sessions, owner)
+    html = Views(request).render(
+        "_renamed.html", conversation=conversation, conversations=conversations
+    )
+    return HTMLResponse(html)
+
+
+@router.post("/c/{conversation_id}/delete", dependencies=CSRF)
+async def delete_conversation(
+    request: Request,
+    conversation_id: str,
+    owner: OwnerDep,
+    sessions: SessionsDep,
+    runner: RunnerDep,
+) -> Response:
+    await db.get_conversation(sessions, owner, conversation_id)
+    live = runner.live_in(conversation_id)
+    if live is not None:
+        await runner.stop(live.turn_id)
+    await db.delete_conversation(sessions, owner, conversation_id)
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": "/"})
+    return RedirectResponse("/", status_code=303)

@@ -1,0 +1,204 @@
+"""The demo's "Simulate outage" panel: take any tier down through the simulator's fault API.
+
+Shown only in demo mode (every tier points at the simulator). Each tier has one mode at a time;
+choosing one replaces that model's faults. The faults go through the simulator's own control API
+(``{sim_url}/faults``), so the panel works the same for the embedded simulator and for one started
+with `understudy sim`, and what it sets is exactly what `curl .../_sim/faults` would show.
+
+    POST /demo/outage        tier=<name>, mode=rate_limited|overloaded|hang|cut|healthy
+    POST /demo/outage/reset  every tier healthy
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from web.errors import AppError, Invalid, NotFound
+from web.security import verify_csrf
+from web.settings import Settings, TierConfig
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/demo")
+
+HEALTHY = "healthy"
+CUT_AFTER_TOKENS = 12
+SIM_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Mode:
+    key: str
+    label: str
+    fault: Callable[[TierConfig], dict[str, Any]]
+    matches: Callable[[dict[str, Any]], bool]
+
+
+def _overloaded_status(tier: TierConfig) -> int:
+    # Anthropic says 529 overloaded_error; OpenAI has no such status and answers 503.
+    return 529 if tier.provider == "anthropic" else 503
+
+
+MODES = (
+    Mode(
+        "rate_limited",
+        "rate limited",
+        lambda tier: {"kind": "status", "status": 429},
+        lambda f: f["kind"] == "status" and f.get("status") == 429,
+    ),
+    Mode(
+        "overloaded",
+        "overloaded",
+        lambda tier: {"kind": "status", "status": _overloaded_status(tier)},
+        lambda f: f["kind"] == "status" and f.get("status") in (503, 529),
+    ),
+    Mode("hang", "hang", lambda tier: {"kind": "hang"}, lambda f: f["kind"] == "hang"),
+    Mode(
+        "cut",
+        "cut mid-reply",
+        lambda tier: {"kind": "cut", "after_tokens": CUT_AFTER_TOKENS},
+        lambda f: f["kind"] == "cut",
+    ),
+)
+MODES_BY_KEY = {m.key: m for m in MODES}
+HEALTHY_LABEL = "healthy again"
+
+
+@dataclass(frozen=True)
+class TierRow:
+    name: str
+    label: str
+    primary: bool
+    mode: str
+    """A key of MODES, "healthy", or "other" (a fault set some other way)."""
+
+    @property
+    def state_label(self) -> str:
+        if self.mode == HEALTHY:
+            return "healthy"
+        mode = MODES_BY_KEY.get(self.mode)
+        return mode.label if mode else "custom fault"
+
+
+@dataclass(frozen=True)
+class OutagePanel:
+    rows: tuple[TierRow, ...]
+    modes: tuple[Mode, ...] = MODES
+    healthy_label: str = HEALTHY_LABEL
+    error: str | None = None
+
+
+class SimUnavailable(AppError):
+    status = 502
+    title = "Simulator unavailable"
+
+
+def _sim_url(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    if not getattr(request.app.state, "demo_mode", False) or settings.sim_url is None:
+        raise NotFound("The outage panel exists only in demo mode (no API keys set).")
+    return settings.sim_url.rstrip("/")
+
+
+async def _faults(client: httpx.AsyncClient, base: str) -> list[dict[str, Any]]:
+    reply = await client.get(f"{base}/faults")
+    reply.raise_for_status()
+    faults: list[dict[str, Any]] = reply.json()
+    return faults
+
+
+def _mode_of(faults: list[dict[str, Any]]) -> str:
+    if not faults:
+        return HEALTHY
+    for mode in MODES:
+        if mode.matches(faults[0]):
+            return mode.key
+    return "other"
+
+
+def _panel(settings: Settings, faults: list[dict[str, Any]]) -> OutagePanel:
+    rows = tuple(
+        TierRow(
+            name=tier.name,
+            label=tier.label,
+            primary=index == 0,
+            mode=_mode_of([f for f in faults if f.get("model") == tier.model]),
+        )
+        for index, tier in enumerate(settings.tiers)
+    )
+    return OutagePanel(rows=rows)
+
+
+async def outage_context(request: Request) -> OutagePanel | None:
+    """The panel for the chat page, or None outside demo mode."""
+    settings: Settings = request.app.state.settings
+    if not getattr(request.app.state, "demo_mode", False) or settings.sim_url is None:
+        return None
+    try:
+        async with httpx.AsyncClient(timeout=SIM_TIMEOUT_S) as client:
+            faults = await _faults(client, settings.sim_url.rstrip("/"))
+    except httpx.HTTPError as exc:
+        log.warning("outage panel: cannot read the simulator's faults: %s", exc)
+        return OutagePanel(rows=(), error="The simulator is not answering.")
+    return _panel(settings, faults)
+
+
+async def _apply(base: str, tier: TierConfig, mode_key: str) -> list[dict[str, Any]]:
+    try:
+        async with httpx.AsyncClient(timeout=SIM_TIMEOUT_S) as client:
+            for fault in await _faults(client, base):
+                if fault.get("model") == tier.model:
+                    (await client.delete(f"{base}/faults/{fault['id']}")).raise_for_status()
+            if mode_key != HEALTHY:
+                fault = {"model": tier.model, **MODES_BY_KEY[mode_key].fault(tier), "count": None}
+                (await client.post(f"{base}/faults", json=fault)).raise_for_status()
+            return await _faults(client, base)
+    except httpx.HTTPError as exc:
+        log.warning("outage panel: the simulator refused %s for %s: %s", mode_key, tier.name, exc)
+        raise SimUnavailable(f"The simulator did not accept the change ({exc}).") from None
+
+
+def _respond(request: Request, panel: OutagePanel) -> Response:
+    if request.headers.get("hx-request") != "true":
+        return RedirectResponse(request.headers.get("referer") or "/", status_code=303)
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, "_outage_panel.html", {"outage": panel}
+    )
+
+
+@router.post("/outage", dependencies=[Depends(verify_csrf)])
+async def set_outage(
+    request: Request,
+    tier: Annotated[str, Form()] = "",
+    mode: Annotated[str, Form()] = "",
+) -> Response:
+    base = _sim_url(request)
+    settings: Settings = request.app.state.settings
+    config = next((t for t in settings.tiers if t.name == tier), None)
+    if config is None:
+        raise Invalid(f"There is no tier named {tier!r}.")
+    if mode != HEALTHY and mode not in MODES_BY_KEY:
+        choices = ", ".join([*MODES_BY_KEY, HEALTHY])
+        raise Invalid(f"Unknown outage mode {mode!r}; choose one of {choices}.")
+    faults = await _apply(base, config, mode)
+    log.info("demo: tier %s is now %s", tier, mode)
+    return _respond(request, _panel(settings, faults))
+
+
+@router.post("/outage/reset", dependencies=[Depends(verify_csrf)])
+async def reset_outages(request: Request) -> Response:
+    base = _sim_url(request)
+    settings: Settings = request.app.state.settings
+    try:
+        async with httpx.AsyncClient(timeout=SIM_TIMEOUT_S) as client:
+            (await client.delete(f"{base}/faults")).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise SimUnavailable(f"The simulator did not accept the change ({exc}).") from None
+    return _respond(request, _panel(settings, []))

@@ -1,0 +1,68 @@
+"""`understudy serve`: the app under uvicorn, from any working directory.
+
+Prints the URL once the socket is bound (so ``--port 0`` shows the real port) and, when no
+UNDERSTUDY_ADMIN_PASSWORD is set, the admin password generated for this run, once.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import click
+import uvicorn
+from fastapi import FastAPI
+
+from web.app import create_app
+from web.settings import Settings
+
+GRACEFUL_SHUTDOWN_S = 5
+"""Open reply streams get this long to close on SIGTERM; running turns are then recorded."""
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            announce(self, self._app)
+
+
+def serve(host: str, port: int) -> int:
+    settings = Settings.from_env()
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # keep the CLI's logging set-up
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        proxy_headers=False,
+    )
+    server = _Server(config, app)
+    server.run()
+    return 0 if server.started else 1
+
+
+def announce(server: uvicorn.Server, app: FastAPI) -> None:
+    url = None
+    for listener in server.servers:
+        for sock in listener.sockets:
+            bound_host, bound_port = sock.getsockname()[:2]
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            url = f"http://{shown}:{bound_port}/"
+            break
+        if url:
+            break
+    state = app.state
+    click.echo(f"Understudy is running at {url}")
+    if state.demo_mode:
+        click.echo("Demo mode: no API keys are set, so replies come from the built-in simulator.")
+    if state.admin_password_generated:
+        click.echo(
+            "Admin page /admin password for this run (set UNDERSTUDY_ADMIN_PASSWORD to choose "
+            f"one): {state.admin_password}"
+        )
