@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Attempt, Message, Turn, TurnStatus
 from web.db.session import read_scope, session_scope
-from web.db.turnlog import interrupt_live_turns, record_outcome, redact, start_turn
+from web.db.turnlog import interrupt_live_turns, record_outcome, start_turn
 from web.events import AttemptRecord, Completed, Exhausted, TierInfo
 from web.providers.base import ErrorKind
+from web.redact import redact
 
 from .conftest import BACKENDS, HAIKU, OPENAI, SONNET, add_user_message
 
@@ -304,3 +305,6 @@ def test_redact_keeps_ordinary_words() -> None:
     )
     assert redact("postgresql://u:pw@host/db") == "postgresql://u:***@host/db"
     assert "sk-proj-abcdefgh12" not in redact("key sk-proj-abcdefgh12 refused")
+    once = redact("x-api-key: sk-ant-abcdefgh12; api_key=abcdef123; Bearer abcdefghijkl")
+    assert once == "x-api-key: [redacted key]; api_key=[redacted]; Bearer [redacted]"
+    assert redact(once) == once

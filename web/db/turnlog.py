@@ -5,14 +5,13 @@ row exists whatever happens next. record_outcome writes the final state exactly 
 final write wins, and a later one (e.g. after interrupt_live_turns at start) changes nothing.
 Turns left pending or streaming by a stopped server become "interrupted" at the next start.
 
-Error messages from providers are scrubbed of anything shaped like a credential before they are
-stored or logged: no API key, bearer token or URL password reaches the database.
+Error text is scrubbed of anything shaped like a credential (web.redact) before it is stored or
+logged: no API key, bearer token or URL password reaches the database.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -22,28 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web.db.models import Attempt, Message, Turn, TurnStatus, new_id, utcnow
 from web.db.session import session_scope
 from web.events import AttemptRecord, Completed, Exhausted, TierInfo
+from web.redact import redact
 
 log = logging.getLogger(__name__)
 
 Factory = async_sessionmaker[AsyncSession]
-
-_SECRET_PATTERNS = (
-    # Anthropic (sk-ant-...), OpenAI (sk-..., sk-proj-...) and look-alike keys.
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "[redacted key]"),
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*"), r"\1[redacted]"),
-    (
-        re.compile(r"(?i)\b((?:x-)?api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"),
-        r"\1[redacted]",
-    ),
-    (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), r"\1***@"),
-)
-
-
-def redact(text: str) -> str:
-    """``text`` with credential-shaped substrings replaced."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _redact_opt(text: str | None) -> str | None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from web.redact import redact
+
 
 class ErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"
@@ -77,6 +79,7 @@ class ProviderError(Exception):
         request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
+        message = redact(message)  # providers quote keys back in some errors
         super().__init__(message)
         self.kind = kind
         self.message = message
