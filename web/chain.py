@@ -128,20 +128,22 @@ class Chain:
     @classmethod
     def from_settings(cls, settings: Settings) -> Chain:
         """Every tier at the simulator when ``sim_url`` is set, else at its provider with its key."""
+        if not settings.sim_url:
+            for config in settings.tiers:
+                if settings.key_for(config) is None:
+                    raise ConfigError(
+                        f"{config.api_key_env} is not set; tier {config.name!r} ({config.label}) "
+                        f"needs it. Set {config.api_key_env}, or set UNDERSTUDY_SIM_URL to use "
+                        "the simulated upstream."
+                    )
         tiers = []
         for index, config in enumerate(settings.tiers):
             key = settings.key_for(config)
+            base_url = config.base_url
             if settings.sim_url:
-                base_url: str | None = settings.sim_url.rstrip("/") + SIM_PATHS[config.provider]
+                base_url = settings.sim_url.rstrip("/") + SIM_PATHS[config.provider]
                 key = key or SIM_PLACEHOLDER_KEY
-            elif key is None:
-                raise ConfigError(
-                    f"{config.api_key_env} is not set; tier {config.name!r} ({config.label}) "
-                    f"needs it. Set {config.api_key_env}, or set UNDERSTUDY_SIM_URL to use the "
-                    "simulated upstream."
-                )
-            else:
-                base_url = config.base_url
+            assert key is not None
             provider = PROVIDERS[config.provider](
                 api_key=key, base_url=base_url, timeouts=config.timeouts
             )
@@ -151,6 +153,10 @@ class Chain:
     @property
     def tiers(self) -> tuple[Tier, ...]:
         return self._tiers
+
+    @property
+    def deadline_s(self) -> float:
+        return self._deadline_s
 
     async def aclose(self) -> None:
         for tier in self._tiers:

@@ -1,0 +1,75 @@
+"""Chain.from_settings: the simulator when UNDERSTUDY_SIM_URL is set, real keys otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from web.chain import SIM_PLACEHOLDER_KEY, Chain
+from web.providers.anthropic_provider import AnthropicProvider
+from web.providers.openai_provider import OpenAIProvider
+from web.settings import ConfigError, Settings
+
+from .conftest import PROMPT, Upstream, run_turn
+
+CHAIN_WITH_BASE_URL = """
+[[tiers]]
+name = "proxy"
+provider = "openai"
+model = "gpt-5.5"
+label = "Proxy"
+api_key_env = "PROXY_KEY"
+base_url = "http://127.0.0.1:9/v1"
+"""
+
+
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+async def test_sim_url_points_every_tier_at_the_simulator() -> None:
+    chain = Chain.from_settings(settings({"UNDERSTUDY_SIM_URL": "http://127.0.0.1:8100/"}))
+    assert [t.info.name for t in chain.tiers] == ["sonnet", "haiku", "openai"]
+    assert [t.info.index for t in chain.tiers] == [0, 1, 2]
+    providers = [t.provider for t in chain.tiers]
+    assert [type(p) for p in providers] == [AnthropicProvider, AnthropicProvider, OpenAIProvider]
+    assert [p.base_url for p in providers] == [  # type: ignore[attr-defined]
+        "http://127.0.0.1:8100/anthropic/",
+        "http://127.0.0.1:8100/anthropic/",
+        "http://127.0.0.1:8100/openai/v1/",
+    ]
+    assert chain.tiers[0].provider._client.api_key == SIM_PLACEHOLDER_KEY  # type: ignore[attr-defined]
+    await chain.aclose()
+
+
+async def test_turn_deadline_comes_from_settings() -> None:
+    env = {"UNDERSTUDY_SIM_URL": "http://127.0.0.1:1", "UNDERSTUDY_TURN_DEADLINE_S": "7.5"}
+    chain = Chain.from_settings(settings(env))
+    assert chain.deadline_s == 7.5
+    await chain.aclose()
+
+
+def test_a_missing_key_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY is not set"):
+        Chain.from_settings(settings({}))
+    with pytest.raises(ConfigError, match=r"OPENAI_API_KEY is not set.*UNDERSTUDY_SIM_URL"):
+        Chain.from_settings(settings({"ANTHROPIC_API_KEY": "sk-ant-x"}))
+
+
+async def test_real_keys_and_the_tier_base_url(tmp_path: Path) -> None:
+    chain_file = tmp_path / "chain.toml"
+    chain_file.write_text(CHAIN_WITH_BASE_URL)
+    env = {"UNDERSTUDY_CHAIN": str(chain_file), "PROXY_KEY": "sk-proxy"}
+    chain = Chain.from_settings(settings(env))
+    (tier,) = chain.tiers
+    assert tier.provider.base_url == "http://127.0.0.1:9/v1/"  # type: ignore[attr-defined]
+    assert tier.provider._client.api_key == "sk-proxy"  # type: ignore[attr-defined]
+    await chain.aclose()
+
+
+async def test_a_chain_from_settings_answers_from_the_simulator(upstream: Upstream) -> None:
+    chain = Chain.from_settings(settings({"UNDERSTUDY_SIM_URL": upstream.url}))
+    turn = await run_turn(chain, PROMPT)
+    await chain.aclose()
+    assert turn.completed.tier.name == "sonnet"
