@@ -106,6 +106,12 @@ class LiveApp:
         result: dict[str, Any] = reply.json()
         return result
 
+    def faults(self) -> list[dict[str, Any]]:
+        reply = self._client.get("/_sim/faults")
+        reply.raise_for_status()
+        result: list[dict[str, Any]] = reply.json()
+        return result
+
     def clear_faults(self) -> None:
         self._client.delete("/_sim/faults").raise_for_status()
 

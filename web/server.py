@@ -6,6 +6,7 @@ UNDERSTUDY_ADMIN_PASSWORD is set, the admin password generated for this run, onc
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import click
@@ -31,6 +32,9 @@ class _Server(uvicorn.Server):
 
 
 def serve(host: str, port: int) -> int:
+    # One line per model request is the turn log's job, not the HTTP clients'.
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     settings = Settings.from_env()
     app = create_app(settings)
     config = uvicorn.Config(

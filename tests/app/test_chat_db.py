@@ -1,0 +1,145 @@
+"""web.db.chat on SQLite and PostgreSQL: ownership, exchanges, the history a turn sends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from web.db import chat
+from web.db.migrate import upgrade_database
+from web.db.models import TurnStatus
+from web.db.session import make_engine, make_sessionmaker
+from web.db.turnlog import record_outcome, start_turn
+from web.errors import NotFound
+from web.providers.base import ChatMessage
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+ALICE, BOB = "a" * 64, "b" * 64
+
+
+async def _pg(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN, timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def sessions(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    name = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+    else:
+        name = f"understudy_app_{uuid.uuid4().hex[:12]}"
+        try:
+            await _pg(f'CREATE DATABASE "{name}"')
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.skip(f"PostgreSQL not reachable: {exc}")
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    await asyncio.to_thread(upgrade_database, url)
+    engine = make_engine(url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+        if name:
+            await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _answer(
+    sessions: async_sessionmaker[AsyncSession],
+    conversation: str,
+    message: int,
+    text: str,
+    status: str = TurnStatus.OK,
+) -> str:
+    turn, _ = await start_turn(sessions, conversation_id=conversation, user_message_id=message)
+    await record_outcome(sessions, turn, status=status, text=text)
+    return turn
+
+
+async def test_conversations_belong_to_their_owner(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    conversation, _ = await chat.start_conversation(sessions, ALICE, "  Hello\n  world  ")
+    assert [c.title for c in await chat.list_conversations(sessions, ALICE)] == ["Hello world"]
+    assert await chat.list_conversations(sessions, BOB) == []
+    for call in (
+        chat.get_conversation(sessions, BOB, conversation),
+        chat.add_user_message(sessions, BOB, conversation, "hi"),
+        chat.rename_conversation(sessions, BOB, conversation, "mine"),
+        chat.delete_conversation(sessions, BOB, conversation),
+        chat.load_exchanges(sessions, BOB, conversation),
+        chat.get_turn(sessions, BOB, conversation, "nope"),
+    ):
+        with pytest.raises(NotFound):
+            await call
+    assert (await chat.get_conversation(sessions, ALICE, conversation)).title == "Hello world"
+
+
+async def test_titles_are_cut_at_60_characters(sessions: async_sessionmaker[AsyncSession]) -> None:
+    conversation, _ = await chat.start_conversation(sessions, ALICE, "word " * 40)
+    title = (await chat.get_conversation(sessions, ALICE, conversation)).title
+    assert len(title) <= 60 and title.endswith("…")
+
+
+async def test_history_holds_the_latest_reply_with_text_per_message(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    conversation, first = await chat.start_conversation(sessions, ALICE, "one")
+    await _answer(sessions, conversation, first, "old answer")
+    await _answer(sessions, conversation, first, "new answer")  # regenerated
+    second = await chat.add_user_message(sessions, ALICE, conversation, "two")
+    await _answer(sessions, conversation, second, "", TurnStatus.FAILED)
+    third = await chat.add_user_message(sessions, ALICE, conversation, "three")
+    await _answer(sessions, conversation, third, "partial", TurnStatus.STOPPED)
+    fourth = await chat.add_user_message(sessions, ALICE, conversation, "four")
+
+    history = await chat.history_for(sessions, conversation, fourth)
+    assert history == (
+        ChatMessage("user", "one"),
+        ChatMessage("assistant", "new answer"),
+        # "two" failed: its user message merges with the next so roles still alternate
+        ChatMessage("user", "two\n\nthree"),
+        ChatMessage("assistant", "partial"),
+        ChatMessage("user", "four"),
+    )
+    # Regenerating "one" sends only what came before it.
+    assert await chat.history_for(sessions, conversation, first) == (ChatMessage("user", "one"),)
+
+
+async def test_exchanges_pair_each_message_with_its_latest_turn(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    conversation, first = await chat.start_conversation(sessions, ALICE, "one")
+    await _answer(sessions, conversation, first, "old")
+    latest = await _answer(sessions, conversation, first, "new")
+    second = await chat.add_user_message(sessions, ALICE, conversation, "two")
+    exchanges = await chat.load_exchanges(sessions, ALICE, conversation)
+    assert [(e.user.id, e.turn.id if e.turn else None) for e in exchanges] == [
+        (first, latest),
+        (second, None),
+    ]
+    assert exchanges[0].reply is not None and exchanges[0].reply.content == "new"
+    row = await chat.get_turn(sessions, ALICE, conversation, latest)
+    assert row.turn.status == TurnStatus.OK
+
+
+async def test_delete_removes_messages_and_turns(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    conversation, first = await chat.start_conversation(sessions, ALICE, "bye")
+    turn = await _answer(sessions, conversation, first, "ok")
+    await chat.delete_conversation(sessions, ALICE, conversation)
+    with pytest.raises(NotFound):
+        await chat.get_turn(sessions, ALICE, conversation, turn)
+    assert await chat.list_conversations(sessions, ALICE) == []
