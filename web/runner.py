@@ -176,7 +176,10 @@ class TurnRunner:
         try:
             async with (
                 asyncio.timeout(self._deadline_s + DEADLINE_GRACE_S),
-                contextlib.aclosing(_generator(self._chain.run(request))) as events,
+                # on_attempt sees every try, including the one cancelled by Stop or shutdown.
+                contextlib.aclosing(
+                    _generator(self._chain.run(request, on_attempt=attempts.append))
+                ) as events,
             ):
                 async for event in events:
                     if isinstance(event, TextDelta):
@@ -188,7 +191,7 @@ class TurnRunner:
                         live.reason = degraded_reason(event.tier, attempts)
                         live.push(TierChange(event.tier, live.reason))
                     elif isinstance(event, AttemptFailed):
-                        attempts.append(event.record)
+                        pass  # already in `attempts`, through on_attempt
                     else:
                         outcome = event
         except asyncio.CancelledError:

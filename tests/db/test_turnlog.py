@@ -168,9 +168,13 @@ async def test_all_tiers_failed(factory: Factory) -> None:
         failed(OPENAI, 3, ErrorKind.QUOTA_EXHAUSTED, 429),
     )
     exhausted = Exhausted("No model could answer right now. Try again in a minute.", records, 3.5)
-    await record_outcome(factory, turn_id, status="failed", text="", exhausted=exhausted)
+    await record_outcome(
+        factory, turn_id, status="failed", text="", exhausted=exhausted, tier=OPENAI
+    )
     turn, message, attempts = await load(factory, turn_id)
-    assert (turn.status, turn.tier, turn.degraded_reason) == ("failed", None, None)
+    # The last tier tried is not "the tier that answered": a failed turn has none.
+    assert (turn.status, turn.tier, turn.tier_index) == ("failed", None, None)
+    assert turn.degraded_reason is None
     assert turn.error_message == exhausted.message
     assert turn.total_ms == pytest.approx(3500) and turn.attempt_count == 3
     assert message.content == ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.models import Attempt, Conversation, Message, Turn, TurnStatus
@@ -273,7 +273,8 @@ async def window_stats(
         turns += count
         if status == TurnStatus.FAILED:
             failed += count
-        elif tier_index is not None and tier_index > 0:
+            continue
+        if tier_index is not None and tier_index > 0:
             degraded += count
         if tier is not None:
             per_tier[tier] += count
@@ -292,7 +293,7 @@ async def tier_mix(
     now = now.astimezone(UTC)
     first = _floor(now - window + bucket, hourly)
     key = _bucket_key(session, hourly).label("bucket")
-    series_key = func.coalesce(Turn.tier, FAILED_SERIES).label("series")
+    series_key = case((FAILED, FAILED_SERIES), else_=Turn.tier).label("series")
     rows = await session.execute(
         select(key, series_key, func.min(Turn.tier_index), func.count())
         .where(

@@ -78,6 +78,8 @@ async def record_outcome(
     if completed is not None:
         status = _status_for(completed, status, turn_id)
         tier = tier or completed.tier
+    if status == TurnStatus.FAILED:
+        tier = None  # Turn.tier is the tier that answered; the tiers tried are in the attempts
     records = tuple(attempts) or (
         completed.attempts if completed else exhausted.attempts if exhausted else ()
     )
