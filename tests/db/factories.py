@@ -46,8 +46,11 @@ async def turn(
     if kind == "ok":
         done = Completed(SONNET, "Hello.", 3, 4, 0.1, 0.5, (_ok(SONNET, 1),))
         await record_outcome(factory, turn_id, status="ok", text="Hello.", completed=done)
-    elif kind == "haiku":
-        done = Completed(HAIKU, "Hey.", 3, 4, 0.3, 0.6, (first, _ok(HAIKU, 2)), "Haiku answered.")
+    elif kind in ("haiku", "haiku_retried"):
+        records = (first, _ok(HAIKU, 2))
+        if kind == "haiku_retried":
+            records = (first, _fail(SONNET, 2, why, 529), _ok(HAIKU, 3))
+        done = Completed(HAIKU, "Hey.", 3, 4, 0.3, 0.6, records, "Haiku answered.")
         await record_outcome(factory, turn_id, status="degraded", text="Hey.", completed=done)
     elif kind == "openai":
         records = (first, _fail(HAIKU, 2, ErrorKind.TIMEOUT, None), _ok(OPENAI, 3))

@@ -183,3 +183,13 @@ async def test_turn_detail_shows_the_conversation_and_every_attempt(factory: Fac
     assert detail.conversation_title == "Test chat"
     assert prompts == {turn_id: "Tell me a story"} and texts == {turn_id: "Yo."}
     assert [r.id for r in recent] == [turn_id]
+
+
+@BACKENDS
+async def test_a_retried_failure_is_counted_not_repeated(factory: Factory) -> None:
+    await turn(factory, "haiku_retried")
+    async with read_scope(factory) as session:
+        [row] = (await problem_turns(session, TurnFilter())).rows
+    assert row.why == "sonnet: overloaded 529 x2"
+    assert row.failure_groups == (("sonnet: overloaded 529", 2, "overloaded"),)
+    assert row.attempt_count == 3

@@ -116,9 +116,23 @@ class TurnRow:
         return tuple(a for a in self.attempts if a.outcome == "failed")
 
     @property
+    def failure_groups(self) -> tuple[tuple[str, int, str | None], ...]:
+        """(failure, times in a row, error kind): a retried failure is listed once, counted."""
+        groups: list[tuple[str, int, str | None]] = []
+        for a in self.failures:
+            if groups and groups[-1][0] == a.failure:
+                text, count, kind = groups[-1]
+                groups[-1] = (text, count + 1, kind)
+            else:
+                groups.append((a.failure, 1, a.error_kind))
+        return tuple(groups)
+
+    @property
     def why(self) -> str:
-        """Why the tiers above the one that answered failed: 'sonnet: overloaded 529; ...'."""
-        return "; ".join(a.failure for a in self.failures)
+        """Why the tiers above the one that answered failed: 'sonnet: overloaded 529 x2; ...'."""
+        return "; ".join(
+            text if count == 1 else f"{text} x{count}" for text, count, _ in self.failure_groups
+        )
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ def _render(
         "csrf_token": csrf_token(request),
         "format_ms": format_ms,
         "format_time": format_time,
+        "format_clock": format_clock,
         **context,
     }
     response: Response = request.app.state.templates.TemplateResponse(
@@ -378,6 +379,11 @@ def _positive_int(raw: str | None) -> int:
 
 def format_time(moment: datetime | None) -> str:
     return "-" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def format_clock(moment: datetime) -> str:
+    """The time of day to the millisecond: attempts of one turn are close together."""
+    return f"{moment.astimezone(UTC):%H:%M:%S.%f}"[:-3]
 
 
 # --- CSV ---------------------------------------------------------------------------------------
