@@ -38,8 +38,10 @@ class Watchdog:
         self._deadline = deadline
         if self._handle is None or deadline < self._armed_at:
             self._arm(deadline)
-        task = self._task = asyncio.current_task()
-        assert task is not None
+        task = self._task
+        if task is None:  # a turn is consumed by one task; asking each token costs ~1 us
+            task = self._task = asyncio.current_task()
+            assert task is not None
         self._waiting = True
         try:
             item = await anext(stream)
