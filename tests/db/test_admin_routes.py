@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.app import create_app
+from web.db.turnlog import record_outcome, start_turn
+from web.events import Exhausted
 from web.providers.base import ErrorKind
 from web.routes.admin import LOGIN_LIMIT
 from web.settings import Settings
 
-from .conftest import BACKENDS
+from .conftest import BACKENDS, add_user_message
 from .factories import turn
 
 Factory = async_sessionmaker[AsyncSession]
@@ -178,6 +180,21 @@ async def test_csv_export(client: httpx.AsyncClient, factory: Factory) -> None:
     assert [(r["turn_id"], r["tier"], r["why"], r["attempts"]) for r in rows] == [
         (haiku, "haiku", "sonnet: overloaded 529", "2")
     ]
+
+
+async def test_csv_cells_cannot_start_a_spreadsheet_formula(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    conversation_id, message_id = await add_user_message(factory)
+    turn_id, _ = await start_turn(
+        factory, conversation_id=conversation_id, user_message_id=message_id
+    )
+    gone = Exhausted('=HYPERLINK("http://x.example","click")', (), 0.1)
+    await record_outcome(factory, turn_id, status="failed", text="", exhausted=gone)
+    await log_in(client)
+    response = await client.get("/admin/degraded.csv?kind=failed")
+    [row] = list(csv.DictReader(io.StringIO(response.text)))
+    assert row["error_message"].startswith("'=HYPERLINK")
 
 
 async def test_turn_page_shows_attempts_in_order_and_the_conversation(

@@ -130,6 +130,8 @@ def test_stop_keeps_the_partial_text(live_app: LiveApp, chat: Browser, db: LogDB
     for event in chat.events(conversation_id, turn_id):
         if event == "delta":
             break
+    # Mid-reply the log has not been written since the start: no write per token.
+    assert (db.turn(turn_id)["status"], db.reply(turn_id)) == ("pending", "")
     response = chat.post(f"/c/{conversation_id}/turns/{turn_id}/stop")
     assert response.status_code in (200, 303)
     turn = db.wait_final(turn_id)
