@@ -260,7 +260,14 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark browser tests `ui` and run them last: Playwright's sync API keeps an event loop
+    running in the main thread once a browser is up, which pytest-asyncio tests cannot share."""
     ui_dir = ROOT / "tests" / "ui"
+    ui = []
     for item in items:
         if ui_dir in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.ui)
+            ui.append(item)
+    if ui:
+        ui_ids = {id(item) for item in ui}
+        items[:] = [item for item in items if id(item) not in ui_ids] + ui

@@ -18,7 +18,10 @@ SONNET = "claude-sonnet-4-6"
 LIMIT = 32_000
 
 
-def test_first_message_creates_the_conversation_and_a_streaming_reply(client: ChatClient) -> None:
+def test_first_message_creates_the_conversation_and_a_streaming_reply(
+    client: ChatClient, live_app: LiveApp
+) -> None:
+    live_app.set_profile(SONNET, first_token_s=0.5)  # still streaming when the page loads
     conversation = client.new_conversation("What is an understudy?")
     page = client.page(conversation)
     assert "What is an understudy?" in page.text
@@ -28,9 +31,12 @@ def test_first_message_creates_the_conversation_and_a_streaming_reply(client: Ch
     assert client.turns(conversation)[-1][1:] == ("sonnet", "done")
 
 
-def test_a_message_in_a_conversation_returns_the_new_turn_fragment(client: ChatClient) -> None:
+def test_a_message_in_a_conversation_returns_the_new_turn_fragment(
+    client: ChatClient, live_app: LiveApp
+) -> None:
     conversation = client.new_conversation("one")
     client.finish(conversation, client.last_turn(conversation))
+    live_app.set_profile(SONNET, first_token_s=0.5)
     reply = client.send(conversation, "two <b>bold</b>")
     assert reply.status_code == 200
     assert "two &lt;b&gt;bold&lt;/b&gt;" in reply.text

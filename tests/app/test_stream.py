@@ -34,7 +34,8 @@ def final_text(events: list[SSEEvent]) -> str:
     return html.unescape(RAW.search(events[-1].data).group(1))  # type: ignore[union-attr]
 
 
-def test_the_stream_replays_the_reply_once_and_ends(client: ChatClient) -> None:
+def test_the_stream_replays_the_reply_once_and_ends(client: ChatClient, live_app: LiveApp) -> None:
+    live_app.set_profile(SONNET, first_token_s=0.3)  # connect before the reply starts
     conversation = client.new_conversation("stream me")
     events = client.finish(conversation, client.last_turn(conversation))
     assert events[0].event == "snapshot"
@@ -60,7 +61,7 @@ def test_a_finished_turn_replays_its_final_state_and_never_calls_a_model(
 
 
 def test_a_disconnect_does_not_cancel_the_reply(client: ChatClient, live_app: LiveApp) -> None:
-    live_app.set_profile(SONNET, tokens_per_s=60.0)
+    live_app.set_profile(SONNET, tokens_per_s=30.0)
     conversation = client.new_conversation("keep going")
     turn = client.last_turn(conversation)
     partial = client.stream(conversation, turn, limit=3)  # then the "tab" closes
@@ -95,6 +96,7 @@ def test_stop_keeps_the_partial_text_and_cancels_upstream(
 
 def test_the_badge_arrives_before_the_first_token(client: ChatClient, live_app: LiveApp) -> None:
     live_app.set_fault(SONNET, "status", status=429)
+    live_app.set_profile(HAIKU, first_token_s=0.5)  # the stream connects before the first token
     conversation = client.new_conversation("who answers?")
     events = client.finish(conversation, client.last_turn(conversation))
     first_delta = next(i for i, e in enumerate(events) if e.event == "delta")

@@ -1,0 +1,129 @@
+"""The composer and the conversation list: keys, refusals that keep the text, rename, delete, phone."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from playwright.sync_api import Page, expect
+
+from .helpers import SONNET, composer, conversation_url, replies, send, wait_done
+
+if TYPE_CHECKING:
+    from tests.conftest import LiveApp
+
+
+def test_enter_sends_shift_enter_adds_a_line_and_ime_enter_does_not_send(
+    page: Page, live_app: LiveApp
+) -> None:
+    page.goto(live_app.url)
+    box = composer(page)
+    box.fill("line one")
+    box.press("Shift+Enter")
+    box.type("line two")
+    expect(box).to_have_value("line one\nline two")
+    # An IME confirming a candidate sends Enter with isComposing: that must not send.
+    box.evaluate(
+        "el => el.dispatchEvent(new KeyboardEvent('keydown', "
+        "{key: 'Enter', isComposing: true, bubbles: true, cancelable: true}))"
+    )
+    expect(box).to_have_value("line one\nline two")
+    box.press("Enter")
+    conversation_url(page)
+    wait_done(page)
+    expect(page.get_by_test_id("user-message")).to_have_count(1)
+    expect(page.get_by_test_id("user-message")).to_contain_text("line one\nline two")
+    expect(composer(page)).to_have_value("")
+    assert len(live_app.requests(SONNET)) == 1
+
+
+def test_send_is_disabled_while_a_reply_streams(page: Page, live_app: LiveApp) -> None:
+    live_app.set_profile(SONNET, tokens_per_s=20.0)
+    page.goto(live_app.url)
+    send(page, "first")
+    conversation_url(page)
+    send_button = page.get_by_role("button", name="Send")
+    expect(send_button).to_be_disabled()
+    composer(page).fill("typed while waiting")
+    composer(page).press("Enter")
+    wait_done(page)
+    expect(send_button).to_be_enabled()
+    expect(composer(page)).to_have_value("typed while waiting")  # not sent, not lost
+    expect(replies(page)).to_have_count(1)
+
+
+def test_refused_messages_keep_the_text_and_say_why(page: Page, live_app: LiveApp) -> None:
+    page.goto(live_app.url)
+    send(page, "   ")
+    expect(page.get_by_test_id("flash")).to_contain_text("Type a message")
+    too_long = "x" * 32_001
+    composer(page).fill(too_long)
+    expect(page.locator("#composer-hint")).to_contain_text("Too long")
+    composer(page).press("Enter")
+    expect(page.get_by_test_id("flash")).to_contain_text("32,001")
+    expect(composer(page)).to_have_value(too_long)
+    expect(page.get_by_test_id("conversation-list")).to_contain_text("No conversations yet")
+    composer(page).fill("fine now")
+    composer(page).press("Enter")
+    wait_done(page)
+    expect(page.get_by_test_id("flash")).to_be_hidden()
+
+
+def test_server_errors_in_a_conversation_keep_the_text(page: Page, live_app: LiveApp) -> None:
+    page.goto(live_app.url)
+    send(page, "hello")
+    wait_done(page)
+    composer(page).fill("y" * 32_001)
+    composer(page).press("Enter")
+    expect(page.get_by_test_id("flash")).to_contain_text("the limit is 32,000")
+    expect(composer(page)).to_have_value("y" * 32_001)
+    expect(page.get_by_test_id("user-message")).to_have_count(1)
+
+
+def test_new_rename_and_delete_conversations(page: Page, live_app: LiveApp) -> None:
+    page.goto(live_app.url)
+    send(page, "First chat")
+    first = conversation_url(page)
+    wait_done(page)
+    page.get_by_role("link", name="+ New chat").click()
+    send(page, "Second chat")
+    second = conversation_url(page)
+    assert second != first
+    wait_done(page)
+    listing = page.get_by_test_id("conversation-list")
+    expect(listing.get_by_role("link")).to_have_text(["Second chat", "First chat"])
+    expect(listing.get_by_role("link", name="Second chat")).to_have_attribute(
+        "aria-current", "page"
+    )
+
+    page.get_by_text("Rename or delete").click()
+    page.get_by_label("Name").fill("Renamed chat")
+    page.get_by_role("button", name="Rename", exact=True).click()
+    expect(page.get_by_role("heading", name="Renamed chat")).to_be_visible()
+    expect(listing.get_by_role("link")).to_have_text(["Renamed chat", "First chat"])
+
+    page.get_by_text("Rename or delete").click()
+    page.get_by_role("button", name="Delete conversation").click()
+    expect(page).to_have_url(f"{live_app.url}/")
+    expect(page.get_by_test_id("conversation-list").get_by_role("link")).to_have_text(
+        ["First chat"]
+    )
+    response = page.goto(second)
+    assert response is not None and response.status == 404
+
+
+def test_usable_on_a_390px_phone(page: Page, live_app: LiveApp) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_app.url)
+    expect(page.get_by_test_id("outage-panel")).to_be_hidden()  # in the closed menu
+    send(page, "Hi from a phone")
+    reply = wait_done(page)
+    expect(reply).to_be_visible()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = reply.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    page.get_by_role("button", name="Conversations").click()
+    expect(page.get_by_test_id("conversation-list")).to_be_visible()
+    expect(page.get_by_test_id("outage-panel")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("conversation-list")).to_be_hidden()
