@@ -79,6 +79,7 @@ class LoginLimiter:
     def __init__(self, limit: int = LOGIN_LIMIT, window_s: float = LOGIN_WINDOW_S) -> None:
         self.limit = limit
         self.window_s = window_s
+        self.max_clients = 10_000
         self._failures: dict[str, deque[float]] = {}
 
     def retry_after(self, client: str, now: float) -> float | None:
@@ -93,6 +94,11 @@ class LoginLimiter:
         return failures[0] + self.window_s - now
 
     def failed(self, client: str, now: float) -> None:
+        if len(self._failures) >= self.max_clients:
+            # Many addresses guessing: forget those whose failures have all left the window.
+            stale = [c for c, f in self._failures.items() if not f or f[-1] <= now - self.window_s]
+            for c in stale:
+                del self._failures[c]
         self._failures.setdefault(client, deque()).append(now)
 
     def succeeded(self, client: str) -> None:
