@@ -41,14 +41,14 @@ class Case:
     """"primary", "second", or None when the turn must end with a clear error."""
     after_text: bool = False
     min_s: float = 0.0
-    max_s: float = 1.0
+    max_s: float = 1.5
     per_provider: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Overrides of fault/kind for one wire format."""
 
 
 CASES: dict[str, Case] = {
     "429-short-retry-after": Case(
-        {"kind": "status", "status": 429, "retry_after": 1}, 2, K.RATE_LIMITED, min_s=1.0, max_s=2.0
+        {"kind": "status", "status": 429, "retry_after": 1}, 2, K.RATE_LIMITED, min_s=1.0, max_s=2.5
     ),
     "429-long-retry-after": Case(
         {"kind": "status", "status": 429, "retry_after": 30}, 1, K.RATE_LIMITED
@@ -76,9 +76,9 @@ CASES: dict[str, Case] = {
         },
     ),
     "reset": Case({"kind": "reset"}, 2, K.CONNECTION),
-    "hang": Case({"kind": "hang"}, 1, K.TIMEOUT, min_s=0.45, max_s=1.3),
+    "hang": Case({"kind": "hang"}, 1, K.TIMEOUT, min_s=0.45, max_s=1.8),
     "slow-first-token": Case(
-        {"kind": "slow_first_token", "delay_s": 3}, 1, K.TIMEOUT, min_s=0.45, max_s=1.3
+        {"kind": "slow_first_token", "delay_s": 3}, 1, K.TIMEOUT, min_s=0.45, max_s=1.8
     ),
     "slow-first-token-in-time": Case(
         {"kind": "slow_first_token", "delay_s": 0.15}, 1, None, answers="primary", min_s=0.15
@@ -91,7 +91,7 @@ CASES: dict[str, Case] = {
         K.TIMEOUT,
         after_text=True,
         min_s=0.45,
-        max_s=1.3,
+        max_s=1.8,
     ),
     "error-event-after-text": Case(
         {"kind": "error_event", "after_tokens": 3},

@@ -144,16 +144,16 @@ async def test_short_retry_after_is_honoured_once_on_the_same_tier(upstream: Ups
     assert turn.completed.degraded_reason is None
     assert [(s.tier.name, s.retry) for s in turn.starts] == [("sonnet", False), ("sonnet", True)]
     assert turn.failures[0].retry_after == 0.3
-    assert 0.3 <= turn.elapsed < 0.3 + 0.25 + 0.3  # retry-after + at most the jitter + slack
+    assert 0.3 <= turn.elapsed < 1.5  # retry-after + at most 0.25 s of jitter + slack
 
 
 async def test_retry_after_above_the_cap_moves_on_at_once(upstream: Upstream) -> None:
-    await upstream.fault(SONNET, "status", status=429, retry_after=0.5)
-    chain = upstream.chain(retry_after_cap_s=0.2)
+    await upstream.fault(SONNET, "status", status=429, retry_after=1.5)
+    chain = upstream.chain(retry_after_cap_s=1.0)
     turn = await run_turn(chain)
     await chain.aclose()
     assert await upstream.requests() == {SONNET: 1, HAIKU: 1}
-    assert turn.elapsed < 0.4
+    assert turn.elapsed < 1.2  # not 1.5 s of waiting
 
 
 async def test_retry_waits_with_jitter_and_can_find_the_tier_healed(upstream: Upstream) -> None:
@@ -163,7 +163,7 @@ async def test_retry_waits_with_jitter_and_can_find_the_tier_healed(upstream: Up
     await chain.aclose()
     assert await upstream.requests() == {SONNET: 2}
     assert turn.completed.tier.name == "sonnet"
-    assert 0.3 <= turn.elapsed < 0.8
+    assert 0.3 <= turn.elapsed < 1.5
 
 
 async def test_failure_after_text_restarts_the_reply_on_the_next_tier(upstream: Upstream) -> None:
@@ -192,23 +192,29 @@ async def test_tier_total_time_limit_cuts_a_slow_stream(upstream: Upstream) -> N
     assert turn.failures[0].error_message == "the tier's total time limit (0.4 s) passed"
     assert turn.failures[0].after_text
     assert turn.completed.tier.name == "haiku"
-    assert turn.elapsed < 0.8
+    assert turn.elapsed < 1.3  # not the 1.5 s the whole reply takes
 
 
 async def test_deadline_bounds_the_turn_when_every_upstream_hangs(upstream: Upstream) -> None:
     await upstream.fault("*", "hang")
-    chain = upstream.chain(deadline_s=1.2)
+    quick = replace(SHORT, first_token_s=0.4)
+    configs = (
+        replace(SONNET_TIER, timeouts=quick),
+        replace(HAIKU_TIER, timeouts=quick),
+        replace(GPT_TIER, timeouts=replace(SHORT, first_token_s=5.0)),
+    )
+    chain = upstream.chain(configs, deadline_s=1.4)
     turn = await run_turn(chain)
     await chain.aclose()
-    assert 1.15 <= turn.elapsed < 1.6
+    assert 1.35 <= turn.elapsed < 2.0
     assert await upstream.requests() == {SONNET: 1, HAIKU: 1, GPT: 1}
     assert [r.error_message for r in turn.failures] == [
-        "no first token within 0.5 s",
-        "no first token within 0.5 s",
-        "the turn deadline (1.2 s) passed",
+        "no first token within 0.4 s",
+        "no first token within 0.4 s",
+        "the turn deadline (1.4 s) passed",
     ]
     assert turn.exhausted.message == (
-        "No model answered within 1.2 s: Sonnet timed out, Haiku timed out and GPT-5.5 timed "
+        "No model answered within 1.4 s: Sonnet timed out, Haiku timed out and GPT-5.5 timed "
         "out. Try again in a moment."
     )
 
@@ -220,7 +226,7 @@ async def test_deadline_shorter_than_the_first_token_timeout(upstream: Upstream)
     chain = upstream.chain(configs, deadline_s=0.6)
     turn = await run_turn(chain)
     await chain.aclose()
-    assert 0.55 <= turn.elapsed < 0.9
+    assert 0.55 <= turn.elapsed < 1.5
     assert await upstream.requests() == {SONNET: 1}
     assert turn.exhausted.final_kind is ErrorKind.TIMEOUT
 
@@ -239,7 +245,7 @@ async def test_all_down_reports_every_attempt(upstream: Upstream) -> None:
         "No model could answer: Sonnet had a server error, Haiku had a server error and GPT-5.5 "
         "had a server error. Try again in a moment."
     )
-    assert turn.elapsed < 1.2  # three jittered retries of at most 0.25 s
+    assert turn.elapsed < 2.0  # three jittered retries of at most 0.25 s each
 
 
 async def test_mixed_failures_read_as_one_sentence(upstream: Upstream) -> None:
@@ -297,6 +303,6 @@ async def test_stopping_a_turn_closes_the_upstream_connection() -> None:
         assert isinstance(await anext(run), TierStarted)
         assert await anext(run) == TextDelta("Hello")
         await run.aclose()  # the app's Stop button
-        await asyncio.wait_for(wall.hung_up.wait(), 0.5)
+        await asyncio.wait_for(wall.hung_up.wait(), 1.0)
         await chain.aclose()
     assert [(r.outcome, r.after_text) for r in records] == [("cancelled", True)]

@@ -264,7 +264,7 @@ async def test_closing_the_stream_closes_the_connection(name: str) -> None:
         stream = provider.stream(REQUEST, "m")
         assert await anext(stream) == TextDelta("one")
         await stream.aclose()  # type: ignore[attr-defined]
-        await asyncio.wait_for(wall.hung_up.wait(), 0.5)
+        await asyncio.wait_for(wall.hung_up.wait(), 1.0)
         await provider.aclose()
 
 
@@ -286,5 +286,5 @@ async def test_cancelling_the_consumer_closes_the_connection(name: str) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.wait_for(wall.hung_up.wait(), 0.5)
+        await asyncio.wait_for(wall.hung_up.wait(), 1.0)
         await provider.aclose()
