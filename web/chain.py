@@ -103,7 +103,8 @@ class Chain:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Chain:
-        """Every tier at the simulator when ``sim_url`` is set, else at its provider with its key."""
+        """Every tier at the simulator (with a placeholder key) when ``sim_url`` is set, else at
+        its provider (or the tier's ``base_url``) with its key; a missing key is a ConfigError."""
         if not settings.sim_url:
             for config in settings.tiers:
                 if settings.key_for(config) is None:
@@ -117,8 +118,9 @@ class Chain:
             key = settings.key_for(config)
             base_url = config.base_url
             if settings.sim_url:
+                # Real keys never travel to a simulator (it may be remote, over plain HTTP).
                 base_url = settings.sim_url.rstrip("/") + SIM_PATHS[config.provider]
-                key = key or SIM_PLACEHOLDER_KEY
+                key = SIM_PLACEHOLDER_KEY
             assert key is not None
             provider = PROVIDERS[config.provider](
                 api_key=key, base_url=base_url, timeouts=config.timeouts

@@ -43,6 +43,14 @@ async def test_sim_url_points_every_tier_at_the_simulator() -> None:
     await chain.aclose()
 
 
+async def test_real_keys_never_go_to_the_simulator() -> None:
+    env = {"UNDERSTUDY_SIM_URL": "http://127.0.0.1:8100", "ANTHROPIC_API_KEY": "sk-ant-real"}
+    chain = Chain.from_settings(settings(env))
+    keys = {t.provider._client.api_key for t in chain.tiers}  # type: ignore[attr-defined]
+    assert keys == {SIM_PLACEHOLDER_KEY}
+    await chain.aclose()
+
+
 async def test_turn_deadline_comes_from_settings() -> None:
     env = {"UNDERSTUDY_SIM_URL": "http://127.0.0.1:1", "UNDERSTUDY_TURN_DEADLINE_S": "7.5"}
     chain = Chain.from_settings(settings(env))
