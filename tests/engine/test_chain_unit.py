@@ -269,7 +269,7 @@ def test_degraded_reason_sentences() -> None:
     )
 
 
-async def test_steady_text_slower_than_nothing_but_faster_than_idle_is_not_cut() -> None:
+async def test_steady_text_keeps_the_idle_timer_moving() -> None:
     # Tokens every 0.3 s for 1.5 s: the 0.5 s idle timer must keep moving, never fire.
     steady = FakeProvider([["a", 0.3, "b", 0.3, "c", 0.3, "d", 0.3, "e", 0.3, "f", OK[-1]]])
     started = time.monotonic()
