@@ -98,8 +98,7 @@ class _PlainPrinter:
             self.shown = True
         elif isinstance(event, AttemptFailed):
             record = event.record
-            kind = record.error_kind.phrase if record.error_kind else "failed"
-            self._note(f"{record.tier.label}: {kind} ({record.error_message})")
+            self._note(f"{record.tier.label} failed: {record.error_message}")
         elif isinstance(event, TierStarted) and event.restart and self.live and self.shown:
             self.out.write("\n")
             self._note(f"restarting the reply with {event.tier.label}")
