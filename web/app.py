@@ -29,6 +29,7 @@ from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
 from web.errors import AppError
 from web.routes import admin, chat, demo
+from web.routes.demo import sim_client
 from web.runner import TurnRunner
 from web.security import csrf_token, install_security
 from web.settings import Settings
@@ -80,11 +81,15 @@ def create_app(settings: Settings) -> FastAPI:
         state.chain = chain
         state.runner = runner
         state.sim = sim
-        state.demo_mode = current.sim_url is not None and not current.has_keys
+        demo = current.sim_url is not None and not current.has_keys
+        state.demo_mode = demo
+        state.sim_client = sim_client(current.sim_url) if current.sim_url and demo else None
         try:
             yield
         finally:
             await runner.shutdown()
+            if state.sim_client is not None:
+                await state.sim_client.aclose()
             await chain.aclose()
             if sim is not None:
                 await sim.stop()

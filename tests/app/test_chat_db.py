@@ -98,13 +98,14 @@ async def test_history_holds_the_latest_reply_with_text_per_message(
     conversation, first = await chat.start_conversation(sessions, ALICE, "one")
     await _answer(sessions, conversation, first, "old answer")
     await _answer(sessions, conversation, first, "new answer")  # regenerated
-    second = await chat.add_user_message(sessions, ALICE, conversation, "two")
+    second, _ = await chat.add_user_message(sessions, ALICE, conversation, "two")
     await _answer(sessions, conversation, second, "", TurnStatus.FAILED)
-    third = await chat.add_user_message(sessions, ALICE, conversation, "three")
+    third, _ = await chat.add_user_message(sessions, ALICE, conversation, "three")
     await _answer(sessions, conversation, third, "partial", TurnStatus.STOPPED)
-    fourth = await chat.add_user_message(sessions, ALICE, conversation, "four")
+    fourth, sent = await chat.add_user_message(sessions, ALICE, conversation, "four")
 
     history = await chat.history_for(sessions, conversation, fourth)
+    assert sent == history
     assert history == (
         ChatMessage("user", "one"),
         ChatMessage("assistant", "new answer"),
@@ -112,6 +113,11 @@ async def test_history_holds_the_latest_reply_with_text_per_message(
         ChatMessage("user", "two\n\nthree"),
         ChatMessage("assistant", "partial"),
         ChatMessage("user", "four"),
+    )
+    # A reply regenerated later (its row is newer than "four") replaces the old one in history.
+    await _answer(sessions, conversation, first, "newest answer")
+    assert (await chat.history_for(sessions, conversation, fourth))[1] == ChatMessage(
+        "assistant", "newest answer"
     )
     # Regenerating "one" sends only what came before it.
     assert await chat.history_for(sessions, conversation, first) == (ChatMessage("user", "one"),)
@@ -123,7 +129,7 @@ async def test_exchanges_pair_each_message_with_its_latest_turn(
     conversation, first = await chat.start_conversation(sessions, ALICE, "one")
     await _answer(sessions, conversation, first, "old")
     latest = await _answer(sessions, conversation, first, "new")
-    second = await chat.add_user_message(sessions, ALICE, conversation, "two")
+    second, _ = await chat.add_user_message(sessions, ALICE, conversation, "two")
     exchanges = await chat.load_exchanges(sessions, ALICE, conversation)
     assert [(e.user.id, e.turn.id if e.turn else None) for e in exchanges] == [
         (first, latest),

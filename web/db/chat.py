@@ -8,10 +8,10 @@ only read, to show each user message with its latest reply.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Conversation, Message, Turn, TurnStatus, utcnow
@@ -76,9 +76,19 @@ async def list_conversations(factory: Factory, owner: str) -> list[ConversationR
 
 
 async def get_conversation(factory: Factory, owner: str, conversation_id: str) -> ConversationRow:
+    # Every reply stream checks ownership with this: columns, not an ORM object, and no transaction
+    # beyond the one statement.
     async with read_scope(factory) as session:
-        conversation = await _owned(session, owner, conversation_id)
-        return ConversationRow(id=conversation.id, title=conversation.title)
+        row = (
+            await session.execute(
+                select(Conversation.id, Conversation.title).where(
+                    Conversation.id == conversation_id, Conversation.owner == owner
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    return ConversationRow(id=row.id, title=row.title)
 
 
 async def start_conversation(factory: Factory, owner: str, content: str) -> tuple[str, int]:
@@ -93,14 +103,41 @@ async def start_conversation(factory: Factory, owner: str, content: str) -> tupl
         return conversation.id, message.id
 
 
-async def add_user_message(factory: Factory, owner: str, conversation_id: str, content: str) -> int:
+async def add_user_message(
+    factory: Factory,
+    owner: str,
+    conversation_id: str,
+    content: str,
+    *,
+    refuse: Callable[[], None] | None = None,
+) -> tuple[int, tuple[ChatMessage, ...]]:
+    """Store a user message; return its id and the history a turn answering it sends.
+
+    One transaction: ownership, then ``refuse()`` (which may raise, e.g. a reply is still being
+    written, and then nothing is stored), then the insert and the history read.
+    """
     async with session_scope(factory) as session:
-        conversation = await _owned(session, owner, conversation_id)
-        conversation.updated_at = utcnow()
-        message = Message(conversation_id=conversation_id, role="user", content=content)
-        session.add(message)
-        await session.flush()
-        return message.id
+        # Ownership check and "latest activity" in one statement: this runs before every reply.
+        touched = await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.owner == owner)
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if touched.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFound(CONVERSATION_NOT_FOUND)
+        if refuse is not None:
+            refuse()
+        message_id = await session.scalar(
+            insert(Message)
+            .values(
+                conversation_id=conversation_id, role="user", content=content, created_at=utcnow()
+            )
+            .returning(Message.id)
+        )
+        assert message_id is not None
+        history = await _history(session, conversation_id, message_id)
+        return message_id, history
 
 
 async def rename_conversation(
@@ -189,50 +226,41 @@ async def history_for(
     the roles to alternate).
     """
     async with read_scope(factory) as session:
-        messages = (
-            await session.scalars(
-                select(Message)
-                .where(
-                    Message.conversation_id == conversation_id,
-                    Message.id <= user_message_id,
-                    Message.role == "user",
-                )
-                .order_by(Message.id)
-            )
-        ).all()
-        turns = (
-            await session.scalars(
-                select(Turn)
-                .where(
-                    Turn.conversation_id == conversation_id,
-                    Turn.user_message_id < user_message_id,
-                )
-                .order_by(Turn.started_at, Turn.id)
-            )
-        ).all()
-        turn_ids = [t.id for t in turns]
-        replies = (
-            (
-                await session.scalars(
-                    select(Message).where(
-                        Message.turn_id.in_(turn_ids), Message.role == "assistant"
-                    )
-                )
-            ).all()
-            if turn_ids
-            else []
+        return await _history(session, conversation_id, user_message_id)
+
+
+async def _history(
+    session: AsyncSession, conversation_id: str, user_message_id: int
+) -> tuple[ChatMessage, ...]:
+    # One query (it runs before every reply): each message with, for replies, its turn. Every
+    # reply is read, as one regenerated later has a larger id than the message it answers.
+    rows = await session.execute(
+        select(
+            Message.id,
+            Message.role,
+            Message.content,
+            Turn.user_message_id,
+            Turn.status,
         )
-    exchanges = _pair([*messages, *replies], turns)
+        .outerjoin(Turn, Turn.id == Message.turn_id)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.id)
+    )
+    users: list[tuple[int, str]] = []
+    latest: dict[int, tuple[str, str]] = {}
+    """user message id -> (status, text) of its latest reply (replies come in creation order)."""
+    for message_id, role, content, answers, status in rows:
+        if role == "user":
+            if message_id <= user_message_id:
+                users.append((message_id, content))
+        elif answers is not None and answers < user_message_id:
+            latest[answers] = (status, content)
     history: list[ChatMessage] = []
-    for exchange in exchanges:
-        _append(history, ChatMessage(role="user", content=exchange.user.content))
-        if (
-            exchange.turn is not None
-            and exchange.turn.status in _HISTORY_STATUSES
-            and exchange.reply is not None
-            and exchange.reply.content
-        ):
-            _append(history, ChatMessage(role="assistant", content=exchange.reply.content))
+    for message_id, content in users:
+        _append(history, ChatMessage(role="user", content=content))
+        status, text = latest.get(message_id, ("", ""))
+        if status in _HISTORY_STATUSES and text:
+            _append(history, ChatMessage(role="assistant", content=text))
     return tuple(history)
 
 

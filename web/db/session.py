@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from web.db.writelock import write_slot
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 READ_ONLY = "understudy_read_only"
 """Connection execution option: this transaction only reads (SQLite: deferred BEGIN)."""
@@ -62,8 +64,9 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session that commits on success and rolls back on error."""
-    async with factory() as session:
+    """A session that commits on success and rolls back on error (SQLite: one at a time, see
+    web.db.writelock)."""
+    async with write_slot(factory), factory() as session:
         try:
             yield session
             await session.commit()

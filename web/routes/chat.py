@@ -16,6 +16,7 @@ The prompt only ever travels in POST bodies: the stream URL names a turn, never 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated, Any
@@ -28,8 +29,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from web.db import chat as db
 from web.db.models import Message, Turn
 from web.db.turnlog import Factory, start_turn
+from web.db.writelock import urgent_writes
 from web.errors import Conflict, Invalid, TooLarge
-from web.providers.base import ChatRequest
+from web.providers.base import ChatMessage, ChatRequest
 from web.render import escape_chunk
 from web.routes.demo import outage_context
 from web.runner import Delta, Finished, LiveTurn, TierChange, TurnRunner, Update
@@ -176,15 +178,22 @@ async def conversation_page(
     return await _page(request, owner, sessions, conversation)
 
 
-async def _begin_turn(request: Request, conversation_id: str, user_message_id: int) -> LiveTurn:
-    sessions = _sessions(request)
-    turn_id, _ = await start_turn(
-        sessions, conversation_id=conversation_id, user_message_id=user_message_id
-    )
-    history = await db.history_for(sessions, conversation_id, user_message_id)
-    return _runner(request).start(
+async def _begin_turn(
+    request: Request,
+    conversation_id: str,
+    user_message_id: int,
+    history: tuple[ChatMessage, ...],
+) -> LiveTurn:
+    """The turn row (before any model is called), then the background task that runs it."""
+    with urgent_writes():
+        turn_id, _ = await start_turn(
+            _sessions(request), conversation_id=conversation_id, user_message_id=user_message_id
+        )
+    live = _runner(request).start(
         turn_id, conversation_id, user_message_id, ChatRequest(messages=history)
     )
+    await asyncio.sleep(0)  # let the turn send its model request before we render the page bits
+    return live
 
 
 @router.post("/c", dependencies=CSRF)
@@ -196,8 +205,10 @@ async def new_conversation(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     text = check_message(content, settings)
-    conversation_id, message_id = await db.start_conversation(sessions, owner, text)
-    await _begin_turn(request, conversation_id, message_id)
+    with urgent_writes():
+        conversation_id, message_id = await db.start_conversation(sessions, owner, text)
+    history = (ChatMessage(role="user", content=text),)
+    await _begin_turn(request, conversation_id, message_id, history)
     url = f"/c/{conversation_id}"
     if is_htmx(request):
         # A full load of the new page, which opens the reply's stream (once).
@@ -215,12 +226,19 @@ async def send_message(
     settings: SettingsDep,
     content: Annotated[str, Form()] = "",
 ) -> Response:
-    await db.get_conversation(sessions, owner, conversation_id)
     text = check_message(content, settings)
-    if runner.live_in(conversation_id) is not None:
-        raise Conflict(BUSY)
-    message_id = await db.add_user_message(sessions, owner, conversation_id, text)
-    live = await _begin_turn(request, conversation_id, message_id)
+
+    def refuse_if_busy() -> None:
+        if runner.live_in(conversation_id) is not None:
+            raise Conflict(BUSY)
+
+    # Ownership, the busy check, the insert and the history: one transaction, so the model call
+    # (which waits for it) starts as early as possible.
+    with urgent_writes():
+        message_id, history = await db.add_user_message(
+            sessions, owner, conversation_id, text, refuse=refuse_if_busy
+        )
+    live = await _begin_turn(request, conversation_id, message_id, history)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = Views(request)
@@ -331,7 +349,9 @@ async def regenerate_turn(
     row = await _owned_turn(request, owner, conversation_id, turn_id)
     if runner.live_in(conversation_id) is not None:
         raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
-    live = await _begin_turn(request, conversation_id, row.turn.user_message_id)
+    user_message_id = row.turn.user_message_id
+    history = await db.history_for(_sessions(request), conversation_id, user_message_id)
+    live = await _begin_turn(request, conversation_id, user_message_id, history)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = Views(request)

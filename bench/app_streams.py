@@ -1,0 +1,431 @@
+"""What the app adds to a streamed reply: N concurrent chats through its real HTTP + SSE path,
+compared with N direct SDK streams from the same simulator in the same run.
+
+    .venv/bin/python bench/app_streams.py --chats 100
+    .venv/bin/python bench/app_streams.py --chats 500
+
+It starts `understudy sim` and `understudy serve` (pointed at that simulator) on loopback ports,
+runs two phases against the same model profile, prints the figures and stops both servers.
+
+- direct: each of N loops streams replies with the official Anthropic SDK straight from the
+  simulator (what a client with no app in between sees).
+- app: each of N loops is one browser session: POST a message to its conversation, open the reply's
+  SSE stream, read it to the final event (exactly what the page does).
+
+Each loop first runs one untimed warm-up turn, then `--turns` timed ones; loops start spread over one
+reply's duration, so about N replies stream at any moment (a closed loop, not a burst of N POSTs in
+the same millisecond). Time to first token counts from the start of the request (the SDK call, or
+the POST) to the first text received. Every reply is checked against the simulator's deterministic
+text; a mismatch counts as an error. Peak memory is the app server's VmHWM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anthropic
+import httpx
+import httpx2
+
+from web.sim.replies import reply_text, tokenize
+
+MODEL = "claude-sonnet-4-6"
+START_TIMEOUT_S = 30.0
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+STREAM_URL = re.compile(r'sse-connect="([^"]+)"')
+BODY = re.compile(r'data-testid="reply-body">(.*?)</div>', re.S)
+RAW = re.compile(r'<template id="raw-[0-9a-f]+">(.*?)</template>', re.S)
+STATE = re.compile(r'data-state="([a-z]+)"')
+
+
+@dataclass
+class Sample:
+    ttft_s: float
+    tokens: int
+    stream_s: float
+    """From the first text to the last."""
+    accept_s: float | None = None
+    """App only: how long the POST that sends the message took."""
+
+
+@dataclass
+class Phase:
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+
+    def add_error(self, message: str) -> None:
+        self.errors.append(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def understudy() -> list[str]:
+    script = Path(sys.executable).parent / "understudy"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "web.cli"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def peak_rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, in MiB."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+# --- the two paths ---------------------------------------------------------------------------
+
+
+async def direct_turn(client: anthropic.AsyncAnthropic, prompt: str, phase: Phase | None) -> None:
+    start = time.perf_counter()
+    first = last = 0.0
+    parts: list[str] = []
+    try:
+        async with client.messages.stream(
+            model=MODEL, max_tokens=1024, messages=[{"role": "user", "content": prompt}]
+        ) as stream:
+            async for text in stream.text_stream:
+                last = time.perf_counter()
+                if not parts:
+                    first = last
+                parts.append(text)
+    except anthropic.APIError as exc:
+        if phase is not None:
+            phase.add_error(f"direct: {type(exc).__name__}: {exc}")
+        return
+    record(phase, prompt, "".join(parts), start, first, last)
+
+
+class AppChat:
+    """One browser session with one conversation."""
+
+    def __init__(self, url: str, index: int) -> None:
+        self.http = httpx.AsyncClient(base_url=url, timeout=60.0)
+        self.index = index
+        self.csrf = ""
+        self.conversation = ""
+
+    async def open(self, prompt: str) -> None:
+        page = await self.http.get("/")
+        page.raise_for_status()
+        match = CSRF.search(page.text)
+        if match is None:
+            raise RuntimeError("no CSRF token on the page")
+        self.csrf = match.group(1)
+        created = await self.http.post("/c", data={"content": prompt}, headers=self._headers())
+        created.raise_for_status()
+        self.conversation = created.headers["HX-Redirect"].removeprefix("/c/")
+        page = await self.http.get(f"/c/{self.conversation}")
+        match = STREAM_URL.search(page.text)
+        if match is not None:
+            await self._follow(match.group(1), time.perf_counter())
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-CSRF-Token": self.csrf, "HX-Request": "true"}
+
+    async def turn(self, prompt: str, phase: Phase | None) -> None:
+        start = time.perf_counter()
+        sent = await self.http.post(
+            f"/c/{self.conversation}/messages", data={"content": prompt}, headers=self._headers()
+        )
+        if sent.status_code != 200:
+            if phase is not None:
+                phase.add_error(f"app: POST answered {sent.status_code}: {sent.text[:200]}")
+            return
+        accepted = time.perf_counter()
+        match = STREAM_URL.search(sent.text)
+        if match is None:
+            if phase is not None:
+                phase.add_error("app: the new turn has no stream URL")
+            return
+        first, last, final, state = await self._follow(match.group(1), start)
+        if state != "done":
+            if phase is not None:
+                phase.add_error(f"app: reply ended {state!r}")
+            return
+        record(phase, prompt, final, start, first, last, accepted - start)
+
+    async def _follow(self, path: str, start: float) -> tuple[float, float, str, str]:
+        """Read the stream to its "done" event: (first text time, last text time, text, state)."""
+        first = last = 0.0
+        event, data = "", []
+        async with self.http.stream("GET", path, headers={"Accept": "text/event-stream"}) as reply:
+            async for line in reply.aiter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                elif not line and data:
+                    payload = "\n".join(data)
+                    data = []
+                    now = time.perf_counter()
+                    if event == "done":
+                        raw = RAW.search(payload)
+                        state = STATE.search(payload)
+                        text = html.unescape(raw.group(1)) if raw else ""
+                        if not first and text:
+                            first = now
+                        return first, last or now, text, state.group(1) if state else "?"
+                    has_text = event == "delta" or (
+                        event == "snapshot" and (body := BODY.search(payload)) and body.group(1)
+                    )
+                    if has_text:
+                        last = now
+                        first = first or now
+        return first, last, "", "closed without a final event"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def record(
+    phase: Phase | None,
+    prompt: str,
+    text: str,
+    start: float,
+    first: float,
+    last: float,
+    accept_s: float | None = None,
+) -> None:
+    if phase is None:
+        return
+    expected = reply_text(MODEL, prompt, REPLY_TOKENS[0])
+    if text != expected:
+        phase.add_error(f"{phase.name}: wrong reply text for {prompt!r} ({len(text)} chars)")
+        return
+    phase.samples.append(
+        Sample(
+            ttft_s=first - start,
+            tokens=len(tokenize(text)),
+            stream_s=last - first,
+            accept_s=accept_s,
+        )
+    )
+
+
+REPLY_TOKENS = [0]
+"""The profile's reply length, for checking texts (set once in main)."""
+
+
+# --- running a phase --------------------------------------------------------------------------
+
+
+async def run_phase(
+    phase: Phase,
+    chats: int,
+    turns: int,
+    spread_s: float,
+    loop: Callable[[int, Phase], Awaitable[None]],
+) -> None:
+    async def staggered(index: int) -> None:
+        await asyncio.sleep(spread_s * index / chats)
+        try:
+            await loop(index, phase)
+        except Exception as exc:
+            phase.add_error(f"{phase.name} chat {index}: {type(exc).__name__}: {exc}")
+
+    phase.started = time.perf_counter()
+    await asyncio.gather(*(staggered(i) for i in range(chats)))
+    phase.ended = time.perf_counter()
+
+
+async def bench(sim_url: str, app_url: str, args: argparse.Namespace) -> tuple[Phase, Phase]:
+    # The SDK's own HTTP client package (httpx2), with room for every chat's connection.
+    limits = httpx2.Limits(max_connections=args.chats * 2, max_keepalive_connections=args.chats)
+    client = anthropic.AsyncAnthropic(
+        api_key="bench",
+        base_url=f"{sim_url}/anthropic",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(limits=limits, timeout=60.0),
+    )
+    direct = Phase("direct")
+
+    async def direct_loop(index: int, phase: Phase) -> None:
+        await direct_turn(client, f"bench direct {index} warm-up", None)
+        for turn in range(args.turns):
+            await direct_turn(client, f"bench direct {index} turn {turn}", phase)
+
+    spread = args.first_token + args.reply_tokens / args.tokens_per_s
+    await run_phase(direct, args.chats, args.turns, spread, direct_loop)
+    await client.close()
+
+    app = Phase("app")
+    sessions = [AppChat(app_url, i) for i in range(args.chats)]
+
+    async def app_loop(index: int, phase: Phase) -> None:
+        chat = sessions[index]
+        await chat.open(f"bench app {index} warm-up")
+        for turn in range(args.turns):
+            await chat.turn(f"bench app {index} turn {turn}", phase)
+
+    try:
+        await run_phase(app, args.chats, args.turns, spread, app_loop)
+    finally:
+        await asyncio.gather(*(chat.aclose() for chat in sessions))
+    return direct, app
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {START_TIMEOUT_S}s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def report(
+    direct: Phase, app: Phase, args: argparse.Namespace, memory: tuple[float, float, float]
+) -> bool:
+    print(
+        f"\n{args.chats} concurrent chats x {args.turns} timed turns on {os.cpu_count()} CPUs; "
+        f"simulated model: first token {args.first_token * 1000:.0f} ms, "
+        f"{args.tokens_per_s:g} tokens/s, {args.reply_tokens} tokens per reply\n"
+    )
+    header = f"{'':8} {'replies':>8} {'errors':>7} {'TTFT p50':>10} {'TTFT p99':>10} {'tok/s/stream':>13} {'tok/s total':>12}"
+    print(header)
+    print("-" * len(header))
+    rows: dict[str, tuple[float, float]] = {}
+    for phase in (direct, app):
+        ttfts = [s.ttft_s * 1000 for s in phase.samples]
+        rates = [s.tokens / s.stream_s for s in phase.samples if s.stream_s > 0]
+        total = sum(s.tokens for s in phase.samples) / max(phase.ended - phase.started, 1e-9)
+        p50 = statistics.median(ttfts) if ttfts else float("nan")
+        p99 = percentile(ttfts, 99) if ttfts else float("nan")
+        rows[phase.name] = (p50, p99)
+        rate = statistics.median(rates) if rates else float("nan")
+        print(
+            f"{phase.name:8} {len(phase.samples):8d} {len(phase.errors):7d} {p50:8.1f}ms "
+            f"{p99:8.1f}ms {rate:13.1f} {total:12.0f}"
+        )
+    added_p50 = rows["app"][0] - rows["direct"][0]
+    added_p99 = rows["app"][1] - rows["direct"][1]
+    print(f"\nadded by the app: TTFT p50 {added_p50:+.1f} ms, p99 {added_p99:+.1f} ms")
+    accepts = [s.accept_s * 1000 for s in app.samples if s.accept_s is not None]
+    if accepts:
+        print(
+            f"app POST (message stored, turn started): p50 {statistics.median(accepts):.1f} ms, "
+            f"p99 {percentile(accepts, 99):.1f} ms"
+        )
+    print(
+        f"app server memory: {memory[0]:.0f} MiB at start, {memory[1]:.0f} MiB at the end, "
+        f"peak {memory[2]:.0f} MiB"
+    )
+    for phase in (direct, app):
+        for message in phase.errors[:5]:
+            print(f"  error: {message}")
+    ok = not direct.errors and not app.errors
+    if args.chats <= 100:
+        ok = ok and added_p50 < 10 and added_p99 < 30
+        print(f"goal (<10 ms p50, <30 ms p99 added, no errors): {'met' if ok else 'NOT met'}")
+    else:
+        print(f"goal (no errors): {'met' if ok else 'NOT met'}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--chats", type=int, default=100)
+    parser.add_argument("--turns", type=int, default=3, help="timed turns per chat")
+    parser.add_argument("--first-token", type=float, default=0.3, help="seconds")
+    parser.add_argument("--tokens-per-s", type=float, default=40.0)
+    parser.add_argument("--reply-tokens", type=int, default=80)
+    parser.add_argument(
+        "--database-url", default=None, help="default: SQLite in a temporary data folder"
+    )
+    args = parser.parse_args(argv)
+    REPLY_TOKENS[0] = args.reply_tokens
+
+    base = Path(tempfile.mkdtemp(prefix="understudy-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSTUDY_")}
+    env.pop("ANTHROPIC_API_KEY", None)
+    env.pop("OPENAI_API_KEY", None)
+    sim_port, app_port = free_port(), free_port()
+    sim_url, app_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{app_port}"
+    sim = start([*understudy(), "sim", "--port", str(sim_port)], env, base / "sim.log")
+    app: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(f"{sim_url}/faults", sim, base / "sim.log")
+        profile = {
+            "model": "*",
+            "first_token_s": args.first_token,
+            "tokens_per_s": args.tokens_per_s,
+            "reply_tokens": args.reply_tokens,
+        }
+        httpx.post(f"{sim_url}/models", json=profile).raise_for_status()
+        app_env = {
+            **env,
+            "UNDERSTUDY_SIM_URL": sim_url,
+            "UNDERSTUDY_DATA_DIR": str(base / "data"),
+            "UNDERSTUDY_ADMIN_PASSWORD": "bench",
+        }
+        if args.database_url:
+            app_env["UNDERSTUDY_DATABASE_URL"] = args.database_url
+        app = start([*understudy(), "serve", "--port", str(app_port)], app_env, base / "app.log")
+        wait_for(f"{app_url}/healthz", app, base / "app.log")
+        at_start = peak_rss_mib(app.pid)[0]
+        direct, app_phase = asyncio.run(bench(sim_url, app_url, args))
+        now, peak = peak_rss_mib(app.pid)
+        ok = report(direct, app_phase, args, (at_start, now, peak))
+    finally:
+        if app is not None:
+            stop(app)
+        stop(sim)
+        shutil.rmtree(base, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

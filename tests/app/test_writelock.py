@@ -1,0 +1,44 @@
+"""The SQLite write queue: one writer at a time, urgent writers first, cancellation-safe."""
+
+from __future__ import annotations
+
+import asyncio
+
+from web.db.writelock import WriteQueue
+
+
+async def test_waiters_are_served_urgent_first_then_in_order() -> None:
+    queue = WriteQueue()
+    await queue.acquire(urgent=False)
+    order: list[str] = []
+
+    async def writer(name: str, urgent: bool) -> None:
+        await queue.acquire(urgent)
+        order.append(name)
+        queue.release()
+
+    tasks = [
+        asyncio.create_task(writer("normal-1", False)),
+        asyncio.create_task(writer("normal-2", False)),
+        asyncio.create_task(writer("urgent-1", True)),
+        asyncio.create_task(writer("urgent-2", True)),
+    ]
+    await asyncio.sleep(0)  # all four are queued behind the holder
+    assert order == []
+    queue.release()
+    await asyncio.gather(*tasks)
+    assert order == ["urgent-1", "urgent-2", "normal-1", "normal-2"]
+
+
+async def test_a_cancelled_waiter_never_keeps_the_lock() -> None:
+    queue = WriteQueue()
+    await queue.acquire(urgent=False)
+    cancelled = asyncio.create_task(queue.acquire(urgent=True))
+    later = asyncio.create_task(queue.acquire(urgent=False))
+    await asyncio.sleep(0)
+    queue.release()  # handed to `cancelled`...
+    cancelled.cancel()  # ...which is cancelled before it runs: it must pass the lock on
+    await asyncio.wait_for(later, 1.0)
+    queue.release()
+    await queue.acquire(urgent=False)  # free again
+    queue.release()
