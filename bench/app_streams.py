@@ -12,9 +12,10 @@ runs two phases against the same model profile, prints the figures and stops bot
 - app: each of N loops is one browser session: POST a message to its conversation, open the reply's
   SSE stream, read it to the final event (exactly what the page does).
 
-Each loop first runs one untimed warm-up turn, then `--turns` timed ones; loops start spread over one
-reply's duration, so about N replies stream at any moment (a closed loop, not a burst of N POSTs in
-the same millisecond). Time to first token counts from the start of the request (the SDK call, or
+Every chat first runs one untimed warm-up turn (the app: open the page, first message, its stream);
+once all are warm, each runs `--turns` timed turns back to back. Starts are spread over one reply's
+duration, so about N replies stream at any moment (a closed loop, not a burst of N POSTs in the
+same millisecond). Time to first token counts from the start of the request (the SDK call, or
 the POST) to the first text received. Every reply is checked against the simulator's deterministic
 text; a mismatch counts as an error. Peak memory is the app server's VmHWM.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import html
 import os
 import re
@@ -257,20 +259,29 @@ REPLY_TOKENS = [0]
 async def run_phase(
     phase: Phase,
     chats: int,
-    turns: int,
     spread_s: float,
-    loop: Callable[[int, Phase], Awaitable[None]],
+    warm_up: Callable[[int], Awaitable[None]],
+    timed: Callable[[int, Phase], Awaitable[None]],
 ) -> None:
-    async def staggered(index: int) -> None:
+    """Warm every chat up (untimed), wait for all of them, then run the timed turns together."""
+
+    async def staggered(index: int, step: Callable[[int], Awaitable[None]]) -> None:
         await asyncio.sleep(spread_s * index / chats)
         try:
-            await loop(index, phase)
+            await step(index)
         except Exception as exc:
             phase.add_error(f"{phase.name} chat {index}: {type(exc).__name__}: {exc}")
 
-    phase.started = time.perf_counter()
-    await asyncio.gather(*(staggered(i) for i in range(chats)))
-    phase.ended = time.perf_counter()
+    await asyncio.gather(*(staggered(i, warm_up) for i in range(chats)))
+    # The load generator's own garbage-collector pauses would show up as server latency.
+    gc.collect()
+    gc.disable()
+    try:
+        phase.started = time.perf_counter()
+        await asyncio.gather(*(staggered(i, lambda i: timed(i, phase)) for i in range(chats)))
+        phase.ended = time.perf_counter()
+    finally:
+        gc.enable()
 
 
 async def bench(sim_url: str, app_url: str, args: argparse.Namespace) -> tuple[Phase, Phase]:
@@ -282,28 +293,31 @@ async def bench(sim_url: str, app_url: str, args: argparse.Namespace) -> tuple[P
         max_retries=0,
         http_client=httpx2.AsyncClient(limits=limits, timeout=60.0),
     )
+    spread = args.first_token + args.reply_tokens / args.tokens_per_s
     direct = Phase("direct")
 
-    async def direct_loop(index: int, phase: Phase) -> None:
+    async def direct_warm_up(index: int) -> None:
         await direct_turn(client, f"bench direct {index} warm-up", None)
+
+    async def direct_timed(index: int, phase: Phase) -> None:
         for turn in range(args.turns):
             await direct_turn(client, f"bench direct {index} turn {turn}", phase)
 
-    spread = args.first_token + args.reply_tokens / args.tokens_per_s
-    await run_phase(direct, args.chats, args.turns, spread, direct_loop)
+    await run_phase(direct, args.chats, spread, direct_warm_up, direct_timed)
     await client.close()
 
     app = Phase("app")
     sessions = [AppChat(app_url, i) for i in range(args.chats)]
 
-    async def app_loop(index: int, phase: Phase) -> None:
-        chat = sessions[index]
-        await chat.open(f"bench app {index} warm-up")
+    async def app_warm_up(index: int) -> None:
+        await sessions[index].open(f"bench app {index} warm-up")
+
+    async def app_timed(index: int, phase: Phase) -> None:
         for turn in range(args.turns):
-            await chat.turn(f"bench app {index} turn {turn}", phase)
+            await sessions[index].turn(f"bench app {index} turn {turn}", phase)
 
     try:
-        await run_phase(app, args.chats, args.turns, spread, app_loop)
+        await run_phase(app, args.chats, spread, app_warm_up, app_timed)
     finally:
         await asyncio.gather(*(chat.aclose() for chat in sessions))
     return direct, app
