@@ -53,6 +53,7 @@
       var message = byId("message");
       if (message) message.focus();
     });
+    window.addEventListener("resize", function () { if (follow) scrollToBottom(); });
     scrollToBottom();
   }
 
