@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from web.sim.replies import count_tokens, reply_text, tokenize
 
 from .conftest import GPT, HAIKU
@@ -44,3 +46,9 @@ def test_tokens_are_words_with_their_following_space_and_join_back() -> None:
     assert "".join(tokens) == text
     assert all(t.strip() and t.lstrip() == t for t in tokens)
     assert count_tokens("two  words\n") == 2
+
+
+def test_generated_sentences_use_an_before_a_vowel_sound() -> None:
+    text = " ".join(reply_text(HAIKU, f"prompt {i}", 120) for i in range(100))
+    assert re.findall(r"\b[Aa] (?:[aeio]\w*|honest)\b", text) == []
+    assert re.search(r"\b[Aa]n (?:[aeio]\w*|honest)\b", text)

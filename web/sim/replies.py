@@ -18,6 +18,8 @@ import re
 ECHO_CHARS = 200
 
 _TOKEN = re.compile(r"\S+\s*")
+_ARTICLE = re.compile(r"\b([Aa]) (\w+)")
+"""'a' before a word: becomes 'an' when that word starts with a vowel ('an honest answer')."""
 
 _TEMPLATES = (
     "The {adj} {noun} {verb} the {noun2} before the {noun3} {verb2} it.",
@@ -210,7 +212,7 @@ def reply_text(model: str, prompt: str, reply_tokens: int) -> str:
 def _sentence(rng: random.Random) -> str:
     nouns = rng.sample(_NOUNS, 3)
     verbs = rng.sample(_VERBS, 2)
-    return rng.choice(_TEMPLATES).format(
+    text = rng.choice(_TEMPLATES).format(
         adj=rng.choice(_ADJECTIVES),
         noun=nouns[0],
         noun2=nouns[1],
@@ -218,3 +220,10 @@ def _sentence(rng: random.Random) -> str:
         verb=verbs[0],
         verb2=verbs[1],
     )
+    return _ARTICLE.sub(_article, text)
+
+
+def _article(match: re.Match[str]) -> str:
+    word = match.group(2).lower()
+    vowel_sound = word[0] in "aeio" or word.startswith(("hon", "hour", "und", "unt", "ups"))
+    return f"{match.group(1)}{'n' if vowel_sound else ''} {match.group(2)}"
