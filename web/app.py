@@ -55,7 +55,7 @@ def make_templates() -> Jinja2Templates:
 
 
 def wants_embedded_sim(settings: Settings) -> bool:
-    return settings.sim_url is None and (not settings.has_keys or settings.expose_sim)
+    return settings.sim_url is None and (not settings.api_keys or settings.expose_sim)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         await interrupt_live_turns(sessions)
         if sim is not None:
             await sim.start("127.0.0.1", 0)
-            if not current.has_keys:
+            if not current.api_keys:
                 current = current.with_sim(sim.url)
             log.info("simulated upstream at %s (control API at /_sim)", sim.url)
         chain = Chain.from_settings(current)
@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         state.chain = chain
         state.runner = runner
         state.sim = sim
-        demo = current.sim_url is not None and not current.has_keys
+        demo = current.sim_url is not None  # every tier answers from a simulator
         state.demo_mode = demo
         state.sim_client = sim_client(current.sim_url) if current.sim_url and demo else None
         # Everything made so far (modules, templates, clients) lives as long as the process: keep it

@@ -85,3 +85,7 @@ def _run(fn: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

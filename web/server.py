@@ -36,6 +36,7 @@ def serve(host: str, port: int) -> int:
     for name in ("httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
     settings = Settings.from_env()
+    settings.check_keys()
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -64,7 +65,9 @@ def announce(server: uvicorn.Server, app: FastAPI) -> None:
     state = app.state
     click.echo(f"Understudy is running at {url}")
     if state.demo_mode:
-        click.echo("Demo mode: no API keys are set, so replies come from the built-in simulator.")
+        click.echo(
+            f"Demo mode: replies come from the simulated upstream at {state.settings.sim_url}."
+        )
     if state.admin_password_generated:
         click.echo(
             "Admin page /admin password for this run (set UNDERSTUDY_ADMIN_PASSWORD to choose "

@@ -63,10 +63,17 @@ class Settings:
     expose_sim: bool = False
     """UNDERSTUDY_EXPOSE_SIM=1: mount /_sim even when real keys are configured."""
 
-    @property
-    def has_keys(self) -> bool:
-        """True when every tier has its API key (so the real providers are used)."""
-        return all(t.api_key_env in self.api_keys for t in self.tiers)
+    def check_keys(self) -> None:
+        """Either no key at all (the simulator answers) or every tier's key. A partial set is a
+        mistake that must not quietly leave some tiers on the simulator."""
+        if self.sim_url or not self.api_keys:
+            return
+        missing = sorted({t.api_key_env for t in self.tiers} - set(self.api_keys))
+        if missing:
+            raise ConfigError(
+                f"{', '.join(missing)} not set, but other API keys are: every tier needs its key. "
+                "Set the missing variable(s), or unset all keys to run on the simulated upstream."
+            )
 
     def key_for(self, tier: TierConfig) -> str | None:
         return self.api_keys.get(tier.api_key_env)
