@@ -1,7 +1,10 @@
 """Turns run in background tasks, not inside the request that shows them.
 
 A turn starts when the user's message is committed; its task consumes the chain's events, keeps the
-reply so far in memory (a :class:`LiveTurn`) and writes the outcome once, when it ends. Pages and
+reply so far in memory (a :class:`LiveTurn`) and writes the outcome once, when it ends. So that a
+server killed outright (no chance to write an outcome) still leaves the partial text behind, one
+checkpoint task per runner saves the text of turns that changed, every CHECKPOINT_S at most, in the
+write queue's background lane: the token path never waits for it. Pages and
 SSE streams only *watch* a live turn: a stream replays the state so far and follows new updates,
 so a closed tab or a reload never cancels or repeats a model call. Ending a turn early is explicit:
 
@@ -24,7 +27,8 @@ from typing import cast
 
 from web.chain import Chain, degraded_reason
 from web.db.models import TurnStatus
-from web.db.turnlog import Factory, record_outcome
+from web.db.turnlog import Checkpoint, Factory, checkpoint_turns, record_outcome
+from web.db.writelock import background_writes
 from web.events import (
     AttemptFailed,
     AttemptRecord,
@@ -44,6 +48,10 @@ DEADLINE_GRACE_S = 30.0
 STOP_WAIT_S = 10.0
 INTERRUPTED_MESSAGE = "The server stopped before this reply finished."
 UNEXPECTED_MESSAGE = "Something went wrong while generating this reply. Try again."
+CHECKPOINT_S = 2.0
+"""A live turn's text reaches the database at most this often (and only when it has changed)."""
+CHECKPOINT_BATCH = 50
+"""Turns per checkpoint transaction: short transactions, so urgent writes slip in between."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,9 @@ class LiveTurn:
         self.task: asyncio.Task[None] | None = None
         self.stop_requested = False
         self.finishing = False
+        self.revision = 0
+        """Counts updates; the checkpoint saves a turn whose revision moved since its last save."""
+        self.saved_revision = 0
         self._changed = asyncio.Event()
 
     @property
@@ -98,6 +109,7 @@ class LiveTurn:
 
     def push(self, update: Update) -> None:
         self.updates.append(update)
+        self.revision += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -120,12 +132,21 @@ class LiveTurn:
 
 
 class TurnRunner:
-    def __init__(self, chain: Chain, sessions: Factory, *, deadline_s: float) -> None:
+    def __init__(
+        self,
+        chain: Chain,
+        sessions: Factory,
+        *,
+        deadline_s: float,
+        checkpoint_s: float = CHECKPOINT_S,
+    ) -> None:
         self._chain = chain
         self._sessions = sessions
         self._deadline_s = deadline_s
+        self._checkpoint_s = checkpoint_s
         self._live: dict[str, LiveTurn] = {}
         self._by_conversation: dict[str, LiveTurn] = {}
+        self._checkpointer: asyncio.Task[None] | None = None
 
     def get(self, turn_id: str) -> LiveTurn | None:
         return self._live.get(turn_id)
@@ -143,6 +164,8 @@ class TurnRunner:
         self._live[turn_id] = live
         self._by_conversation[conversation_id] = live
         live.task = asyncio.create_task(self._run(live, request), name=f"turn-{turn_id}")
+        if self._checkpointer is None or self._checkpointer.done():
+            self._checkpointer = asyncio.create_task(self._checkpoints(), name="turn-checkpoints")
         return live
 
     async def stop(self, turn_id: str) -> LiveTurn | None:
@@ -158,6 +181,8 @@ class TurnRunner:
 
     async def shutdown(self) -> None:
         """Cancel every live turn (recorded "interrupted", partial text kept) and wait for them."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
         tasks = []
         for live in list(self._live.values()):
             if live.task is None:
@@ -168,6 +193,31 @@ class TurnRunner:
         if tasks:
             log.info("stopping %d running turn(s)", len(tasks))
             await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+
+    async def _checkpoints(self) -> None:
+        """Save the text of live turns that changed, every checkpoint_s, while any turn is live."""
+        while self._live:
+            await asyncio.sleep(self._checkpoint_s)
+            changed = [
+                live
+                for live in self._live.values()
+                if live.revision != live.saved_revision and not live.finishing
+            ]
+            for start in range(0, len(changed), CHECKPOINT_BATCH):
+                batch = changed[start : start + CHECKPOINT_BATCH]
+                # Read each turn's state and revision together (no await in between).
+                revisions = [live.revision for live in batch]
+                saves = [
+                    Checkpoint(live.turn_id, live.text, live.tier, live.reason) for live in batch
+                ]
+                try:
+                    with background_writes():
+                        await checkpoint_turns(self._sessions, saves)
+                except Exception:
+                    log.exception("could not checkpoint %d live turn(s)", len(saves))
+                    continue
+                for live, revision in zip(batch, revisions, strict=True):
+                    live.saved_revision = revision
 
     async def _run(self, live: LiveTurn, request: ChatRequest) -> None:
         started = time.monotonic()

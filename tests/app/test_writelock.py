@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from web.db.writelock import WriteQueue
+from web.db.writelock import BACKGROUND, NORMAL, URGENT, WriteQueue
 
 
 async def test_waiters_are_served_urgent_first_then_in_order() -> None:
@@ -42,3 +42,24 @@ async def test_a_cancelled_waiter_never_keeps_the_lock() -> None:
     queue.release()
     await queue.acquire(urgent=False)  # free again
     queue.release()
+
+
+async def test_background_writers_wait_for_every_other_writer() -> None:
+    queue = WriteQueue()
+    await queue.acquire()
+    order: list[str] = []
+
+    async def writer(name: str, priority: int) -> None:
+        await queue.acquire(priority=priority)
+        order.append(name)
+        queue.release()
+
+    tasks = [
+        asyncio.create_task(writer("background", BACKGROUND)),
+        asyncio.create_task(writer("normal", NORMAL)),
+        asyncio.create_task(writer("urgent", URGENT)),
+    ]
+    await asyncio.sleep(0)
+    queue.release()
+    await asyncio.gather(*tasks)
+    assert order == ["urgent", "normal", "background"]

@@ -42,11 +42,22 @@ class Browser:
 
     def events(self, conversation_id: str, turn_id: str) -> Iterator[str]:
         """The SSE event names of a turn's stream, as they arrive (the caller may stop early)."""
+        for name, _ in self.stream(conversation_id, turn_id):
+            yield name
+
+    def stream(self, conversation_id: str, turn_id: str) -> Iterator[tuple[str, str]]:
+        """(event name, data) of a turn's stream, as they arrive (the caller may stop early)."""
         path = f"/c/{conversation_id}/turns/{turn_id}/stream"
         with self.http.stream("GET", path, headers={"Accept": "text/event-stream"}) as stream:
+            name, data = "", []
             for line in stream.iter_lines():
                 if line.startswith("event:"):
-                    yield line.split(":", 1)[1].strip()
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                elif not line and name:
+                    yield name, "\n".join(data)
+                    name, data = "", []
 
 
 class LogDB:

@@ -3,8 +3,10 @@ simulator, messages posted the way the browser posts them, then the database ins
 
 from __future__ import annotations
 
+import html
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import pytest
 
 # The suite's top conftest (tests/ has no __init__.py, so pytest imports it as `conftest`).
 from conftest import HAIKU, OPENAI, SONNET, LiveApp, start_live_app
+
+from web.runner import CHECKPOINT_S
 
 from .live import Browser, LogDB
 
@@ -124,20 +128,43 @@ def test_browser_disconnect_does_not_lose_the_turn(
     assert len(db.reply(turn_id).split()) > 100
 
 
+def follow_until_checkpointed(
+    chat: Browser, db: LogDB, conversation_id: str, turn_id: str, checkpoints: int
+) -> tuple[str, list[tuple[float, str]]]:
+    """Read a reply's stream, looking at the stored text at each event, until `checkpoints`
+    distinct texts have been stored: (the text streamed, [(when seen, text stored)])."""
+    streamed: list[str] = []
+    stored: list[tuple[float, str]] = []
+    deadline = time.monotonic() + 20
+    for name, data in chat.stream(conversation_id, turn_id):
+        assert name in ("snapshot", "delta"), (name, stored)
+        if name == "delta":
+            streamed.append(html.unescape(data))
+        text = db.reply(turn_id)
+        if text and (not stored or stored[-1][1] != text):
+            stored.append((time.monotonic(), text))
+            if len(stored) == checkpoints:
+                break
+        assert time.monotonic() < deadline, stored
+    return "".join(streamed), stored
+
+
 def test_stop_keeps_the_partial_text(live_app: LiveApp, chat: Browser, db: LogDB) -> None:
     live_app.set_profile(SONNET, **SLOW)
     conversation_id, turn_id = ask(chat, db, "Tell me a very long story")
-    for event in chat.events(conversation_id, turn_id):
-        if event == "delta":
-            break
-    # Mid-reply the log has not been written since the start: no write per token.
-    assert (db.turn(turn_id)["status"], db.reply(turn_id)) == ("pending", "")
+    streamed, stored = follow_until_checkpointed(chat, db, conversation_id, turn_id, 3)
+    # Mid-reply the text is saved now and then, never per token: looked at after every streamed
+    # event (a few dozen tokens a second), it changed only about once per checkpoint interval.
+    (first, _), (second, _), (third, _) = stored
+    assert min(second - first, third - second) > CHECKPOINT_S / 2, stored
+    assert db.turn(turn_id)["status"] == "streaming"
     response = chat.post(f"/c/{conversation_id}/turns/{turn_id}/stop")
     assert response.status_code in (200, 303)
     turn = db.wait_final(turn_id)
     assert (turn["status"], turn["tier"]) == ("stopped", "sonnet")
     partial = db.reply(turn_id)
-    assert partial and len(partial.split()) < 400
+    assert partial.startswith(streamed) and len(partial.split()) < 400
+    assert all(partial.startswith(text) for _, text in stored)
     assert [a["outcome"] for a in db.attempts(turn_id)] == ["cancelled"]
 
 
@@ -159,7 +186,7 @@ def test_server_stop_marks_the_turn_interrupted_with_its_partial_text(
     assert [a["outcome"] for a in db.attempts(turn_id)] == ["cancelled"]
 
 
-def test_a_killed_server_leaves_the_turn_interrupted_at_the_next_start() -> None:
+def test_a_killed_server_leaves_the_turn_interrupted_with_its_partial_text() -> None:
     base = Path(tempfile.mkdtemp(prefix="understudy-kill-"))
     app = start_live_app(base)
     try:
@@ -167,17 +194,19 @@ def test_a_killed_server_leaves_the_turn_interrupted_at_the_next_start() -> None
         tab = Browser(app.url)
         db = LogDB(app.database_url)
         conversation_id, turn_id = ask(tab, db, "A story, please")
-        for event in tab.events(conversation_id, turn_id):
-            if event == "delta":
-                break
+        _, [(_, saved)] = follow_until_checkpointed(tab, db, conversation_id, turn_id, 1)
         tab.close()
         app.process.send_signal(signal.SIGKILL)
         app.process.wait(10)
-        assert db.turn(turn_id)["status"] == "pending"  # nothing could record it
+        # Nothing could record an outcome; the last checkpoint is all there is.
+        assert db.turn(turn_id)["status"] == "streaming"
 
         app = start_live_app(base)  # same data folder
         turn = db.turn(turn_id)
         assert turn["status"] == "interrupted" and turn["finished_at"] is not None
+        assert turn["tier"] == "sonnet"
+        text = db.reply(turn_id)
+        assert text.startswith(saved) and len(text.split()) < 400
         assert "marked 1 unfinished turn" in app.log()
     finally:
         app.stop()

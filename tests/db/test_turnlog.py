@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Attempt, Message, Turn, TurnStatus
 from web.db.session import read_scope, session_scope
-from web.db.turnlog import interrupt_live_turns, record_outcome, start_turn
+from web.db.turnlog import (
+    Checkpoint,
+    checkpoint_turns,
+    interrupt_live_turns,
+    record_outcome,
+    start_turn,
+)
 from web.events import AttemptRecord, Completed, Exhausted, TierInfo
 from web.providers.base import ErrorKind
 from web.redact import redact
@@ -249,6 +255,39 @@ async def test_interrupt_live_turns_at_start(factory: Factory) -> None:
         assert message.content == text
     turn, message, _ = await load(factory, done)
     assert (turn.status, message.content) == ("ok", "Done.")
+
+
+@BACKENDS
+async def test_a_checkpoint_saves_live_text_and_never_touches_a_final_turn(
+    factory: Factory,
+) -> None:
+    live = await new_turn(factory)
+    done = await new_turn(factory)
+    completed = Completed(SONNET, "Done.", 1, 1, 0.1, 0.2, (ok(SONNET, 1),))
+    await record_outcome(factory, done, status="ok", text="Done.", completed=completed)
+
+    saves = [
+        Checkpoint(live, "Half a re", HAIKU, "Haiku answered."),
+        Checkpoint(done, "Stale", SONNET, None),  # lost the race with record_outcome
+    ]
+    assert await checkpoint_turns(factory, saves) == 1
+    turn, message, _ = await load(factory, live)
+    assert (turn.status, turn.tier, turn.tier_index, turn.model) == (
+        "streaming",
+        "haiku",
+        1,
+        HAIKU.model,
+    )
+    assert (message.content, turn.degraded_reason) == ("Half a re", "Haiku answered.")
+    turn, message, _ = await load(factory, done)
+    assert (turn.status, message.content) == ("ok", "Done.")
+
+    # The server dies; at the next start the turn is interrupted with its checkpointed text.
+    assert await interrupt_live_turns(factory) == 1
+    turn, message, _ = await load(factory, live)
+    assert (turn.status, turn.tier, message.content) == ("interrupted", "haiku", "Half a re")
+    assert await checkpoint_turns(factory, [Checkpoint(live, "Later", HAIKU, None)]) == 0
+    assert (await load(factory, live))[1].content == "Half a re"
 
 
 @BACKENDS

@@ -1,9 +1,12 @@
 """The turn log: one write when a turn starts and one when it ends, never one per token.
 
 start_turn runs after the user's message is committed and before any model is called, so a turn
-row exists whatever happens next. record_outcome writes the final state exactly once: the first
-final write wins, and a later one (e.g. after interrupt_live_turns at start) changes nothing.
-Turns left pending or streaming by a stopped server become "interrupted" at the next start.
+row exists whatever happens next. While it streams, checkpoint_turns saves the reply so far now and
+then (the runner decides when, at a bounded rate, off the token path), marking the turn
+"streaming" with the tier that is answering. record_outcome writes the final state exactly once:
+the first final write wins, and a later one (or a late checkpoint) changes nothing. Turns left
+pending or streaming by a server that died become "interrupted" at the next start, keeping the
+text of their last checkpoint.
 
 Error text is scrubbed of anything shaped like a credential (web.redact) before it is stored or
 logged: no API key, bearer token or URL password reaches the database.
@@ -13,9 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Attempt, Message, Turn, TurnStatus, new_id, utcnow
@@ -57,6 +61,74 @@ async def start_turn(
         await session.flush()
         message_id = message.id
     return turn_id, message_id
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A live turn's reply so far and the tier writing it."""
+
+    turn_id: str
+    text: str
+    tier: TierInfo | None
+    degraded_reason: str | None
+
+
+async def checkpoint_turns(factory: Factory, checkpoints: Sequence[Checkpoint]) -> int:
+    """Save the text of turns that are still live, in one transaction; returns how many.
+
+    A turn that already has its final state is left alone, so a checkpoint that loses a race with
+    record_outcome never overwrites the final text. The live rows are locked first (FOR UPDATE on
+    PostgreSQL; SQLite writes one transaction at a time), in the same order record_outcome takes
+    them: turn, then message.
+    """
+    if not checkpoints:
+        return 0
+    by_id = {c.turn_id: c for c in checkpoints}
+    # Core tables, not the ORM classes: an executemany UPDATE by a non-key column.
+    turns, messages = Turn.metadata.tables["turns"], Message.metadata.tables["messages"]
+    async with session_scope(factory) as session:
+        live = (
+            await session.scalars(
+                select(Turn.id)
+                .where(Turn.id.in_(by_id), Turn.status.in_(TurnStatus.LIVE))
+                .order_by(Turn.id)
+                .with_for_update()
+            )
+        ).all()
+        if not live:
+            return 0
+        saved = [by_id[turn_id] for turn_id in live]
+        connection = await session.connection()
+        await connection.execute(
+            update(turns)
+            .where(turns.c.id == bindparam("b_id"))
+            .values(
+                status=TurnStatus.STREAMING,
+                tier=bindparam("b_tier"),
+                tier_index=bindparam("b_tier_index"),
+                provider=bindparam("b_provider"),
+                model=bindparam("b_model"),
+                degraded_reason=bindparam("b_reason"),
+            ),
+            [
+                {
+                    "b_id": c.turn_id,
+                    "b_tier": c.tier.name if c.tier else None,
+                    "b_tier_index": c.tier.index if c.tier else None,
+                    "b_provider": c.tier.provider if c.tier else None,
+                    "b_model": c.tier.model if c.tier else None,
+                    "b_reason": _redact_opt(c.degraded_reason),
+                }
+                for c in saved
+            ],
+        )
+        await connection.execute(
+            update(messages)
+            .where(messages.c.turn_id == bindparam("b_id"), messages.c.role == "assistant")
+            .values(content=bindparam("b_text")),
+            [{"b_id": c.turn_id, "b_text": c.text} for c in saved],
+        )
+    return len(saved)
 
 
 async def record_outcome(
@@ -134,7 +206,10 @@ async def record_outcome(
 
 
 async def interrupt_live_turns(factory: Factory) -> int:
-    """Mark turns a previous server left pending or streaming as interrupted; their text stays."""
+    """Mark turns a previous server left pending or streaming as interrupted.
+
+    Their reply text (the last checkpoint) and the tier that was writing it stay as they are.
+    """
     async with session_scope(factory) as session:
         result = await session.execute(
             update(Turn)

@@ -6,8 +6,10 @@ convoy into seconds of waiting and finally "database is locked". Queued here ins
 writer starts the moment the previous one commits.
 
 Writes a user is waiting for (storing their message and opening the turn, before the model is
-called) are marked urgent with :func:`urgent_writes` and overtake background writes (a finished
-turn's outcome), which only delay the end of a stream that has already shown its text.
+called) are marked urgent with :func:`urgent_writes` and overtake ordinary writes (a finished
+turn's outcome), which only delay the end of a stream that has already shown its text. Writes
+marked with :func:`background_writes` (checkpoints of a live reply's text) go last: they only
+matter if the server dies, and may wait behind everything else.
 """
 
 from __future__ import annotations
@@ -16,50 +18,65 @@ import asyncio
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-_URGENT: ContextVar[bool] = ContextVar("understudy_urgent_write", default=False)
+URGENT, NORMAL, BACKGROUND = 0, 1, 2
+"""Write priorities (lanes of the queue), first served first."""
+
+_PRIORITY: ContextVar[int] = ContextVar("understudy_write_priority", default=NORMAL)
 
 
 @contextmanager
-def urgent_writes() -> Iterator[None]:
-    """Writes inside this block (in this task) go to the front of the queue."""
-    token = _URGENT.set(True)
+def _writes_at(priority: int) -> Iterator[None]:
+    token = _PRIORITY.set(priority)
     try:
         yield
     finally:
-        _URGENT.reset(token)
+        _PRIORITY.reset(token)
+
+
+def urgent_writes() -> AbstractContextManager[None]:
+    """Writes inside this block (in this task) go to the front of the queue."""
+    return _writes_at(URGENT)
+
+
+def background_writes() -> AbstractContextManager[None]:
+    """Writes inside this block (in this task) wait until no other write is queued."""
+    return _writes_at(BACKGROUND)
 
 
 class WriteQueue:
-    """A FIFO lock with two lanes. Held from BEGIN to COMMIT of one write transaction."""
+    """A FIFO lock with three lanes. Held from BEGIN to COMMIT of one write transaction."""
 
     def __init__(self) -> None:
         self._held = False
-        self._urgent: deque[asyncio.Future[None]] = deque()
-        self._normal: deque[asyncio.Future[None]] = deque()
+        self._lanes: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque(), deque())
 
-    async def acquire(self, urgent: bool) -> None:
-        if not self._held and not self._urgent and not self._normal:
+    async def acquire(self, urgent: bool = False, *, priority: int | None = None) -> None:
+        """Wait for the lock; `priority` (URGENT, NORMAL, BACKGROUND) overrides `urgent`."""
+        if priority is None:
+            priority = URGENT if urgent else NORMAL
+        if not self._held and not any(self._lanes):
             self._held = True
             return
         waiter = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._normal).append(waiter)
+        lane = self._lanes[priority]
+        lane.append(waiter)
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # it was handed to us as we were cancelled: pass it on
             else:
-                (self._urgent if urgent else self._normal).remove(waiter)
+                lane.remove(waiter)
             raise
 
     def release(self) -> None:
-        for lane in (self._urgent, self._normal):
+        for lane in self._lanes:
             while lane:
                 waiter = lane.popleft()
                 if not waiter.done():
@@ -81,7 +98,7 @@ async def write_slot(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator
     queue = _QUEUES.get(bind.sync_engine)
     if queue is None:
         queue = _QUEUES[bind.sync_engine] = WriteQueue()
-    await queue.acquire(_URGENT.get())
+    await queue.acquire(priority=_PRIORITY.get())
     try:
         yield
     finally:
