@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from web.settings import DEFAULT_CHAIN_FILE, ConfigError, Settings, load_chain
+from web.settings import (
+    DEFAULT_CHAIN_FILE,
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    ConfigError,
+    Settings,
+    load_chain,
+)
 
 TIER = """
 [[tiers]]
@@ -32,6 +38,14 @@ def test_the_default_chain_is_sonnet_haiku_openai_with_the_badges() -> None:
         ("openai", "openai", "gpt-5.5", "fallback provider"),
     ]
     assert all(t.timeouts.first_token_s < t.timeouts.total_s for t in tiers)
+    assert [t.max_output_tokens for t in tiers] == [8192, 8192, 8192]
+
+
+def test_max_output_tokens_is_optional_and_read_when_set(tmp_path: Path) -> None:
+    text = TIER.format(name="a", provider="openai", key="K") + "max_output_tokens = 300\n"
+    text += TIER.format(name="b", provider="anthropic", key="K")
+    tiers = load_chain(chain_file(tmp_path, text))
+    assert [t.max_output_tokens for t in tiers] == [300, DEFAULT_MAX_OUTPUT_TOKENS]
 
 
 def test_a_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
@@ -69,6 +83,14 @@ def test_a_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
         (
             TIER.format(name="a", provider="openai", key="K") + "context_window = 0\n",
             r"context_window must be a positive whole number",
+        ),
+        (
+            TIER.format(name="a", provider="openai", key="K") + "max_output_tokens = 0\n",
+            r"max_output_tokens must be a positive whole number",
+        ),
+        (
+            TIER.format(name="a", provider="openai", key="K") + 'max_output_tokens = "lots"\n',
+            r"max_output_tokens must be a positive whole number",
         ),
     ],
 )

@@ -24,6 +24,9 @@ Policy, all of it here:
 - A failure after text was shown moves to the next tier (never a same-tier retry); that tier's
   TierStarted has ``restart=True`` so consumers drop the partial text, and only the reply that
   completes is ever in Completed.
+- Each tier's request asks for at most the tier's ``max_output_tokens``. A reply that reaches it
+  is complete but cut: Completed carries ``hit_length_limit=True`` (never a silent success, never
+  a fallback: another tier would be cut the same way).
 - The stream ends with exactly one Completed or Exhausted. Every try gets an AttemptRecord
   (in AttemptFailed, Completed and Exhausted, and through ``on_attempt``), including "ok" and
   "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which also closes
@@ -36,7 +39,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from web import events
 from web.events import AttemptFailed, AttemptRecord, ChainEvent, TierInfo, TierStarted
@@ -152,6 +155,7 @@ class Chain:
         for tier in self._tiers:
             if not turn.admits(tier.config):
                 continue
+            tier_request = replace(request, max_tokens=tier.config.max_output_tokens)
             retried = False
             while turn.remaining() > _MIN_ATTEMPT_S:
                 attempt = turn.begin(tier.info, tier.config)
@@ -159,7 +163,7 @@ class Chain:
                 restart = False
                 # The attempt's stream is driven inline, not in a helper generator: every layer
                 # of async generator costs each token a few microseconds.
-                stream = tier.provider.stream(request, tier.config.model)
+                stream = tier.provider.stream(tier_request, tier.config.model)
                 timeouts = tier.config.timeouts
                 hard = min(turn.deadline, attempt.start + timeouts.total_s)
                 watchdog = Watchdog(turn.loop)

@@ -85,6 +85,11 @@ class Completed:
     attempts: tuple[AttemptRecord, ...]
     degraded_reason: str | None = None
     """None for the primary; else a plain sentence: which model answered and why."""
+    hit_length_limit: bool = False
+    """True when the reply reached the tier's ``max_output_tokens`` and was cut there: ``text`` is
+    all the model wrote, but not a finished answer."""
+    stop_reason: str | None = None
+    """The provider's own word for why the reply ended, as it sent it."""
 
     @property
     def degraded(self) -> bool:

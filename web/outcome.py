@@ -194,6 +194,8 @@ class TurnState:
             total_s=self.loop.time() - self.start,
             attempts=attempts,
             degraded_reason=degraded_reason(tier, attempts),
+            hit_length_limit=usage.hit_length_limit if usage else False,
+            stop_reason=usage.stop_reason if usage else None,
         )
 
     def failed(self, attempt: Attempt) -> AttemptRecord:

@@ -15,6 +15,8 @@ from typing import Any
 
 DEFAULT_CHAIN_FILE = Path(__file__).with_name("chain.toml")
 PROVIDERS = ("anthropic", "openai")
+DEFAULT_MAX_OUTPUT_TOKENS = 8192
+"""A tier's reply length limit when its chain-file entry does not set ``max_output_tokens``."""
 
 
 class ConfigError(Exception):
@@ -40,6 +42,8 @@ class TierConfig:
     base_url: str | None = None
     context_window: int | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    """The most tokens a reply from this tier may have; the chain sends it as the request's limit."""
 
     @property
     def is_primary_badge(self) -> bool:
@@ -143,6 +147,7 @@ _TIER_KEYS = {
     "api_key_env",
     "base_url",
     "context_window",
+    "max_output_tokens",
     "timeouts",
 }
 _REQUIRED = ("name", "provider", "model", "label", "api_key_env")
@@ -211,6 +216,12 @@ def _parse_tier(raw: Any, where: str) -> TierConfig:
     window = raw.get("context_window")
     if window is not None and (not isinstance(window, int) or window <= 0):
         raise ConfigError(f"{where}: context_window must be a positive whole number of tokens.")
+    max_output = raw.get("max_output_tokens", DEFAULT_MAX_OUTPUT_TOKENS)
+    if isinstance(max_output, bool) or not isinstance(max_output, int) or max_output <= 0:
+        raise ConfigError(
+            f"{where}: max_output_tokens must be a positive whole number of tokens, "
+            f"e.g. {DEFAULT_MAX_OUTPUT_TOKENS}."
+        )
     base_url = raw.get("base_url")
     if base_url is not None and not isinstance(base_url, str):
         raise ConfigError(f"{where}: base_url must be a string URL.")
@@ -223,6 +234,7 @@ def _parse_tier(raw: Any, where: str) -> TierConfig:
         api_key_env=raw["api_key_env"],
         base_url=base_url,
         context_window=window,
+        max_output_tokens=max_output,
         timeouts=_parse_timeouts(raw.get("timeouts", {}), where),
     )
 

@@ -242,7 +242,7 @@ async def test_openai_complete_stream_from_the_wall() -> None:
         provider = OpenAIProvider(api_key="k", base_url=wall.url, timeouts=SHORT)
         items = await drain(provider, GPT)
         await provider.aclose()
-    assert items == [TextDelta("Hi"), Usage(4, 2, "req_wall")]
+    assert items == [TextDelta("Hi"), Usage(4, 2, "req_wall", stop_reason="stop")]
 
 
 OPEN_BODIES = {

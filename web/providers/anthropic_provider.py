@@ -163,7 +163,13 @@ class _StreamState:
         if self.stop_reason in _STOP_REASON_ERRORS:
             kind, message = _STOP_REASON_ERRORS[self.stop_reason]
             raise ProviderError(kind, message, request_id=self.request_id)
-        return Usage(self.input_tokens, self.output_tokens, self.request_id)
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.request_id,
+            stop_reason=self.stop_reason,
+            hit_length_limit=self.stop_reason == "max_tokens",
+        )
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:

@@ -105,6 +105,7 @@ class ChatRequest:
     messages: tuple[ChatMessage, ...]
     system: str | None = None
     max_tokens: int = 1024
+    """The reply's length limit. The chain replaces it with each tier's ``max_output_tokens``."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,10 @@ class Usage:
     input_tokens: int | None
     output_tokens: int | None
     request_id: str | None = None
+    stop_reason: str | None = None
+    """The provider's own word for why the reply ended ("end_turn", "stop", "max_tokens", ...)."""
+    hit_length_limit: bool = False
+    """True when the reply stopped because it reached ``ChatRequest.max_tokens``: it is cut."""
 
 
 StreamItem = TextDelta | Usage

@@ -180,7 +180,13 @@ class _StreamState:
                 "the reply was stopped by the content filter (finish_reason content_filter)",
                 request_id=self.request_id,
             )
-        return Usage(self.input_tokens, self.output_tokens, self.request_id)
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.request_id,
+            stop_reason=self.finish_reason,
+            hit_length_limit=self.finish_reason == "length",
+        )
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
