@@ -16,6 +16,8 @@ from web.sim.server import SimServer, control_app
 
 from .conftest import GPT, HAIKU, SONNET, bounded, claude, gpt
 
+JSON = {"content-type": "application/json"}
+
 
 @pytest.fixture
 async def raw(sim: SimServer) -> AsyncIterator[httpx.AsyncClient]:
@@ -23,11 +25,27 @@ async def raw(sim: SimServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def _mounted_client(sim: SimServer) -> httpx.AsyncClient:
+    app = Starlette(routes=[Mount("/_sim", app=control_app(sim))])
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app/_sim")
+
+
 @pytest.fixture
 async def mounted(sim: SimServer) -> AsyncIterator[httpx.AsyncClient]:
-    app = Starlette(routes=[Mount("/_sim", app=control_app(sim))])
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://app/_sim") as client:
+    async with _mounted_client(sim) as client:
+        yield client
+
+
+@pytest.fixture(params=["raw", "mounted"])
+async def either(
+    sim: SimServer, request: pytest.FixtureRequest
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The control routes on the raw server's port, then as the mounted app."""
+    if request.param == "raw":
+        client = httpx.AsyncClient(base_url=sim.url, timeout=2)
+    else:
+        client = _mounted_client(sim)
+    async with client:
         yield client
 
 
@@ -63,7 +81,7 @@ async def test_post_fault_returns_201_with_id_and_it_hits_requests(
 async def test_bad_faults_are_400_with_a_clear_message(
     raw: httpx.AsyncClient, body: bytes, message: str
 ) -> None:
-    response = await raw.post("/faults", content=body)
+    response = await raw.post("/faults", content=body, headers=JSON)
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert (await raw.get("/faults")).json() == []
@@ -161,8 +179,8 @@ async def test_the_mounted_app_shares_state_and_json_with_the_raw_server(
     assert created.status_code == 201
     assert (await raw.get("/faults")).json() == [created.json()]
     assert (await mounted.get("/faults")).json() == [created.json()]
-    bad = await mounted.post("/faults", content=b"[")
-    raw_bad = await raw.post("/faults", content=b"[")
+    bad = await mounted.post("/faults", content=b"[", headers=JSON)
+    raw_bad = await raw.post("/faults", content=b"[", headers=JSON)
     assert (bad.status_code, bad.json()) == (raw_bad.status_code, raw_bad.json())
 
     await claude(sim).messages.create(
@@ -179,3 +197,55 @@ async def test_the_mounted_app_shares_state_and_json_with_the_raw_server(
     assert (await raw.get("/models")).json() == (await mounted.get("/models")).json()
     assert (await mounted.delete("/requests")).json() == {"deleted": 2}
     assert sim.log.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/faults", "text/plain"),
+        ("/faults", "application/x-www-form-urlencoded"),
+        ("/faults", "multipart/form-data; boundary=x"),
+        ("/faults", None),
+        ("/models", "text/plain;charset=UTF-8"),
+    ],
+)
+@bounded(5)
+async def test_a_post_that_is_not_declared_json_is_415_and_changes_nothing(
+    sim: SimServer,
+    either: httpx.AsyncClient,
+    path: str,
+    content_type: str | None,
+) -> None:
+    # What a cross-site page can send without a CORS preflight: a "simple" POST whose body is JSON.
+    http = either
+    body = (
+        b'{"model": "*", "kind": "status", "status": 429}'
+        if path == "/faults"
+        else b'{"model": "*", "reply_tokens": 1}'
+    )
+    headers = {"content-type": content_type} if content_type else {}
+    before = sim.profiles.to_json()
+    response = await http.post(path, content=body, headers=headers)
+    assert response.status_code == 415
+    assert "content-type: application/json" in response.json()["error"]
+    assert sim.registry.list() == []
+    assert sim.profiles.to_json() == before
+
+
+@bounded(5)
+async def test_json_with_a_charset_is_accepted_and_a_delete_with_a_body_needs_json(
+    either: httpx.AsyncClient,
+) -> None:
+    http = either
+    created = await http.post(
+        "/faults",
+        content=b'{"model": "*", "kind": "reset"}',
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+    )
+    assert created.status_code == 201
+    refused = await http.request(
+        "DELETE", "/faults", content=b"x", headers={"content-type": "text/plain"}
+    )
+    assert refused.status_code == 415
+    assert len((await http.get("/faults")).json()) == 1
+    assert (await http.delete("/faults")).json() == {"deleted": 1}

@@ -13,6 +13,10 @@ profiles, so a fault set through either is seen by the model endpoints.
     DELETE /requests          clear the log
     GET    /models            {"default": profile, "models": {id: profile}}
     POST   /models            {"model": "<id or *>", ...profile fields} -> the new profile
+
+A POST (or a DELETE with a body) must say ``content-type: application/json``, else 415: a web
+page can send any site a text/plain POST without a CORS preflight, so the type is what keeps
+other pages from setting faults on a simulator that listens on localhost.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from web.sim.server import SimServer
 
 ROUTES = ("/faults", "/requests", "/models")
+JSON_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,18 @@ class ControlAPI:
         self._sim = sim
 
     def handle(
-        self, method: str, path: str, body: bytes, query: dict[str, list[str]] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        query: dict[str, list[str]] | None = None,
+        *,
+        content_type: str = "",
     ) -> ControlReply:
         path = path.rstrip("/") or "/"
         query = query or {}
+        if (method == "POST" or (method == "DELETE" and body)) and not _is_json(content_type):
+            return _unsupported(content_type)
         if path == "/":
             return ControlReply(200, {"service": "understudy simulated upstream", "routes": ROUTES})
         if path.startswith("/faults/"):
@@ -130,6 +143,18 @@ def _decode(body: bytes) -> tuple[Any, ControlReply | None]:
         return None, ControlReply(400, {"error": f"the body is not valid JSON: {exc}"})
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == JSON_TYPE
+
+
+def _unsupported(content_type: str) -> ControlReply:
+    got = repr(content_type) if content_type else "none"
+    return ControlReply(
+        415,
+        {"error": f"send the body as JSON with content-type: {JSON_TYPE} (content-type was {got})"},
+    )
+
+
 def _not_allowed(method: str, path: str) -> ControlReply:
     return ControlReply(405, {"error": f"{method} is not allowed on {path}"})
 
@@ -141,7 +166,13 @@ def control_app(sim: SimServer) -> Starlette:
     async def endpoint(request: StarletteRequest) -> Response:
         body = await request.body()
         query = {k: request.query_params.getlist(k) for k in request.query_params}
-        reply = api.handle(request.method, "/" + request.path_params["path"], body, query)
+        reply = api.handle(
+            request.method,
+            "/" + request.path_params["path"],
+            body,
+            query,
+            content_type=request.headers.get("content-type", ""),
+        )
         return JSONResponse(reply.payload, status_code=reply.status)
 
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST", "DELETE"])])

@@ -150,7 +150,13 @@ class SimServer:
                 return True
             return await Exchange(self, dialect, request, reader, writer).run()
         if is_control_path(request.path):
-            reply = self._control.handle(request.method, request.path, request.body, request.query)
+            reply = self._control.handle(
+                request.method,
+                request.path,
+                request.body,
+                request.query,
+                content_type=request.headers.get("content-type", ""),
+            )
             writer.write(json_response(reply.status, reply.payload, keep_alive=request.keep_alive))
             return True
         writer.write(
