@@ -14,7 +14,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from web.app import create_app
-from web.settings import Settings
+from web.db.migrate import check_database
+from web.settings import ConfigError, Settings
 
 GRACEFUL_SHUTDOWN_S = 5
 """Open reply streams get this long to close on SIGTERM; running turns are then recorded."""
@@ -37,6 +38,7 @@ def serve(host: str, port: int) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     settings = Settings.from_env()
     settings.check_keys()
+    _check_storage(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -50,6 +52,19 @@ def serve(host: str, port: int) -> int:
     server = _Server(config, app)
     server.run()
     return 0 if server.started else 1
+
+
+def _check_storage(settings: Settings) -> None:
+    """Fail before uvicorn starts, in one line, when the data folder or database is unusable
+    (inside the app's start-up the same failure would be a long uvicorn traceback)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the data folder {settings.data_dir} ({exc.strerror or exc}). "
+            "Check UNDERSTUDY_DATA_DIR."
+        ) from None
+    check_database(settings.database_url)
 
 
 def announce(server: uvicorn.Server, app: FastAPI) -> None:

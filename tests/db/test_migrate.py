@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from web.db.migrate import (
+    check_database,
     current_revision,
     downgrade_database,
     head_revision,
@@ -18,8 +19,9 @@ from web.db.migrate import (
 )
 from web.db.models import Base
 from web.db.session import make_engine
+from web.settings import ConfigError
 
-from .conftest import EMPTY_BACKENDS, create_pg_database, drop_pg_database
+from .conftest import EMPTY_BACKENDS, PG_URL_TEMPLATE, create_pg_database, drop_pg_database
 
 LOG_TABLES = {"conversations", "messages", "turns", "attempts"}
 
@@ -118,3 +120,29 @@ def test_db_upgrade_never_prints_the_database_password(
         assert "***" in out.out
     finally:
         drop_pg_database(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+asyncpg://u:Hunter2-db-secret@127.0.0.1:1/x", "u:***@127.0.0.1:1/x"),
+        ("postgres+nodriver://u:Hunter2-db-secret@h/x", "u:***@h/x"),
+        ("not a url u:Hunter2-db-secret@h", "***@h"),
+        ("sqlite+aiosqlite:////proc/no/such/folder/u.db", "/proc/no/such/folder/u.db"),
+    ],
+)
+def test_a_database_it_cannot_use_is_a_config_error_with_the_password_masked(
+    url: str, shown: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_database(url)
+    message = str(raised.value)
+    assert shown in message and "UNDERSTUDY_DATABASE_URL" in message
+    assert "Hunter2-db-secret" not in message and "\n" not in message
+
+
+@pytest.mark.postgres
+def test_a_missing_postgres_database_says_so() -> None:
+    url = PG_URL_TEMPLATE.format(name="understudy_no_such_database")
+    with pytest.raises(ConfigError, match='database "understudy_no_such_database" does not exist'):
+        check_database(url)

@@ -1,23 +1,32 @@
 """Alembic, configured in code from the database URL, so it works from any working directory.
 
 The app calls :func:`upgrade_database` at every start; `understudy db upgrade` calls
-:func:`run_upgrade`. The migrations live in ``migrations/`` at the repository root.
+:func:`run_upgrade`; `understudy serve` calls :func:`check_database` first. The migrations live in
+``migrations/`` at the repository root.
+
+A database that cannot be reached or opened is a configuration problem, not a bug: at the edges
+(:func:`database_errors`) it becomes a one-line ConfigError naming the database (password masked)
+and the setting to fix, instead of a long traceback from inside the driver.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from web.db.session import make_engine
+from web.settings import ConfigError
 
 # Alembic announces each of its plugins at INFO when imported; keep only its useful lines.
 logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -43,7 +52,56 @@ def alembic_config(database_url: str) -> Config:
 
 def safe_url(database_url: str) -> str:
     """The URL with any password masked, for messages and logs."""
-    return make_url(database_url).render_as_string(hide_password=True)
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL at all: mask all before the host, wherever a password hides
+        return re.sub(r"^([\w+.-]+://)?.*@", r"\1***@", database_url)
+
+
+@contextlib.contextmanager
+def database_errors(database_url: str) -> Iterator[None]:
+    """Turn "cannot reach or open the database" into a ConfigError that says what to fix."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError, ImportError) as exc:
+        raise ConfigError(
+            f"cannot use the database {safe_url(database_url)}: {_reason(exc, database_url)}. "
+            "Check UNDERSTUDY_DATABASE_URL (e.g. postgresql+asyncpg://user:password@host:5432/name; "
+            "unset, it is a SQLite file in the data folder)."
+        ) from None
+
+
+def _reason(exc: BaseException, database_url: str) -> str:
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    reason = lines[0] if lines else type(cause).__name__
+    with contextlib.suppress(ArgumentError):
+        password = make_url(database_url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+    return reason.rstrip(".")
+
+
+def check_database(database_url: str) -> None:
+    """Open one connection (creating a SQLite file's folder); ConfigError when that fails.
+
+    `understudy serve` calls it before starting the server: a failure inside the app's start-up
+    would otherwise surface as uvicorn's traceback. It costs one connection (a few ms).
+    """
+
+    async def ping() -> None:
+        engine = make_engine(database_url, poolclass=pool.NullPool)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    with database_errors(database_url):
+        path = _sqlite_path(database_url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        _run_coroutine(ping)
 
 
 def head_revision() -> str:
@@ -92,9 +150,10 @@ def run_upgrade() -> int:
     from web.settings import Settings
 
     url = Settings.from_env().database_url
-    before = current_revision(url)
-    upgrade_database(url)
-    after = current_revision(url)
+    with database_errors(url):
+        before = current_revision(url)
+        upgrade_database(url)
+        after = current_revision(url)
     where = safe_url(url)
     if before == after:
         click.echo(f"{where}: already at {after} (newest); nothing to do.")
