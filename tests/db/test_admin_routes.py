@@ -138,6 +138,15 @@ async def test_dashboard_lists_degraded_turns_with_why_and_never_primary_ones(
     rows = re.findall(r'<tr data-testid="degraded-turn" data-turn-id="(\w+)"', page)
     assert rows == [openai, haiku]
     assert primary not in page and failed not in page
+    # The conversation itself (/c/...) belongs to the browser that made it: 404 for the admin.
+    chat_links = re.findall(r'<a href="([^"]+)" data-testid="turn-chat-link"', page)
+    assert chat_links == [
+        f"/admin/turns/{openai}#conversation",
+        f"/admin/turns/{haiku}#conversation",
+    ]
+    assert 'href="/c/' not in page
+    transcript = await client.get(chat_links[0].partition("#")[0])
+    assert transcript.status_code == 200 and 'id="conversation"' in transcript.text
     assert "sonnet: rate_limited 529; haiku: timeout" in text_of(page)
     assert "sonnet: overloaded 529" in text_of(page)
     assert 'data-testid="tier-mix-chart"' in page and "<rect" in page
@@ -209,6 +218,7 @@ async def test_turn_page_shows_attempts_in_order_and_the_conversation(
         ("ok", "openai"),
     ]
     assert "Tell me &lt;b&gt;about&lt;/b&gt; WAL" in page  # escaped, read-only
-    assert "/c/" in page
+    assert 'href="/c/' not in page  # the admin's session does not own the conversation
+    assert '<a href="#conversation">' in page and '<h2 id="conversation">' in page
     missing = await client.get("/admin/turns/" + "0" * 32)
     assert missing.status_code == 404
