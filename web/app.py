@@ -9,7 +9,6 @@ cancelled and recorded "interrupted" with their partial text, then the simulator
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -85,10 +84,6 @@ def create_app(settings: Settings) -> FastAPI:
         demo = current.sim_url is not None  # every tier answers from a simulator
         state.demo_mode = demo
         state.sim_client = sim_client(current.sim_url) if current.sim_url and demo else None
-        # Everything made so far (modules, templates, clients) lives as long as the process: keep it
-        # out of the garbage collector's full passes, which otherwise pause streaming for ~200 ms.
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:

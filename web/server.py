@@ -6,6 +6,7 @@ UNDERSTUDY_ADMIN_PASSWORD is set, the admin password generated for this run, onc
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 
@@ -29,6 +30,12 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            # Everything made so far (modules, templates, clients) lives as long as the process:
+            # keep it out of the collector's full passes, which otherwise pause streaming for
+            # ~200 ms. Here, once per process, not in the app's lifespan: a process that makes
+            # many apps (the tests) would keep every one of them frozen forever.
+            gc.collect()
+            gc.freeze()
             announce(self, self._app)
 
 
