@@ -2,31 +2,22 @@
 everything else.
 
 The SDK sends the request and raises its typed errors for HTTP error statuses; the SSE body is read
-here (see :mod:`web.providers.wire`) so that success means ``message_stop`` was seen, not merely a
-``stop_reason``: a stream that ends without it is TRUNCATED. In-stream ``event: error`` frames arrive
-with HTTP status 200 and are classified by their ``error.type``.
+by :func:`web.providers.wire.stream_sse` through this module's event handling, so that success
+means ``message_stop`` was seen, not merely a ``stop_reason``: a stream that ends without it is
+TRUNCATED. In-stream ``event: error`` frames arrive with HTTP status 200 and are classified by
+their ``error.type``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx2
 from anthropic.types import MessageParam
 
 from web.providers import wire
-from web.providers.base import (
-    ChatRequest,
-    ErrorKind,
-    ProviderError,
-    StreamItem,
-    TextDelta,
-    Usage,
-)
+from web.providers.base import ChatRequest, ErrorKind, ProviderError, StreamItem, Usage
 from web.settings import Timeouts
 
 _TYPE_KINDS = {
@@ -69,54 +60,24 @@ class AnthropicProvider:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamItem]:
+    def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamItem]:
         messages: list[MessageParam] = []
         for m in request.messages:
             if m.role == "user":
                 messages.append({"role": "user", "content": m.content})
             else:
                 messages.append({"role": "assistant", "content": m.content})
-        request_id: str | None = None
-        try:
-            async with self._client.messages.with_streaming_response.create(
+        return wire.stream_sse(
+            lambda: self._client.messages.with_streaming_response.create(
                 model=model,
                 max_tokens=request.max_tokens,
                 messages=messages,
                 system=request.system if request.system else anthropic.omit,
                 stream=True,
-            ) as response:
-                request_id = response.request_id
-                state = _StreamState(request_id)
-                reader = wire.SSEReader()
-                chunks = response.http_response.aiter_bytes()
-                async for chunk in chunks:
-                    for event in reader.feed(chunk):
-                        text = state.handle(event)
-                        if text:
-                            yield TextDelta(text)
-                    if state.stopped:
-                        await _drain(chunks)
-                        break
-                else:
-                    for event in reader.flush():
-                        text = state.handle(event)
-                        if text:
-                            yield TextDelta(text)
-                yield state.finish()
-        except ProviderError:
-            raise
-        except anthropic.APIStatusError as exc:
-            raise _status_error(exc) from exc
-        except anthropic.APITimeoutError as exc:
-            raise ProviderError(ErrorKind.TIMEOUT, f"timed out: {exc.message}") from exc
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(ErrorKind.CONNECTION, f"connection failed: {exc.message}") from exc
-        except anthropic.APIResponseValidationError as exc:
-            raise wire.malformed(exc.message, request_id=request_id) from exc
-        except (httpx2.HTTPError, httpx2.StreamError) as exc:
-            raise wire.transport_error(exc, request_id=request_id) from exc
-        except UnicodeDecodeError as exc:
-            raise wire.malformed(f"not UTF-8: {exc}", request_id=request_id) from exc
+            ),
+            _StreamState,
+            _ERRORS,
+        )
 
 
 class _StreamState:
@@ -124,7 +85,7 @@ class _StreamState:
 
     def __init__(self, request_id: str | None) -> None:
         self.request_id = request_id
-        self.stopped = False
+        self.done = False
         self.stop_reason: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
@@ -133,7 +94,7 @@ class _StreamState:
         """Text to emit, if any. Raises ProviderError for error events and malformed data."""
         if event.event == "ping":
             return None
-        payload = _json(event.data, self.request_id)
+        payload = wire.parse_json(event.data, self.request_id, "event")
         kind = payload.get("type", event.event)
         if event.event == "error" or kind == "error":
             raise _stream_error(payload, self.request_id)
@@ -154,11 +115,11 @@ class _StreamState:
                 self.stop_reason = delta["stop_reason"]
             self.output_tokens = _tokens(payload.get("usage"), "output_tokens", self.output_tokens)
         elif kind == "message_stop":
-            self.stopped = True
+            self.done = True
         return None
 
     def finish(self) -> Usage:
-        if not self.stopped:
+        if not self.done:
             raise wire.truncated("ended without message_stop", request_id=self.request_id)
         if self.stop_reason in _STOP_REASON_ERRORS:
             kind, message = _STOP_REASON_ERRORS[self.stop_reason]
@@ -170,26 +131,6 @@ class _StreamState:
             stop_reason=self.stop_reason,
             hit_length_limit=self.stop_reason == "max_tokens",
         )
-
-
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    """Read the end of the body briefly, so the connection goes back to the pool."""
-    try:
-        async with asyncio.timeout(wire.DRAIN_S):
-            async for _ in chunks:
-                pass
-    except (TimeoutError, httpx2.HTTPError, httpx2.StreamError):
-        pass
-
-
-def _json(data: str, request_id: str | None) -> dict[str, Any]:
-    try:
-        payload = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise wire.malformed(f"invalid JSON in event: {exc}", request_id=request_id) from exc
-    if not isinstance(payload, dict):
-        raise wire.malformed("event data is not an object", request_id=request_id)
-    return payload
 
 
 def _tokens(usage: object, key: str, default: int | None = None) -> int | None:
@@ -241,3 +182,12 @@ def _stream_error(payload: dict[str, Any], request_id: str | None) -> ProviderEr
         f"in-stream {error_type or 'error'}: {text}",
         request_id=body_request_id if isinstance(body_request_id, str) else request_id,
     )
+
+
+_ERRORS = wire.SdkErrors(
+    status=anthropic.APIStatusError,
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    validation=anthropic.APIResponseValidationError,
+    status_error=_status_error,
+)

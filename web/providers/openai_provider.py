@@ -2,32 +2,22 @@
 everything else.
 
 The SDK sends the request and raises its typed errors for HTTP error statuses; the SSE body is read
-here (see :mod:`web.providers.wire`) because the SDK's iterator swallows ``data: [DONE]``: a reply
-counts only when a ``finish_reason`` and ``[DONE]`` were both seen, else it is TRUNCATED. Error
-codes decide the kind: ``insufficient_quota`` will not heal by waiting, unlike
-``rate_limit_exceeded``.
+by :func:`web.providers.wire.stream_sse` through this module's chunk handling, because the SDK's
+iterator swallows ``data: [DONE]``: a reply counts only when a ``finish_reason`` and ``[DONE]``
+were both seen, else it is TRUNCATED. Error codes decide the kind: ``insufficient_quota`` will not
+heal by waiting, unlike ``rate_limit_exceeded``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from web.providers import wire
-from web.providers.base import (
-    ChatRequest,
-    ErrorKind,
-    ProviderError,
-    StreamItem,
-    TextDelta,
-    Usage,
-)
+from web.providers.base import ChatRequest, ErrorKind, ProviderError, StreamItem, Usage
 from web.settings import Timeouts
 
 _CODE_KINDS = {
@@ -75,7 +65,7 @@ class OpenAIProvider:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamItem]:
+    def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamItem]:
         messages: list[ChatCompletionMessageParam] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
@@ -84,47 +74,17 @@ class OpenAIProvider:
                 messages.append({"role": "user", "content": m.content})
             else:
                 messages.append({"role": "assistant", "content": m.content})
-        request_id: str | None = None
-        try:
-            async with self._client.chat.completions.with_streaming_response.create(
+        return wire.stream_sse(
+            lambda: self._client.chat.completions.with_streaming_response.create(
                 model=model,
                 messages=messages,
                 max_completion_tokens=request.max_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
-            ) as response:
-                request_id = response.request_id
-                state = _StreamState(request_id)
-                reader = wire.SSEReader()
-                chunks = response.http_response.aiter_bytes()
-                async for chunk in chunks:
-                    for event in reader.feed(chunk):
-                        text = state.handle(event)
-                        if text:
-                            yield TextDelta(text)
-                    if state.done:
-                        await _drain(chunks)
-                        break
-                else:
-                    for event in reader.flush():
-                        text = state.handle(event)
-                        if text:
-                            yield TextDelta(text)
-                yield state.finish()
-        except ProviderError:
-            raise
-        except openai.APIStatusError as exc:
-            raise _status_error(exc) from exc
-        except openai.APITimeoutError as exc:
-            raise ProviderError(ErrorKind.TIMEOUT, f"timed out: {exc.message}") from exc
-        except openai.APIConnectionError as exc:
-            raise ProviderError(ErrorKind.CONNECTION, f"connection failed: {exc.message}") from exc
-        except openai.APIResponseValidationError as exc:
-            raise wire.malformed(exc.message, request_id=request_id) from exc
-        except (httpx2.HTTPError, httpx2.StreamError) as exc:
-            raise wire.transport_error(exc, request_id=request_id) from exc
-        except UnicodeDecodeError as exc:
-            raise wire.malformed(f"not UTF-8: {exc}", request_id=request_id) from exc
+            ),
+            _StreamState,
+            _ERRORS,
+        )
 
 
 class _StreamState:
@@ -144,7 +104,7 @@ class _StreamState:
             return None
         if self.done:
             return None
-        payload = _json(event.data, self.request_id)
+        payload = wire.parse_json(event.data, self.request_id, "chunk")
         if payload.get("error") is not None:
             raise _stream_error(payload["error"], self.request_id)
         usage = payload.get("usage")
@@ -187,26 +147,6 @@ class _StreamState:
             stop_reason=self.finish_reason,
             hit_length_limit=self.finish_reason == "length",
         )
-
-
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    """Read the end of the body briefly, so the connection goes back to the pool."""
-    try:
-        async with asyncio.timeout(wire.DRAIN_S):
-            async for _ in chunks:
-                pass
-    except (TimeoutError, httpx2.HTTPError, httpx2.StreamError):
-        pass
-
-
-def _json(data: str, request_id: str | None) -> dict[str, Any]:
-    try:
-        payload = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise wire.malformed(f"invalid JSON in chunk: {exc}", request_id=request_id) from exc
-    if not isinstance(payload, dict):
-        raise wire.malformed("chunk is not an object", request_id=request_id)
-    return payload
 
 
 def _tokens(usage: dict[str, Any], key: str) -> int | None:
@@ -261,3 +201,12 @@ def _stream_error(error: object, request_id: str | None) -> ProviderError:
         f"in-stream {code or error_type or 'error'}: {text}",
         request_id=request_id,
     )
+
+
+_ERRORS = wire.SdkErrors(
+    status=openai.APIStatusError,
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    validation=openai.APIResponseValidationError,
+    status_error=_status_error,
+)

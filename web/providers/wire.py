@@ -1,4 +1,6 @@
-"""What both provider adapters share: a byte-level SSE reader and error classification helpers.
+"""What both provider adapters share: the streaming loop (:func:`stream_sse`), a byte-level SSE
+reader, the SDK-exception ladder (:func:`normalise`) and error classification helpers. Each adapter
+keeps only its own event handling (a :class:`StreamState`) and its error-kind mapping.
 
 The adapters let the official SDK build, authenticate and send the request (and turn HTTP error
 statuses into its typed errors), then read the streamed body themselves: that is the only way to
@@ -9,14 +11,18 @@ error events).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx2
 
-from web.providers.base import ErrorKind, ProviderError
+from web.providers.base import ErrorKind, ProviderError, StreamItem, TextDelta, Usage
 from web.settings import Timeouts
 
 DRAIN_S = 0.1
@@ -150,3 +156,122 @@ def mentions(text: str, *needles: str) -> bool:
 CONTEXT_HINTS = ("prompt is too long", "context length", "context window", "too many tokens")
 POLICY_HINTS = ("content policy", "content filter", "content_policy", "safety system")
 QUOTA_HINTS = ("insufficient_quota", "exceeded your current quota", "credit balance")
+
+
+class SdkResponse(Protocol):
+    """What both SDKs' ``with_streaming_response`` objects offer and the reader needs."""
+
+    @property
+    def request_id(self) -> str | None: ...
+
+    @property
+    def http_response(self) -> httpx2.Response: ...
+
+
+class StreamState(Protocol):
+    """One provider's reading of its own event sequence."""
+
+    @property
+    def done(self) -> bool:
+        """The terminating event was seen: stop reading (the rest of the body is drained)."""
+        ...
+
+    def handle(self, event: ServerEvent) -> str | None:
+        """Text to emit, if any. Raises ProviderError for error events and malformed data."""
+        ...
+
+    def finish(self) -> Usage:
+        """At the end of the body: the Usage, or ProviderError if the stream was not complete."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SdkErrors:
+    """One SDK's exception classes, and how its HTTP status errors become ProviderError."""
+
+    status: type[Exception]
+    timeout: type[Exception]
+    """Checked before ``connection``: in both SDKs a timeout is a kind of connection error."""
+    connection: type[Exception]
+    validation: type[Exception]
+    status_error: Callable[[Any], ProviderError]
+
+
+async def stream_sse(
+    open_response: Callable[[], AbstractAsyncContextManager[SdkResponse]],
+    new_state: Callable[[str | None], StreamState],
+    errors: SdkErrors,
+) -> AsyncIterator[StreamItem]:
+    """Send the request (``open_response``), read its SSE body through the provider's state, and
+    turn every failure into ProviderError. One generator layer, driven directly by the chain."""
+    request_id: str | None = None
+    try:
+        async with open_response() as response:
+            request_id = response.request_id
+            state = new_state(request_id)
+            reader = SSEReader()
+            chunks = response.http_response.aiter_bytes()
+            async for chunk in chunks:
+                for event in reader.feed(chunk):
+                    text = state.handle(event)
+                    if text:
+                        yield TextDelta(text)
+                if state.done:
+                    await drain(chunks)
+                    break
+            else:
+                for event in reader.flush():
+                    text = state.handle(event)
+                    if text:
+                        yield TextDelta(text)
+            yield state.finish()
+    except ProviderError:
+        raise
+    except Exception as exc:
+        error = normalise(exc, request_id, errors)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def normalise(exc: Exception, request_id: str | None, errors: SdkErrors) -> ProviderError | None:
+    """The ProviderError for an SDK or transport exception; None for anything else (a bug)."""
+    if isinstance(exc, errors.status):
+        return errors.status_error(exc)
+    if isinstance(exc, errors.timeout):
+        return ProviderError(ErrorKind.TIMEOUT, f"timed out: {_sdk_message(exc)}")
+    if isinstance(exc, errors.connection):
+        return ProviderError(ErrorKind.CONNECTION, f"connection failed: {_sdk_message(exc)}")
+    if isinstance(exc, errors.validation):
+        return malformed(_sdk_message(exc), request_id=request_id)
+    if isinstance(exc, httpx2.HTTPError | httpx2.StreamError):
+        return transport_error(exc, request_id=request_id)
+    if isinstance(exc, UnicodeDecodeError):
+        return malformed(f"not UTF-8: {exc}", request_id=request_id)
+    return None
+
+
+def _sdk_message(exc: Exception) -> str:
+    message = getattr(exc, "message", None)
+    return message if isinstance(message, str) else str(exc)
+
+
+async def drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read the end of the body briefly, so the connection goes back to the pool."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx2.HTTPError, httpx2.StreamError):
+        pass
+
+
+def parse_json(data: str, request_id: str | None, noun: str) -> dict[str, Any]:
+    """An event's data as a JSON object; MALFORMED otherwise. ``noun`` names it in the message."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise malformed(f"invalid JSON in {noun}: {exc}", request_id=request_id) from exc
+    if not isinstance(payload, dict):
+        raise malformed(f"{noun} is not an object", request_id=request_id)
+    return payload
