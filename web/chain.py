@@ -159,16 +159,18 @@ class Chain:
             retried = False
             while turn.remaining() > _MIN_ATTEMPT_S:
                 attempt = turn.begin(tier.info, tier.config)
-                yield TierStarted(tier.info, attempt.number, restart=restart, retry=retried)
-                restart = False
                 # The attempt's stream is driven inline, not in a helper generator: every layer
-                # of async generator costs each token a few microseconds.
+                # of async generator costs each token a few microseconds. Creating it sends nothing.
                 stream = tier.provider.stream(tier_request, tier.config.model)
                 timeouts = tier.config.timeouts
                 hard = min(turn.deadline, attempt.start + timeouts.total_s)
                 watchdog = Watchdog(turn.loop)
                 soft = 0.0
                 try:
+                    # Inside the try: a consumer that goes away right here still gets the
+                    # attempt's "cancelled" record.
+                    yield TierStarted(tier.info, attempt.number, restart=restart, retry=retried)
+                    restart = False
                     while True:
                         wait = timeouts.idle_s if attempt.parts else timeouts.first_token_s
                         soft = turn.loop.time() + wait

@@ -37,6 +37,7 @@ from web.providers.base import TextDelta as ProviderDelta
 from .conftest import GPT_TIER, HAIKU_TIER, SHORT, SONNET_TIER
 
 REQUEST = ChatRequest(messages=(ChatMessage("user", "hi"),))
+K_OVER = ErrorKind.OVERLOADED
 
 Step = str | float | ProviderError | Exception | Usage
 """A str is a text delta, a float a pause (seconds), an exception is raised, a Usage yielded."""
@@ -198,6 +199,54 @@ async def test_cancelling_the_consumer_task_cancels_the_upstream_stream() -> Non
         await asyncio.wait_for(task, 1.0)
     assert hanging.closed == 1
     assert [r.outcome for r in records] == ["cancelled"]
+
+
+async def test_closing_the_turn_at_tier_started_still_records_the_attempt() -> None:
+    provider = FakeProvider([OK])
+    records: list[AttemptRecord] = []
+    run = chain_of(provider).run(REQUEST, on_attempt=records.append)
+    started = await anext(run)
+    assert isinstance(started, TierStarted) and started.attempt == 1
+    await run.aclose()
+    assert [(r.attempt, r.outcome, r.after_text) for r in records] == [(1, "cancelled", False)]
+    assert provider.opened == 0  # nothing was sent upstream
+
+
+async def test_cancelling_the_consumer_at_tier_started_still_records_the_attempt() -> None:
+    records: list[AttemptRecord] = []
+    got_started = asyncio.Event()
+
+    async def consume() -> None:
+        run = chain_of(FakeProvider([OK])).run(REQUEST, on_attempt=records.append)
+        async with contextlib.aclosing(run):
+            async for event in run:
+                assert isinstance(event, TierStarted)
+                got_started.set()
+                await asyncio.sleep(30)  # cancelled here, while the chain waits at TierStarted
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(got_started.wait(), 1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1.0)
+    assert [r.outcome for r in records] == ["cancelled"]
+
+
+async def test_each_tier_asks_for_its_own_max_output_tokens() -> None:
+    seen: list[int] = []
+
+    class Recording(FakeProvider):
+        def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamItem]:
+            seen.append(request.max_tokens)
+            return super().stream(request, model)
+
+    tiers = [
+        Tier.build(replace(SONNET_TIER, max_output_tokens=300), 0, Recording([[err(K_OVER)]])),
+        Tier.build(HAIKU_TIER, 1, Recording([OK])),
+    ]
+    events = [e async for e in Chain(tiers, backoff_s=0.0).run(REQUEST)]
+    assert isinstance(events[-1], Completed)
+    assert seen == [300, 300, HAIKU_TIER.max_output_tokens]  # the retry asks for the same
 
 
 async def test_on_attempt_sees_every_record() -> None:
