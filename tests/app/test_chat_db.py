@@ -149,3 +149,33 @@ async def test_delete_removes_messages_and_turns(
     with pytest.raises(NotFound):
         await chat.get_turn(sessions, ALICE, conversation, turn)
     assert await chat.list_conversations(sessions, ALICE) == []
+
+
+async def test_a_message_and_its_turn_are_stored_together(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    first = await chat.start_conversation_with_turn(sessions, ALICE, "one")
+    assert first.history == (ChatMessage(role="user", content="one"),)
+    await record_outcome(sessions, first.turn_id, status=TurnStatus.OK, text="answer")
+
+    def busy() -> None:
+        raise RuntimeError("busy")
+
+    with pytest.raises(RuntimeError):  # refused: neither the message nor a turn is stored
+        await chat.add_user_message_with_turn(
+            sessions, ALICE, first.conversation_id, "two", refuse=busy
+        )
+    with pytest.raises(NotFound):
+        await chat.add_user_message_with_turn(sessions, BOB, first.conversation_id, "two")
+    second = await chat.add_user_message_with_turn(sessions, ALICE, first.conversation_id, "two")
+    assert second.history == (
+        ChatMessage(role="user", content="one"),
+        ChatMessage(role="assistant", content="answer"),
+        ChatMessage(role="user", content="two"),
+    )
+    exchanges = await chat.load_exchanges(sessions, ALICE, first.conversation_id)
+    assert [(e.user.id, e.turn and e.turn.id, e.turn and e.turn.status) for e in exchanges] == [
+        (first.user_message_id, first.turn_id, TurnStatus.OK),
+        (second.user_message_id, second.turn_id, TurnStatus.PENDING),
+    ]
+    assert exchanges[1].reply is not None and exchanges[1].reply.content == ""

@@ -63,3 +63,24 @@ async def test_background_writers_wait_for_every_other_writer() -> None:
     queue.release()
     await asyncio.gather(*tasks)
     assert order == ["urgent", "normal", "background"]
+
+
+async def test_a_background_writer_is_not_starved_by_a_steady_stream_of_writers() -> None:
+    queue = WriteQueue(background_max_wait_s=0.05)
+    await queue.acquire()
+    background = asyncio.create_task(queue.acquire(priority=BACKGROUND))
+    await asyncio.sleep(0)
+    normal = asyncio.create_task(queue.acquire(priority=NORMAL))
+    await asyncio.sleep(0)
+    queue.release()  # the background writer has not waited long: the normal one goes first
+    await asyncio.wait_for(normal, 1.0)
+    assert not background.done()
+    await asyncio.sleep(0.06)
+    urgent = asyncio.create_task(queue.acquire(priority=URGENT))
+    await asyncio.sleep(0)
+    queue.release()  # now it has: it goes before the urgent one
+    await asyncio.wait_for(background, 1.0)
+    assert not urgent.done()
+    queue.release()
+    await asyncio.wait_for(urgent, 1.0)
+    queue.release()

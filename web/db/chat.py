@@ -2,7 +2,8 @@
 
 Every read and write takes the owner hash of the browser session and checks it in the same query:
 an unknown conversation and another session's conversation are the same :class:`NotFound`, so a
-404 never tells one from the other. Turn rows are written by :mod:`web.db.turnlog`; here they are
+404 never tells one from the other. Turn rows are written by :mod:`web.db.turnlog` (the functions
+that store a user's message open its turn through it, in the same transaction); here they are
 only read, to show each user message with its latest reply.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Conversation, Message, Turn, TurnStatus, utcnow
 from web.db.session import read_scope, session_scope
+from web.db.turnlog import open_turn
 from web.errors import CONVERSATION_NOT_FOUND, NotFound
 from web.providers.base import ChatMessage
 
@@ -42,6 +44,17 @@ class Exchange:
     user: Message
     turn: Turn | None
     reply: Message | None
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    """A stored user message and the pending turn that answers it."""
+
+    conversation_id: str
+    user_message_id: int
+    turn_id: str
+    history: tuple[ChatMessage, ...]
+    """What the model is sent: the conversation up to and including the user's message."""
 
 
 @dataclass(frozen=True)
@@ -94,13 +107,28 @@ async def get_conversation(factory: Factory, owner: str, conversation_id: str) -
 async def start_conversation(factory: Factory, owner: str, content: str) -> tuple[str, int]:
     """A new conversation holding its first user message: (conversation id, message id)."""
     async with session_scope(factory) as session:
-        conversation = Conversation(owner=owner, title=title_from(content))
-        session.add(conversation)
-        await session.flush()
-        message = Message(conversation_id=conversation.id, role="user", content=content)
-        session.add(message)
-        await session.flush()
-        return conversation.id, message.id
+        return await _start_conversation(session, owner, content)
+
+
+async def start_conversation_with_turn(factory: Factory, owner: str, content: str) -> NewTurn:
+    """A new conversation, its first user message and the turn answering it: one transaction."""
+    async with session_scope(factory) as session:
+        conversation_id, message_id = await _start_conversation(session, owner, content)
+        turn_id, _ = await open_turn(
+            session, conversation_id=conversation_id, user_message_id=message_id
+        )
+    history = (ChatMessage(role="user", content=content),)
+    return NewTurn(conversation_id, message_id, turn_id, history)
+
+
+async def _start_conversation(session: AsyncSession, owner: str, content: str) -> tuple[str, int]:
+    conversation = Conversation(owner=owner, title=title_from(content))
+    session.add(conversation)
+    await session.flush()
+    message = Message(conversation_id=conversation.id, role="user", content=content)
+    session.add(message)
+    await session.flush()
+    return conversation.id, message.id
 
 
 async def add_user_message(
@@ -117,27 +145,55 @@ async def add_user_message(
     written, and then nothing is stored), then the insert and the history read.
     """
     async with session_scope(factory) as session:
-        # Ownership check and "latest activity" in one statement: this runs before every reply.
-        touched = await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id, Conversation.owner == owner)
-            .values(updated_at=utcnow())
-            .execution_options(synchronize_session=False)
+        return await _add_user_message(session, owner, conversation_id, content, refuse)
+
+
+async def add_user_message_with_turn(
+    factory: Factory,
+    owner: str,
+    conversation_id: str,
+    content: str,
+    *,
+    refuse: Callable[[], None] | None = None,
+) -> NewTurn:
+    """add_user_message and the turn answering the message, in one transaction (one commit
+    before the model is called, not two)."""
+    async with session_scope(factory) as session:
+        message_id, history = await _add_user_message(
+            session, owner, conversation_id, content, refuse
         )
-        if touched.rowcount != 1:  # type: ignore[attr-defined]
-            raise NotFound(CONVERSATION_NOT_FOUND)
-        if refuse is not None:
-            refuse()
-        message_id = await session.scalar(
-            insert(Message)
-            .values(
-                conversation_id=conversation_id, role="user", content=content, created_at=utcnow()
-            )
-            .returning(Message.id)
+        turn_id, _ = await open_turn(
+            session, conversation_id=conversation_id, user_message_id=message_id
         )
-        assert message_id is not None
-        history = await _history(session, conversation_id, message_id)
-        return message_id, history
+    return NewTurn(conversation_id, message_id, turn_id, history)
+
+
+async def _add_user_message(
+    session: AsyncSession,
+    owner: str,
+    conversation_id: str,
+    content: str,
+    refuse: Callable[[], None] | None,
+) -> tuple[int, tuple[ChatMessage, ...]]:
+    # Ownership check and "latest activity" in one statement: this runs before every reply.
+    touched = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.owner == owner)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if touched.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(CONVERSATION_NOT_FOUND)
+    if refuse is not None:
+        refuse()
+    message_id = await session.scalar(
+        insert(Message)
+        .values(conversation_id=conversation_id, role="user", content=content, created_at=utcnow())
+        .returning(Message.id)
+    )
+    assert message_id is not None
+    history = await _history(session, conversation_id, message_id)
+    return message_id, history
 
 
 async def rename_conversation(

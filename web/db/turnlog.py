@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Attempt, Message, Turn, TurnStatus, new_id, utcnow
@@ -40,26 +40,42 @@ async def start_turn(
     factory: Factory, *, conversation_id: str, user_message_id: int
 ) -> tuple[str, int]:
     """A pending turn and its (empty) assistant message, in one transaction."""
-    turn_id = new_id()
     async with session_scope(factory) as session:
-        session.add(
-            Turn(
-                id=turn_id,
-                conversation_id=conversation_id,
-                user_message_id=user_message_id,
-                status=TurnStatus.PENDING,
-                attempt_count=0,
-                started_at=utcnow(),
-            )
+        return await open_turn(
+            session, conversation_id=conversation_id, user_message_id=user_message_id
         )
-        # The message refers to the turn, so the turn must be inserted first.
-        await session.flush()
-        message = Message(
-            conversation_id=conversation_id, role="assistant", content="", turn_id=turn_id
+
+
+async def open_turn(
+    session: AsyncSession, *, conversation_id: str, user_message_id: int
+) -> tuple[str, int]:
+    """start_turn inside the caller's transaction (e.g. the one that stores the user's message,
+    so that a reply starts after one commit, not two): (turn id, assistant message id)."""
+    turn_id = new_id()
+    now = utcnow()
+    # The message refers to the turn, so the turn must be inserted first.
+    await session.execute(
+        insert(Turn).values(
+            id=turn_id,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            status=TurnStatus.PENDING,
+            attempt_count=0,
+            started_at=now,
         )
-        session.add(message)
-        await session.flush()
-        message_id = message.id
+    )
+    message_id = await session.scalar(
+        insert(Message)
+        .values(
+            conversation_id=conversation_id,
+            role="assistant",
+            content="",
+            turn_id=turn_id,
+            created_at=now,
+        )
+        .returning(Message.id)
+    )
+    assert message_id is not None
     return turn_id, message_id
 
 

@@ -9,7 +9,8 @@ Writes a user is waiting for (storing their message and opening the turn, before
 called) are marked urgent with :func:`urgent_writes` and overtake ordinary writes (a finished
 turn's outcome), which only delay the end of a stream that has already shown its text. Writes
 marked with :func:`background_writes` (checkpoints of a live reply's text) go last: they only
-matter if the server dies, and may wait behind everything else.
+matter if the server dies. So that they are not starved under sustained load, one that has waited
+BACKGROUND_MAX_WAIT_S goes next.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 URGENT, NORMAL, BACKGROUND = 0, 1, 2
 """Write priorities (lanes of the queue), first served first."""
+
+BACKGROUND_MAX_WAIT_S = 1.0
 
 _PRIORITY: ContextVar[int] = ContextVar("understudy_write_priority", default=NORMAL)
 
@@ -52,9 +55,12 @@ def background_writes() -> AbstractContextManager[None]:
 class WriteQueue:
     """A FIFO lock with three lanes. Held from BEGIN to COMMIT of one write transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, background_max_wait_s: float = BACKGROUND_MAX_WAIT_S) -> None:
         self._held = False
         self._lanes: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque(), deque())
+        self._background_max_wait_s = background_max_wait_s
+        self._queued_at: dict[asyncio.Future[None], float] = {}
+        """When each background waiter was queued."""
 
     async def acquire(self, urgent: bool = False, *, priority: int | None = None) -> None:
         """Wait for the lock; `priority` (URGENT, NORMAL, BACKGROUND) overrides `urgent`."""
@@ -63,9 +69,12 @@ class WriteQueue:
         if not self._held and not any(self._lanes):
             self._held = True
             return
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         lane = self._lanes[priority]
         lane.append(waiter)
+        if priority == BACKGROUND:
+            self._queued_at[waiter] = loop.time()
         try:
             await waiter
         except asyncio.CancelledError:
@@ -74,15 +83,28 @@ class WriteQueue:
             else:
                 lane.remove(waiter)
             raise
+        finally:
+            self._queued_at.pop(waiter, None)
 
     def release(self) -> None:
-        for lane in self._lanes:
+        background = self._lanes[BACKGROUND]
+        if background and self._overdue(background[0]):
+            lanes: tuple[deque[asyncio.Future[None]], ...] = (background, *self._lanes[:BACKGROUND])
+        else:
+            lanes = self._lanes
+        for lane in lanes:
             while lane:
                 waiter = lane.popleft()
                 if not waiter.done():
                     waiter.set_result(None)  # handed over: stays held
                     return
         self._held = False
+
+    def _overdue(self, waiter: asyncio.Future[None]) -> bool:
+        queued = self._queued_at.get(waiter)
+        return (
+            queued is not None and waiter.get_loop().time() - queued >= self._background_max_wait_s
+        )
 
 
 _QUEUES: weakref.WeakKeyDictionary[Engine, WriteQueue] = weakref.WeakKeyDictionary()

@@ -190,8 +190,13 @@ async def _begin_turn(
         turn_id, _ = await start_turn(
             _sessions(request), conversation_id=conversation_id, user_message_id=user_message_id
         )
+    return await _run_turn(request, db.NewTurn(conversation_id, user_message_id, turn_id, history))
+
+
+async def _run_turn(request: Request, new: db.NewTurn) -> LiveTurn:
+    """The background task that runs a turn whose row is committed."""
     live = _runner(request).start(
-        turn_id, conversation_id, user_message_id, ChatRequest(messages=history)
+        new.turn_id, new.conversation_id, new.user_message_id, ChatRequest(messages=new.history)
     )
     await asyncio.sleep(0)  # let the turn send its model request before we render the page bits
     return live
@@ -207,10 +212,9 @@ async def new_conversation(
 ) -> Response:
     text = check_message(content, settings)
     with urgent_writes():
-        conversation_id, message_id = await db.start_conversation(sessions, owner, text)
-    history = (ChatMessage(role="user", content=text),)
-    await _begin_turn(request, conversation_id, message_id, history)
-    url = f"/c/{conversation_id}"
+        new = await db.start_conversation_with_turn(sessions, owner, text)
+    await _run_turn(request, new)
+    url = f"/c/{new.conversation_id}"
     if is_htmx(request):
         # A full load of the new page, which opens the reply's stream (once).
         return Response(status_code=200, headers={"HX-Redirect": url})
@@ -233,13 +237,14 @@ async def send_message(
         if runner.live_in(conversation_id) is not None:
             raise Conflict(BUSY)
 
-    # Ownership, the busy check, the insert and the history: one transaction, so the model call
-    # (which waits for it) starts as early as possible.
+    # Ownership, the busy check, the insert, the history and the turn row: one transaction, so
+    # the model call (which waits for it) starts as early as possible.
     with urgent_writes():
-        message_id, history = await db.add_user_message(
+        new = await db.add_user_message_with_turn(
             sessions, owner, conversation_id, text, refuse=refuse_if_busy
         )
-    live = await _begin_turn(request, conversation_id, message_id, history)
+    live = await _run_turn(request, new)
+    message_id = new.user_message_id
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = Views(request)
