@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web.db.models import Attempt, Message, Turn, TurnStatus, new_id, utcnow
 from web.db.session import session_scope
 from web.events import AttemptRecord, Completed, Exhausted, TierInfo
+from web.outcome import degraded_reason
 from web.redact import redact
 
 log = logging.getLogger(__name__)
@@ -261,19 +262,13 @@ def _status_for(completed: Completed, status: str, turn_id: str) -> str:
 def _degraded_reason(
     completed: Completed | None, tier: TierInfo | None, records: Sequence[AttemptRecord]
 ) -> str | None:
-    if completed is not None and completed.degraded_reason:
-        return redact(completed.degraded_reason)
-    if tier is None or tier.is_primary:
-        return None
-    failed = [r for r in records if r.outcome == "failed" and r.tier.index < tier.index]
-    if not failed:
-        return f"{tier.label} answered."
-    why = "; ".join(
-        f"{r.tier.label} {r.error_kind.phrase if r.error_kind else 'failed'}"
-        + (f" ({r.status})" if r.status else "")
-        for r in failed
-    )
-    return f"{tier.label} answered because the tiers above failed: {why}."
+    """The sentence the user saw: the chain's own for a completed reply, else the same wording
+    built from the attempts (a stopped or interrupted reply from a lower tier)."""
+    if completed is not None:
+        reason = completed.degraded_reason
+    else:
+        reason = None if tier is None else degraded_reason(tier, records)
+    return None if reason is None else redact(reason)
 
 
 def _turn_ttft_ms(
