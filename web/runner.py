@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -146,6 +146,7 @@ class TurnRunner:
         self._checkpoint_s = checkpoint_s
         self._live: dict[str, LiveTurn] = {}
         self._by_conversation: dict[str, LiveTurn] = {}
+        self._claimed: set[str] = set()
         self._checkpointer: asyncio.Task[None] | None = None
 
     def get(self, turn_id: str) -> LiveTurn | None:
@@ -156,6 +157,23 @@ class TurnRunner:
 
     def __len__(self) -> int:
         return len(self._live)
+
+    @contextlib.contextmanager
+    def claim(self, conversation_id: str) -> Iterator[bool]:
+        """Reserve a conversation for one new turn; yields False when it is busy.
+
+        The check and the mark happen with nothing awaited in between, so two requests racing
+        to start a reply (a double click, two tabs) cannot both pass: the second gets False.
+        start() takes the claim over; leaving the block releases it, error or not.
+        """
+        if conversation_id in self._claimed or conversation_id in self._by_conversation:
+            yield False
+            return
+        self._claimed.add(conversation_id)
+        try:
+            yield True
+        finally:
+            self._claimed.discard(conversation_id)
 
     def start(
         self, turn_id: str, conversation_id: str, user_message_id: int, request: ChatRequest

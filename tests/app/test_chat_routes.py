@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import httpx
@@ -118,6 +119,27 @@ def test_a_second_message_while_a_reply_streams_is_refused(
     assert reply.status_code == 409
     assert "still being written" in reply.text
     assert "impatient" not in client.page(conversation).text
+
+
+def test_racing_messages_start_one_reply_and_the_others_are_refused(
+    client: ChatClient, live_app: LiveApp
+) -> None:
+    conversation = client.new_conversation("first")
+    client.finish(conversation, client.last_turn(conversation))
+    live_app.set_profile(SONNET, tokens_per_s=20.0)
+    texts = [f"racer {n}" for n in range(6)]
+    with ThreadPoolExecutor(len(texts)) as pool:  # a double click, several tabs
+        statuses = list(pool.map(lambda t: client.send(conversation, t).status_code, texts))
+    assert sorted(statuses) == [200] + [409] * 5
+    turns = client.turns(conversation)
+    assert len(turns) == 2
+    page = client.page(conversation).text
+    assert sum(text in page for text in texts) == 1
+    with ThreadPoolExecutor(4) as pool:  # Regenerate, clicked four times
+        path = f"/c/{conversation}/turns/{turns[-1][0]}/regenerate"
+        client.post(f"/c/{conversation}/turns/{turns[-1][0]}/stop")
+        statuses = list(pool.map(lambda _: client.post(path).status_code, range(4)))
+    assert sorted(statuses) == [200] + [409] * 3
 
 
 def test_rename_and_delete(client: ChatClient) -> None:

@@ -9,7 +9,7 @@ only read, to show each user message with its latest reply.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
@@ -136,16 +136,13 @@ async def add_user_message(
     owner: str,
     conversation_id: str,
     content: str,
-    *,
-    refuse: Callable[[], None] | None = None,
 ) -> tuple[int, tuple[ChatMessage, ...]]:
     """Store a user message; return its id and the history a turn answering it sends.
 
-    One transaction: ownership, then ``refuse()`` (which may raise, e.g. a reply is still being
-    written, and then nothing is stored), then the insert and the history read.
+    One transaction: ownership, then the insert and the history read.
     """
     async with session_scope(factory) as session:
-        return await _add_user_message(session, owner, conversation_id, content, refuse)
+        return await _add_user_message(session, owner, conversation_id, content)
 
 
 async def add_user_message_with_turn(
@@ -153,15 +150,11 @@ async def add_user_message_with_turn(
     owner: str,
     conversation_id: str,
     content: str,
-    *,
-    refuse: Callable[[], None] | None = None,
 ) -> NewTurn:
     """add_user_message and the turn answering the message, in one transaction (one commit
     before the model is called, not two)."""
     async with session_scope(factory) as session:
-        message_id, history = await _add_user_message(
-            session, owner, conversation_id, content, refuse
-        )
+        message_id, history = await _add_user_message(session, owner, conversation_id, content)
         turn_id, _ = await open_turn(
             session, conversation_id=conversation_id, user_message_id=message_id
         )
@@ -173,7 +166,6 @@ async def _add_user_message(
     owner: str,
     conversation_id: str,
     content: str,
-    refuse: Callable[[], None] | None,
 ) -> tuple[int, tuple[ChatMessage, ...]]:
     # Ownership check and "latest activity" in one statement: this runs before every reply.
     touched = await session.execute(
@@ -184,8 +176,6 @@ async def _add_user_message(
     )
     if touched.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(CONVERSATION_NOT_FOUND)
-    if refuse is not None:
-        refuse()
     message_id = await session.scalar(
         insert(Message)
         .values(conversation_id=conversation_id, role="user", content=content, created_at=utcnow())

@@ -232,18 +232,14 @@ async def send_message(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     text = check_message(content, settings)
-
-    def refuse_if_busy() -> None:
-        if runner.live_in(conversation_id) is not None:
+    with runner.claim(conversation_id) as claimed:
+        if not claimed:
             raise Conflict(BUSY)
-
-    # Ownership, the busy check, the insert, the history and the turn row: one transaction, so
-    # the model call (which waits for it) starts as early as possible.
-    with urgent_writes():
-        new = await db.add_user_message_with_turn(
-            sessions, owner, conversation_id, text, refuse=refuse_if_busy
-        )
-    live = await _run_turn(request, new)
+        # Ownership, the insert, the history and the turn row: one transaction, so the model
+        # call (which waits for it) starts as early as possible.
+        with urgent_writes():
+            new = await db.add_user_message_with_turn(sessions, owner, conversation_id, text)
+        live = await _run_turn(request, new)
     message_id = new.user_message_id
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
@@ -358,11 +354,12 @@ async def regenerate_turn(
     runner: RunnerDep,
 ) -> Response:
     row = await _owned_turn(request, owner, conversation_id, turn_id)
-    if runner.live_in(conversation_id) is not None:
-        raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
     user_message_id = row.turn.user_message_id
-    history = await db.history_for(_sessions(request), conversation_id, user_message_id)
-    live = await _begin_turn(request, conversation_id, user_message_id, history)
+    with runner.claim(conversation_id) as claimed:
+        if not claimed:
+            raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
+        history = await db.history_for(_sessions(request), conversation_id, user_message_id)
+        live = await _begin_turn(request, conversation_id, user_message_id, history)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = Views(request)
