@@ -63,6 +63,7 @@ label = "GPT-5.5"
 badge = "fallback provider"
 api_key_env = "OPENAI_API_KEY"
 context_window = 400000
+max_output_tokens = 60
 timeouts = { connect_s = 2.0, first_token_s = 1.5, idle_s = 1.5, total_s = 30.0 }
 """
 

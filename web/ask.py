@@ -110,6 +110,8 @@ class _PlainPrinter:
             if event.degraded_reason:
                 badge = event.tier.badge or event.tier.label
                 self._note(f"{badge}: {event.degraded_reason}")
+            if event.hit_length_limit:
+                self._note("the reply reached the model's length limit (max_output_tokens)")
         elif isinstance(event, Exhausted):
             if self.live and self.shown:
                 self.out.write("\n")
@@ -148,6 +150,7 @@ def outcome_json(outcome: Completed | Exhausted | None) -> dict[str, Any]:
         "tier": done.tier.name if done else None,
         "model": done.tier.model if done else None,
         "degraded_reason": done.degraded_reason if done else None,
+        "hit_length_limit": done.hit_length_limit if done else False,
         "message": outcome.message if isinstance(outcome, Exhausted) else None,
         "attempts": [_attempt_json(r) for r in (outcome.attempts if outcome else ())],
         "ttft_s": done.ttft_s if done else None,

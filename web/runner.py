@@ -93,6 +93,8 @@ class LiveTurn:
         self.updates: list[Update] = []
         self.task: asyncio.Task[None] | None = None
         self.stop_requested = False
+        self.hit_length_limit = False
+        """The reply stopped at the tier's max_output_tokens (known when it completes)."""
         self.finishing = False
         self.revision = 0
         """Counts updates; the checkpoint saves a turn whose revision moved since its last save."""
@@ -290,6 +292,7 @@ class TurnRunner:
         if isinstance(outcome, Completed):
             live.tier = outcome.tier
             live.reason = outcome.degraded_reason
+            live.hit_length_limit = outcome.hit_length_limit
             await self._finish(
                 live,
                 status=TurnStatus.DEGRADED if outcome.degraded else TurnStatus.OK,

@@ -16,6 +16,7 @@ from web.runner import LiveTurn, state_for
 from web.settings import TierConfig
 
 STOPPED_NOTE = "Stopped."
+LENGTH_NOTE = "This reply reached the model's length limit, so it may end mid-thought."
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def from_live(
     note = STOPPED_NOTE if live.status == TurnStatus.STOPPED else None
     if live.state == "stopped" and live.status == TurnStatus.INTERRUPTED:
         note = live.error
+    elif live.hit_length_limit:
+        note = LENGTH_NOTE
     return ReplyView(
         turn_id=live.turn_id,
         conversation_id=live.conversation_id,
@@ -88,6 +91,8 @@ def from_row(
         note = STOPPED_NOTE
     elif turn.status == TurnStatus.INTERRUPTED:
         note = turn.error_message or "This reply was interrupted."
+    elif turn.hit_length_limit:
+        note = LENGTH_NOTE
     return ReplyView(
         turn_id=turn.id,
         conversation_id=turn.conversation_id,

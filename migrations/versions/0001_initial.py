@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("total_ms", sa.Float(), nullable=True),
         sa.Column("input_tokens", sa.Integer(), nullable=True),
         sa.Column("output_tokens", sa.Integer(), nullable=True),
+        sa.Column("hit_length_limit", sa.Boolean(), nullable=False),
         sa.Column("attempt_count", sa.Integer(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 SONNET = "claude-sonnet-4-6"
 HAIKU = "claude-haiku-4-5-20251001"
+GPT = "gpt-5.5"
 BODY = re.compile(r'data-testid="reply-body">(.*?)</div>', re.S)
 RAW = re.compile(r"<template id=\"raw-[0-9a-f]+\">(.*?)</template>", re.S)
 
@@ -136,6 +137,25 @@ def test_exhausted_turn_shows_the_error_and_retry(client: ChatClient, live_app: 
     client.post(f"/c/{conversation}/turns/{turn}/regenerate")
     retried = client.finish(conversation, client.last_turn(conversation))
     assert final_text(retried) == reply_text(SONNET, "anyone?", 40)
+
+
+def test_a_reply_cut_at_the_length_limit_says_so(client: ChatClient, live_app: LiveApp) -> None:
+    live_app.set_fault(SONNET, "status", status=429)
+    live_app.set_fault(HAIKU, "status", status=429)
+    live_app.set_profile(GPT, reply_tokens=80)  # the test chain gives this tier 60 tokens
+    conversation = client.new_conversation("a long one")
+    events = client.finish(conversation, client.last_turn(conversation))
+    full = reply_text(GPT, "a long one", 80)
+    shown = final_text(events)
+    assert 'data-state="done"' in events[-1].data and 'data-tier="openai"' in events[-1].data
+    assert full.startswith(shown.rstrip()) and len(shown) < len(full)
+    assert "reached the model&#39;s length limit" in events[-1].data
+    assert "reached the model&#39;s length limit" in client.page(conversation).text
+    live_app.clear_faults()
+    client.post(f"/c/{conversation}/turns/{client.last_turn(conversation)}/regenerate")
+    again = client.finish(conversation, client.last_turn(conversation))
+    assert final_text(again) == reply_text(SONNET, "a long one", 40)
+    assert "length limit" not in again[-1].data
 
 
 def test_history_reaches_the_model_as_one_conversation(client: ChatClient) -> None:

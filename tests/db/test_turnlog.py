@@ -115,6 +115,18 @@ async def test_primary_turn(factory: Factory) -> None:
 
 
 @BACKENDS
+async def test_a_reply_cut_at_the_length_limit_is_marked(factory: Factory) -> None:
+    normal, cut = await new_turn(factory), await new_turn(factory)
+    for turn_id, hit in ((normal, False), (cut, True)):
+        completed = Completed(
+            SONNET, "Long", 1, 8192, 0.1, 9.0, (ok(SONNET, 1),), hit_length_limit=hit
+        )
+        await record_outcome(factory, turn_id, status="ok", text="Long", completed=completed)
+    assert (await load(factory, normal))[0].hit_length_limit is False
+    assert (await load(factory, cut))[0].hit_length_limit is True
+
+
+@BACKENDS
 async def test_turn_answered_by_haiku_keeps_why_sonnet_failed(factory: Factory) -> None:
     turn_id = await new_turn(factory)
     records = (

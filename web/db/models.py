@@ -146,6 +146,8 @@ class Turn(Base):
     total_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hit_length_limit: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The reply stopped at the tier's max_output_tokens: complete as sent, but cut short."""
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -199,6 +199,7 @@ async def record_outcome(
             "total_ms": (total_s * 1000 if total_s is not None else _ms_between(started, finished)),
             "input_tokens": completed.input_tokens if completed else None,
             "output_tokens": completed.output_tokens if completed else None,
+            "hit_length_limit": completed.hit_length_limit if completed else False,
             "attempt_count": len(records),
             "finished_at": finished,
         }
