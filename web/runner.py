@@ -27,7 +27,8 @@ from typing import cast
 
 from web.chain import Chain, degraded_reason
 from web.db.models import TurnStatus
-from web.db.turnlog import Checkpoint, Factory, checkpoint_turns, record_outcome
+from web.db.session import Factory
+from web.db.turnlog import INTERRUPTED_MESSAGE, Checkpoint, checkpoint_turns, record_outcome
 from web.db.writelock import background_writes
 from web.events import (
     AttemptFailed,
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 30.0
 """The chain enforces the turn deadline; this backstop only catches a chain that never ends."""
 STOP_WAIT_S = 10.0
-INTERRUPTED_MESSAGE = "The server stopped before this reply finished."
 UNEXPECTED_MESSAGE = "Something went wrong while generating this reply. Try again."
 CHECKPOINT_S = 2.0
 """A live turn's text reaches the database at most this often (and only when it has changed)."""

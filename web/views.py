@@ -16,6 +16,7 @@ from web.runner import LiveTurn, state_for
 from web.settings import TierConfig
 
 STOPPED_NOTE = "Stopped."
+INTERRUPTED_NOTE = "This reply was interrupted."
 LENGTH_NOTE = "This reply reached the model's length limit, so it may end mid-thought."
 
 
@@ -90,7 +91,7 @@ def from_row(
     if turn.status == TurnStatus.STOPPED:
         note = STOPPED_NOTE
     elif turn.status == TurnStatus.INTERRUPTED:
-        note = turn.error_message or "This reply was interrupted."
+        note = turn.error_message or INTERRUPTED_NOTE
     elif turn.hit_length_limit:
         note = LENGTH_NOTE
     return ReplyView(

@@ -13,15 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.models import Conversation, Message, Turn, TurnStatus, utcnow
-from web.db.session import read_scope, session_scope
+from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
 from web.errors import CONVERSATION_NOT_FOUND, NotFound
 from web.providers.base import ChatMessage
-
-Factory = async_sessionmaker[AsyncSession]
 
 TITLE_CHARS = 60
 LIST_LIMIT = 100

@@ -58,6 +58,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+Factory = async_sessionmaker[AsyncSession]
+"""What every query function takes: the app's session factory."""
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.models import Attempt, Message, Turn, TurnStatus, new_id, utcnow
-from web.db.session import session_scope
+from web.db.session import Factory, session_scope
 from web.events import AttemptRecord, Completed, Exhausted, TierInfo
 from web.outcome import degraded_reason
 from web.redact import redact
 
 log = logging.getLogger(__name__)
 
-Factory = async_sessionmaker[AsyncSession]
+INTERRUPTED_MESSAGE = "The server stopped before this reply finished."
 
 
 def _redact_opt(text: str | None) -> str | None:
@@ -235,7 +235,7 @@ async def interrupt_live_turns(factory: Factory) -> int:
             .values(
                 status=TurnStatus.INTERRUPTED,
                 finished_at=utcnow(),
-                error_message="The server stopped before this reply finished.",
+                error_message=INTERRUPTED_MESSAGE,
             )
             .execution_options(synchronize_session=False)
         )

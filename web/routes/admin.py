@@ -23,7 +23,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.admin_queries import (
     ListKind,
@@ -36,7 +35,7 @@ from web.db.admin_queries import (
     turns_for_export,
     window_stats,
 )
-from web.db.session import read_scope
+from web.db.session import Factory, read_scope
 from web.db.turns_cli import format_ms
 from web.errors import NotFound
 from web.providers.base import ErrorKind
@@ -294,8 +293,8 @@ async def turn_page(request: Request, turn_id: str) -> Response:
     return _render(request, "admin/turn.html", {"detail": detail, "turn": detail.turn})
 
 
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+def _sessions(request: Request) -> Factory:
+    sessions: Factory = request.app.state.sessions
     return sessions
 
 

@@ -28,7 +28,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from web.db import chat as db
 from web.db.models import Message, Turn
-from web.db.turnlog import Factory, start_turn
+from web.db.session import Factory
+from web.db.turnlog import start_turn
 from web.db.writelock import urgent_writes
 from web.errors import Conflict, Invalid, TooLarge
 from web.providers.base import ChatMessage, ChatRequest
@@ -37,7 +38,7 @@ from web.routes.demo import outage_context
 from web.runner import Delta, Finished, LiveTurn, TierChange, TurnRunner, Update
 from web.security import owner_of, verify_csrf
 from web.settings import Settings
-from web.views import ReplyView, from_live, from_row
+from web.views import INTERRUPTED_NOTE, ReplyView, from_live, from_row
 
 router = APIRouter()
 
@@ -123,7 +124,7 @@ class Views:
         """The final state of a turn the runner no longer holds (it has been written by then)."""
         view = from_row(turn, reply, self.tiers, order=self.order)
         if view.live:
-            return replace(view, state="stopped", note="This reply was interrupted.")
+            return replace(view, state="stopped", note=INTERRUPTED_NOTE)
         return view
 
     def render(self, name: str, **context: Any) -> str:
