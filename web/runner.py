@@ -265,8 +265,12 @@ class TurnRunner:
                     else:
                         outcome = event
         except asyncio.CancelledError:
-            status = TurnStatus.STOPPED if live.stop_requested else TurnStatus.INTERRUPTED
             live.finishing = True
+            if isinstance(outcome, Completed):
+                # Stop or shutdown came while the finished chain was closing: the reply is whole.
+                await self._complete(live, outcome)
+                raise
+            status = TurnStatus.STOPPED if live.stop_requested else TurnStatus.INTERRUPTED
             await self._finish(
                 live,
                 status=status,
@@ -290,16 +294,7 @@ class TurnRunner:
             return
         live.finishing = True
         if isinstance(outcome, Completed):
-            live.tier = outcome.tier
-            live.reason = outcome.degraded_reason
-            live.hit_length_limit = outcome.hit_length_limit
-            await self._finish(
-                live,
-                status=TurnStatus.DEGRADED if outcome.degraded else TurnStatus.OK,
-                text=outcome.text,
-                attempts=outcome.attempts,
-                completed=outcome,
-            )
+            await self._complete(live, outcome)
         else:
             message = outcome.message if outcome else UNEXPECTED_MESSAGE
             await self._finish(
@@ -311,6 +306,18 @@ class TurnRunner:
                 exhausted=outcome,
                 total_s=time.monotonic() - started,
             )
+
+    async def _complete(self, live: LiveTurn, outcome: Completed) -> None:
+        live.tier = outcome.tier
+        live.reason = outcome.degraded_reason
+        live.hit_length_limit = outcome.hit_length_limit
+        await self._finish(
+            live,
+            status=TurnStatus.DEGRADED if outcome.degraded else TurnStatus.OK,
+            text=outcome.text,
+            attempts=outcome.attempts,
+            completed=outcome,
+        )
 
     async def _finish(
         self,

@@ -1,0 +1,64 @@
+"""The runner at the edges of a turn, with a scripted chain and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from web.chain import Chain
+from web.db.models import Message, Turn
+from web.db.session import read_scope
+from web.db.turnlog import start_turn
+from web.events import AttemptRecord, ChainEvent, Completed, TextDelta, TierStarted
+from web.providers.base import ChatMessage, ChatRequest
+from web.runner import TurnRunner
+
+from .conftest import BACKENDS, SONNET, add_user_message
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+class SlowToCloseChain:
+    """Completes a reply, then takes its time closing (as an SDK stream closing a connection)."""
+
+    def __init__(self) -> None:
+        self.closing = asyncio.Event()
+
+    async def run(
+        self, request: ChatRequest, *, on_attempt: Callable[[AttemptRecord], None]
+    ) -> AsyncGenerator[ChainEvent, None]:
+        record = AttemptRecord(SONNET, 1, time.time(), 0.2, 0.1, "ok")
+        on_attempt(record)
+        try:
+            yield TierStarted(SONNET, 1)
+            yield TextDelta("The whole ")
+            yield TextDelta("reply.")
+            yield Completed(SONNET, "The whole reply.", 3, 3, 0.1, 0.2, (record,))
+        finally:
+            self.closing.set()
+            await asyncio.sleep(5)
+
+
+@BACKENDS
+async def test_stop_during_the_close_of_a_completed_reply_keeps_it_whole(factory: Factory) -> None:
+    conversation_id, message_id = await add_user_message(factory)
+    turn_id, _ = await start_turn(
+        factory, conversation_id=conversation_id, user_message_id=message_id
+    )
+    chain = SlowToCloseChain()
+    runner = TurnRunner(cast(Chain, cast(Any, chain)), factory, deadline_s=10.0)
+    request = ChatRequest(messages=(ChatMessage("user", "Hello?"),))
+    runner.start(turn_id, conversation_id, message_id, request)
+    await asyncio.wait_for(chain.closing.wait(), 5)
+    await asyncio.wait_for(runner.stop(turn_id), 5)
+    await runner.shutdown()
+    async with read_scope(factory) as session:
+        turn = await session.scalar(select(Turn).where(Turn.id == turn_id))
+        reply = await session.scalar(select(Message).where(Message.turn_id == turn_id))
+    assert turn is not None and reply is not None
+    assert (turn.status, turn.tier, reply.content) == ("ok", "sonnet", "The whole reply.")
