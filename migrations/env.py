@@ -1,7 +1,7 @@
 """Alembic environment: runs the migrations in versions/ on the async engine the app uses.
 
 The database URL comes from ``config.attributes["database_url"]`` (set by web.db.migrate) or,
-when the alembic command line is used with migrations/alembic.ini, from Settings.from_env().
+when the alembic command line is used with migrations/alembic.ini, from the environment (web.settings.database_url_from_env).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ def _database_url() -> str:
     url = config.attributes.get("database_url")
     if isinstance(url, str) and url:
         return url
-    from web.settings import Settings
+    from web.settings import database_url_from_env
 
-    return Settings.from_env().database_url
+    return database_url_from_env()
 
 
 def _configure(**kwargs: Any) -> None:

@@ -60,3 +60,15 @@ def test_serve_refuses_a_data_folder_it_cannot_create(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     result = _run(["serve", "--port", "0"], tmp_path, UNDERSTUDY_DATA_DIR=str(blocker / "data"))
     _assert_one_line_config_error(result, str(blocker / "data"), "UNDERSTUDY_DATA_DIR")
+
+
+def test_the_log_commands_work_with_a_broken_chain_file(tmp_path: Path) -> None:
+    broken = tmp_path / "chain.toml"
+    broken.write_text("[[tiers]\n", encoding="utf-8")
+    upgraded = _run(["db", "upgrade"], tmp_path, UNDERSTUDY_CHAIN=str(broken))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "0001_initial" in upgraded.stdout
+    listed = _run(["turns", "--json"], tmp_path, UNDERSTUDY_CHAIN=str(broken))
+    assert listed.returncode == 0, listed.stderr
+    served = _run(["serve", "--port", "0"], tmp_path, UNDERSTUDY_CHAIN=str(broken))
+    _assert_one_line_config_error(served, "chain.toml")

@@ -90,10 +90,7 @@ class Settings:
         env = os.environ if environ is None else environ
         chain_file = Path(env.get("UNDERSTUDY_CHAIN") or DEFAULT_CHAIN_FILE)
         tiers = load_chain(chain_file)
-        data_dir = Path(env.get("UNDERSTUDY_DATA_DIR") or "data").resolve()
-        database_url = env.get("UNDERSTUDY_DATABASE_URL") or (
-            f"sqlite+aiosqlite:///{data_dir / 'understudy.db'}"
-        )
+        data_dir, database_url = _database(env)
         keys = {t.api_key_env: env[t.api_key_env] for t in tiers if env.get(t.api_key_env)}
         return cls(
             tiers=tiers,
@@ -108,6 +105,20 @@ class Settings:
             turn_deadline_s=_float(env, "UNDERSTUDY_TURN_DEADLINE_S", 120.0),
             expose_sim=env.get("UNDERSTUDY_EXPOSE_SIM", "") in ("1", "true", "yes"),
         )
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """Only the database URL: the log commands (`turns`, `db upgrade`) work whatever the state of
+    the chain file."""
+    return _database(os.environ if environ is None else environ)[1]
+
+
+def _database(env: Mapping[str, str]) -> tuple[Path, str]:
+    data_dir = Path(env.get("UNDERSTUDY_DATA_DIR") or "data").resolve()
+    database_url = env.get("UNDERSTUDY_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{data_dir / 'understudy.db'}"
+    )
+    return data_dir, database_url
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

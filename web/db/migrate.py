@@ -147,9 +147,9 @@ def downgrade_database(database_url: str, revision: str = "base") -> None:
 
 def run_upgrade() -> int:
     """`understudy db upgrade`: upgrade the configured database and say what changed."""
-    from web.settings import Settings
+    from web.settings import database_url_from_env
 
-    url = Settings.from_env().database_url
+    url = database_url_from_env()
     with database_errors(url):
         before = current_revision(url)
         upgrade_database(url)

@@ -21,9 +21,9 @@ SNIPPET_CHARS = 100
 
 
 def run_turns(*, degraded: bool, as_json: bool, limit: int) -> int:
-    from web.settings import Settings
+    from web.settings import database_url_from_env
 
-    url = Settings.from_env().database_url
+    url = database_url_from_env()
     if current_revision(url) is None:
         click.echo(
             f"understudy: {safe_url(url)} has no turn log yet. "
