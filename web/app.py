@@ -27,6 +27,7 @@ from web.chain import Chain
 from web.db.migrate import upgrade_database
 from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
+from web.deps import is_htmx, templates_of
 from web.errors import AppError
 from web.routes import admin, chat, demo
 from web.routes.demo import sim_client
@@ -158,8 +159,8 @@ def _install_error_pages(app: FastAPI) -> None:
 
 def error_response(request: Request, status: int, title: str, message: str) -> Response:
     """A fragment for htmx requests (shown inline, by the composer), a full page otherwise."""
-    templates: Jinja2Templates = request.app.state.templates
-    if request.headers.get("hx-request") == "true":
+    templates = templates_of(request)
+    if is_htmx(request):
         return templates.TemplateResponse(
             request, "_flash.html", {"title": title, "message": message}, status_code=status
         )

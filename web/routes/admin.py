@@ -35,8 +35,9 @@ from web.db.admin_queries import (
     turns_for_export,
     window_stats,
 )
-from web.db.session import Factory, read_scope
+from web.db.session import read_scope
 from web.db.turns_cli import format_ms
+from web.deps import sessions_of, settings_of, templates_of
 from web.errors import NotFound
 from web.providers.base import ErrorKind
 from web.routes.admin_chart import build_chart
@@ -162,7 +163,7 @@ def _render(
         "format_clock": format_clock,
         **context,
     }
-    response: Response = request.app.state.templates.TemplateResponse(
+    response: Response = templates_of(request).TemplateResponse(
         request, name, context, status_code=status_code, headers={**NO_STORE, **headers}
     )
     return response
@@ -229,7 +230,7 @@ async def dashboard(request: Request) -> Response:
         return redirect
     filters = Filters.from_query(request)
     now = datetime.now(UTC)
-    async with read_scope(_sessions(request)) as session:
+    async with read_scope(sessions_of(request)) as session:
         page = await problem_turns(
             session, filters.turn_filter(now), page=filters.page, per_page=PER_PAGE
         )
@@ -242,7 +243,7 @@ async def dashboard(request: Request) -> Response:
         )
         daily = await tier_mix(session, now=now, window=timedelta(days=7), bucket=timedelta(days=1))
         tiers = await known_tiers(session)
-    configured = [t.name for t in request.app.state.settings.tiers]
+    configured = [t.name for t in settings_of(request).tiers]
     return _render(
         request,
         "admin/dashboard.html",
@@ -269,7 +270,7 @@ async def degraded_csv(request: Request) -> Response:
     if redirect := _login_redirect(request):
         return redirect
     filters = Filters.from_query(request)
-    async with read_scope(_sessions(request)) as session:
+    async with read_scope(sessions_of(request)) as session:
         rows = await turns_for_export(session, filters.turn_filter(datetime.now(UTC)))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
@@ -286,16 +287,11 @@ async def degraded_csv(request: Request) -> Response:
 async def turn_page(request: Request, turn_id: str) -> Response:
     if redirect := _login_redirect(request):
         return redirect
-    async with read_scope(_sessions(request)) as session:
+    async with read_scope(sessions_of(request)) as session:
         detail = await turn_detail(session, turn_id[:64])
     if detail is None:
         raise NotFound("No turn with this id.")
     return _render(request, "admin/turn.html", {"detail": detail, "turn": detail.turn})
-
-
-def _sessions(request: Request) -> Factory:
-    sessions: Factory = request.app.state.sessions
-    return sessions
 
 
 # --- filters -----------------------------------------------------------------------------------

@@ -21,9 +21,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from web.db import chat as db
@@ -31,12 +30,23 @@ from web.db.models import Message, Turn
 from web.db.session import Factory
 from web.db.turnlog import start_turn
 from web.db.writelock import urgent_writes
+from web.deps import (
+    CSRF,
+    OwnerDep,
+    RunnerDep,
+    SessionsDep,
+    SettingsDep,
+    is_htmx,
+    runner_of,
+    sessions_of,
+    settings_of,
+    templates_of,
+)
 from web.errors import Conflict, Invalid, TooLarge
 from web.providers.base import ChatMessage, ChatRequest
 from web.render import escape_chunk
 from web.routes.demo import outage_context
-from web.runner import Delta, Finished, LiveTurn, TierChange, TurnRunner, Update
-from web.security import owner_of, verify_csrf
+from web.runner import Delta, Finished, LiveTurn, TierChange, Update
 from web.settings import Settings
 from web.views import INTERRUPTED_NOTE, ReplyView, from_live, from_row
 
@@ -49,38 +59,6 @@ BUSY = (
 )
 SSE_PING_S = 15
 DELTA_BATCH_S = 0.04
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _sessions(request: Request) -> Factory:
-    sessions: Factory = request.app.state.sessions
-    return sessions
-
-
-def _runner(request: Request) -> TurnRunner:
-    runner: TurnRunner = request.app.state.runner
-    return runner
-
-
-def _templates(request: Request) -> Jinja2Templates:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionsDep = Annotated[Factory, Depends(_sessions)]
-RunnerDep = Annotated[TurnRunner, Depends(_runner)]
-TemplatesDep = Annotated[Jinja2Templates, Depends(_templates)]
-OwnerDep = Annotated[str, Depends(owner_of)]
-CSRF = [Depends(verify_csrf)]
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 def check_message(content: str, settings: Settings) -> str:
@@ -103,11 +81,11 @@ class Views:
     """Turns stored rows and live turns into ReplyViews, and renders the reply fragments."""
 
     def __init__(self, request: Request) -> None:
-        settings = _settings(request)
+        settings = settings_of(request)
         self.tiers = {t.name: t for t in settings.tiers}
         self.order = {t.name: i for i, t in enumerate(settings.tiers)}
-        self.runner = _runner(request)
-        self.templates = _templates(request)
+        self.runner = runner_of(request)
+        self.templates = templates_of(request)
 
     def reply(self, turn: Turn, reply: Message | None) -> ReplyView:
         """The reply as the page shows it: from the runner while live, else as stored.
@@ -147,7 +125,7 @@ async def _page(
         (e.user, views.reply(e.turn, e.reply) if e.turn is not None else None) for e in exchanges
     ]
     streaming = any(r is not None and r.live for _, r in items)
-    return _templates(request).TemplateResponse(
+    return templates_of(request).TemplateResponse(
         request,
         "chat.html",
         {
@@ -155,8 +133,8 @@ async def _page(
             "conversations": conversations,
             "items": items,
             "streaming": streaming,
-            "max_chars": _settings(request).max_message_chars,
-            "primary_label": _settings(request).tiers[0].label,
+            "max_chars": settings_of(request).max_message_chars,
+            "primary_label": settings_of(request).tiers[0].label,
             "outage": await outage_context(request),
         },
     )
@@ -189,14 +167,14 @@ async def _begin_turn(
     """The turn row (before any model is called), then the background task that runs it."""
     with urgent_writes():
         turn_id, _ = await start_turn(
-            _sessions(request), conversation_id=conversation_id, user_message_id=user_message_id
+            sessions_of(request), conversation_id=conversation_id, user_message_id=user_message_id
         )
     return await _run_turn(request, db.NewTurn(conversation_id, user_message_id, turn_id, history))
 
 
 async def _run_turn(request: Request, new: db.NewTurn) -> LiveTurn:
     """The background task that runs a turn whose row is committed."""
-    live = _runner(request).start(
+    live = runner_of(request).start(
         new.turn_id, new.conversation_id, new.user_message_id, ChatRequest(messages=new.history)
     )
     await asyncio.sleep(0)  # let the turn send its model request before we render the page bits
@@ -321,7 +299,7 @@ def _coalesce(views: Views, live: LiveTurn, batch: list[Update]) -> list[ServerS
 async def _owned_turn(
     request: Request, owner: str, conversation_id: str, turn_id: str
 ) -> db.TurnRow:
-    return await db.get_turn(_sessions(request), owner, conversation_id, turn_id)
+    return await db.get_turn(sessions_of(request), owner, conversation_id, turn_id)
 
 
 @router.post("/c/{conversation_id}/turns/{turn_id}/stop", dependencies=CSRF)
@@ -359,7 +337,7 @@ async def regenerate_turn(
     with runner.claim(conversation_id) as claimed:
         if not claimed:
             raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
-        history = await db.history_for(_sessions(request), conversation_id, user_message_id)
+        history = await db.history_for(sessions_of(request), conversation_id, user_message_id)
         live = await _begin_turn(request, conversation_id, user_message_id, history)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)

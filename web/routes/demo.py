@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from web.deps import CSRF, SettingsDep, is_htmx, settings_of, templates_of
 from web.errors import AppError, Invalid, NotFound
-from web.security import verify_csrf
 from web.settings import Settings, TierConfig
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ async def outage_context(request: Request) -> OutagePanel | None:
     client: httpx.AsyncClient | None = getattr(request.app.state, "sim_client", None)
     if client is None or not getattr(request.app.state, "demo_mode", False):
         return None
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     try:
         faults = await _faults(client)
     except httpx.HTTPError as exc:
@@ -173,21 +173,19 @@ async def _apply(
 
 
 def _respond(request: Request, panel: OutagePanel) -> Response:
-    if request.headers.get("hx-request") != "true":
+    if not is_htmx(request):
         return RedirectResponse(request.headers.get("referer") or "/", status_code=303)
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, "_outage_panel.html", {"outage": panel}
-    )
+    return templates_of(request).TemplateResponse(request, "_outage_panel.html", {"outage": panel})
 
 
-@router.post("/outage", dependencies=[Depends(verify_csrf)])
+@router.post("/outage", dependencies=CSRF)
 async def set_outage(
     request: Request,
+    settings: SettingsDep,
     tier: Annotated[str, Form()] = "",
     mode: Annotated[str, Form()] = "",
 ) -> Response:
     client = _client(request)
-    settings: Settings = request.app.state.settings
     config = next((t for t in settings.tiers if t.name == tier), None)
     if config is None:
         raise Invalid(f"There is no tier named {tier!r}.")
@@ -199,10 +197,9 @@ async def set_outage(
     return _respond(request, _panel(settings, faults))
 
 
-@router.post("/outage/reset", dependencies=[Depends(verify_csrf)])
-async def reset_outages(request: Request) -> Response:
+@router.post("/outage/reset", dependencies=CSRF)
+async def reset_outages(request: Request, settings: SettingsDep) -> Response:
     client = _client(request)
-    settings: Settings = request.app.state.settings
     try:
         (await client.delete("/faults")).raise_for_status()
     except httpx.HTTPError as exc:
