@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import anthropic
 import openai
 
-from web.chain import SIM_PATHS, Chain
+from web.chain import Chain
 from web.events import Completed
-from web.events import TextDelta as ChainDelta
 from web.providers.base import ChatMessage, ChatRequest, Provider, TextDelta
 from web.settings import Settings
+from web.sim import sim_base_url
 
 PROMPT = "Explain what a fallback chain is for."
 MODES = ("sdk", "provider", "chain")
@@ -143,7 +143,7 @@ def _chain_stream(chain: Chain) -> Stream:
         first = None
         done = False
         async for event in chain.run(request):
-            if first is None and isinstance(event, ChainDelta):
+            if first is None and isinstance(event, TextDelta):
                 first = time.perf_counter()
             elif isinstance(event, Completed):
                 done = event.tier.is_primary
@@ -198,7 +198,7 @@ async def run(args: argparse.Namespace, sim_url: str) -> bool:
     primary = settings.tiers[0]
     chain = Chain.from_settings(settings)
     adapter_chain = Chain.from_settings(settings)  # its own client, used only as a bare adapter
-    base_url = sim_url + SIM_PATHS[primary.provider]
+    base_url = sim_base_url(sim_url, primary.provider)
     sdk, close_sdk = _sdk_stream(primary.provider, base_url, primary.model)
     modes: dict[str, Stream] = {
         "sdk": sdk,

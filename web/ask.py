@@ -3,7 +3,8 @@
 Plain mode streams the reply when stdout is a terminal; when it is a pipe or a file it prints only
 the reply that completed, so scripts never get a partial reply from a tier that failed mid-way.
 Notes about tiers (failures, the fallback that answered) go to stderr. ``--json`` prints every
-chain event as one JSON line, and last an outcome line. With no simulator URL and no API keys at
+chain event and every attempt record as one JSON line each, in the order they happened, and last
+an outcome line. With no simulator URL and no API keys at
 all, a simulated upstream starts in-process so the command works out of the box.
 """
 
@@ -13,12 +14,10 @@ import asyncio
 import json
 import logging
 import sys
-from dataclasses import asdict
 from typing import Any, TextIO
 
 from web.chain import Chain
 from web.events import (
-    AttemptFailed,
     AttemptRecord,
     ChainEvent,
     Completed,
@@ -29,6 +28,7 @@ from web.events import (
 )
 from web.providers.base import ChatMessage, ChatRequest
 from web.settings import Settings
+from web.status import AttemptOutcome
 
 
 def run_ask(prompt: str, *, as_json: bool, system: str | None) -> int:
@@ -71,11 +71,17 @@ async def ask(
             request = ChatRequest(messages=(ChatMessage("user", prompt),), system=system)
             printer = _JsonPrinter(out) if as_json else _PlainPrinter(out, err)
             outcome: Completed | Exhausted | None = None
-            async for event in chain.run(request):
+            attempts: list[AttemptRecord] = []
+
+            def attempt_ended(record: AttemptRecord) -> None:
+                attempts.append(record)
+                printer.attempt(record)
+
+            async for event in chain.run(request, on_attempt=attempt_ended):
                 printer.event(event)
                 if isinstance(event, Completed | Exhausted):
                     outcome = event
-            printer.outcome(outcome)
+            printer.outcome(outcome, attempts)
             return 0 if isinstance(outcome, Completed) else 1
         finally:
             await chain.aclose()
@@ -96,9 +102,6 @@ class _PlainPrinter:
             self.out.write(event.text)
             self.out.flush()
             self.shown = True
-        elif isinstance(event, AttemptFailed):
-            record = event.record
-            self._note(f"{record.tier.label} failed: {record.error_message}")
         elif isinstance(event, TierStarted) and event.restart and self.live and self.shown:
             self.out.write("\n")
             self._note(f"restarting the reply with {event.tier.label}")
@@ -117,7 +120,11 @@ class _PlainPrinter:
                 self.out.write("\n")
             print(f"understudy: {event.message}", file=self.err)
 
-    def outcome(self, outcome: Completed | Exhausted | None) -> None:
+    def attempt(self, record: AttemptRecord) -> None:
+        if record.outcome is AttemptOutcome.FAILED:
+            self._note(f"{record.tier.label} failed: {record.error_message}")
+
+    def outcome(self, outcome: Completed | Exhausted | None, attempts: list[AttemptRecord]) -> None:
         self.err.flush()
 
     def _note(self, text: str) -> None:
@@ -133,15 +140,20 @@ class _JsonPrinter:
     def event(self, event: ChainEvent) -> None:
         self._line(event_to_json(event))
 
-    def outcome(self, outcome: Completed | Exhausted | None) -> None:
-        self._line(outcome_json(outcome))
+    def attempt(self, record: AttemptRecord) -> None:
+        self._line(event_to_json(record))
+
+    def outcome(self, outcome: Completed | Exhausted | None, attempts: list[AttemptRecord]) -> None:
+        self._line(outcome_json(outcome, attempts))
 
     def _line(self, data: dict[str, Any]) -> None:
         self.out.write(json.dumps(data) + "\n")
         self.out.flush()
 
 
-def outcome_json(outcome: Completed | Exhausted | None) -> dict[str, Any]:
+def outcome_json(
+    outcome: Completed | Exhausted | None, attempts: list[AttemptRecord]
+) -> dict[str, Any]:
     """The last line of ``--json``: who answered, every attempt, timings."""
     done = outcome if isinstance(outcome, Completed) else None
     return {
@@ -152,13 +164,7 @@ def outcome_json(outcome: Completed | Exhausted | None) -> dict[str, Any]:
         "degraded_reason": done.degraded_reason if done else None,
         "hit_length_limit": done.hit_length_limit if done else False,
         "message": outcome.message if isinstance(outcome, Exhausted) else None,
-        "attempts": [_attempt_json(r) for r in (outcome.attempts if outcome else ())],
+        "attempts": [event_to_json(r) for r in attempts],
         "ttft_s": done.ttft_s if done else None,
         "total_s": outcome.total_s if outcome else None,
     }
-
-
-def _attempt_json(record: AttemptRecord) -> dict[str, Any]:
-    data = asdict(record)
-    data["tier"] = record.tier.name
-    return data

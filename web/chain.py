@@ -10,27 +10,33 @@ Policy, all of it here:
   (``Settings.turn_deadline_s``). A hanging upstream is cut by the first-token timeout; nothing
   waits past the turn deadline, and no attempt starts after it.
 - At most one same-tier retry per tier and turn, only before any text was shown and only for a
-  transient error: overloaded, server error, connection error (after a full-jitter sleep,
-  ``uniform(0, backoff_s)``), or rate limited with a retry-after; a retry-after is honoured when
-  it is at most ``retry_after_cap_s`` (the sleep is retry-after plus the jitter) and means "move
-  on at once" when longer. Quota exhausted, timeouts, truncated and malformed streams move on at
-  once: waiting for them does not help, and a timed-out tier already cost its timeout.
-- Do not move on for a bad request (it fails everywhere), an unknown model (404: a configuration
-  error to fix) or a content-policy refusal (never retried, on this model or any other; the
-  provider's reason is shown).
-- Context too long: skip to the next tier whose ``context_window`` is larger than the failed
-  tier's; if there is none, a clear error.
-- 401/403: move on only to tiers that use another ``api_key_env``.
+  transient error (``_TRANSIENT``): overloaded, server error, connection error (after a
+  full-jitter sleep, ``uniform(0, backoff_s)``), or rate limited with a retry-after; a
+  retry-after is honoured when it is at most ``retry_after_cap_s`` (the sleep is retry-after
+  plus the jitter) and means "move on at once" when longer. Quota exhausted, timeouts, truncated
+  and malformed streams move on at once: waiting for them does not help, and a timed-out tier
+  already cost its timeout.
+- Do not move on (``_FINAL``) for a bad request (it fails everywhere), an unknown model (404: a
+  configuration error to fix) or a content-policy refusal (never retried, on this model or any
+  other; the provider's reason is shown).
+- Which tiers are still worth trying (``_Turn.admits``): after a context-too-long, only tiers
+  whose ``context_window`` is larger than the failed tier's (none left: a clear error); after a
+  401/403, only tiers that use another ``api_key_env``.
 - A failure after text was shown moves to the next tier (never a same-tier retry); that tier's
   TierStarted has ``restart=True`` so consumers drop the partial text, and only the reply that
   completes is ever in Completed.
 - Each tier's request asks for at most the tier's ``max_output_tokens``. A reply that reaches it
   is complete but cut: Completed carries ``hit_length_limit=True`` (never a silent success, never
   a fallback: another tier would be cut the same way).
-- The stream ends with exactly one Completed or Exhausted. Every try gets an AttemptRecord
-  (in AttemptFailed, Completed and Exhausted, and through ``on_attempt``), including "ok" and
-  "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which also closes
-  the upstream HTTP response).
+- The stream ends with exactly one Completed or Exhausted.
+- Every try ends in exactly one AttemptRecord, handed to ``on_attempt`` when it ends: "ok",
+  "failed", or "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which
+  also closes the upstream HTTP response). A callback and not an event, because it is the one
+  channel that also reaches a consumer that is closing the stream: a generator being closed
+  cannot yield.
+
+What users read about all this (the degraded reason, the final messages) is in :mod:`web.wording`;
+how tiers are built from settings is in :mod:`web.tiers`.
 """
 
 from __future__ import annotations
@@ -39,51 +45,28 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from web import events
-from web.events import AttemptFailed, AttemptRecord, ChainEvent, TierInfo, TierStarted
-from web.outcome import TurnState, degraded_reason, final_message, timeout_error
-from web.providers.anthropic_provider import AnthropicProvider
-from web.providers.base import ChatRequest, ErrorKind, Provider, ProviderError, Usage
-from web.providers.openai_provider import OpenAIProvider
-from web.settings import ConfigError, Settings, TierConfig
+from web.attempts import RunningAttempt
+from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierStarted
+from web.providers.base import ChatRequest, ErrorKind, ProviderError, Usage
+from web.settings import Settings, TierConfig
+from web.status import AttemptOutcome
+from web.tiers import Tier, build_tiers
 from web.watchdog import Expired, Watchdog
+from web.wording import degraded_reason, exhausted_message, final_message, too_long_message
 
-__all__ = ["PROVIDERS", "SIM_PATHS", "Chain", "Tier", "degraded_reason"]
+__all__ = ["AttemptSink", "Chain"]
 
 logger = logging.getLogger(__name__)
 
-SIM_PLACEHOLDER_KEY = "sim-placeholder-key"
-SIM_PATHS = {"anthropic": "/anthropic", "openai": "/openai/v1"}
-PROVIDERS: dict[str, Callable[..., Provider]] = {
-    "anthropic": AnthropicProvider,
-    "openai": OpenAIProvider,
-}
+AttemptSink = Callable[[AttemptRecord], None]
+
 _MIN_ATTEMPT_S = 0.01
 """Do not start an attempt with less time than this left before the turn deadline."""
 
 _TRANSIENT = frozenset({ErrorKind.OVERLOADED, ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION})
 _FINAL = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.NOT_FOUND, ErrorKind.CONTENT_POLICY})
-
-
-@dataclass(frozen=True)
-class Tier:
-    config: TierConfig
-    info: TierInfo
-    provider: Provider
-
-    @classmethod
-    def build(cls, config: TierConfig, index: int, provider: Provider) -> Tier:
-        info = TierInfo(
-            name=config.name,
-            provider=config.provider,
-            model=config.model,
-            label=config.label,
-            badge=config.badge,
-            index=index,
-        )
-        return cls(config=config, info=info, provider=provider)
 
 
 class Chain:
@@ -106,30 +89,7 @@ class Chain:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Chain:
-        """Every tier at the simulator (with a placeholder key) when ``sim_url`` is set, else at
-        its provider (or the tier's ``base_url``) with its key; a missing key is a ConfigError."""
-        if not settings.sim_url:
-            for config in settings.tiers:
-                if settings.key_for(config) is None:
-                    raise ConfigError(
-                        f"{config.api_key_env} is not set; tier {config.name!r} ({config.label}) "
-                        f"needs it. Set {config.api_key_env}, or set UNDERSTUDY_SIM_URL to use "
-                        "the simulated upstream."
-                    )
-        tiers = []
-        for index, config in enumerate(settings.tiers):
-            key = settings.key_for(config)
-            base_url = config.base_url
-            if settings.sim_url:
-                # Real keys never travel to a simulator (it may be remote, over plain HTTP).
-                base_url = settings.sim_url.rstrip("/") + SIM_PATHS[config.provider]
-                key = SIM_PLACEHOLDER_KEY
-            assert key is not None
-            provider = PROVIDERS[config.provider](
-                api_key=key, base_url=base_url, timeouts=config.timeouts
-            )
-            tiers.append(Tier.build(config, index, provider))
-        return cls(tiers, deadline_s=settings.turn_deadline_s)
+        return cls(build_tiers(settings), deadline_s=settings.turn_deadline_s)
 
     @property
     def tiers(self) -> tuple[Tier, ...]:
@@ -144,13 +104,10 @@ class Chain:
             await tier.provider.aclose()
 
     async def run(
-        self,
-        request: ChatRequest,
-        *,
-        on_attempt: Callable[[AttemptRecord], None] | None = None,
+        self, request: ChatRequest, *, on_attempt: AttemptSink | None = None
     ) -> AsyncGenerator[ChainEvent, None]:
         """One turn. Close it with ``aclose()`` (or ``contextlib.aclosing``) if you stop early."""
-        turn = TurnState(asyncio.get_running_loop(), self._deadline_s, on_attempt)
+        turn = _Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt)
         restart = False
         for tier in self._tiers:
             if not turn.admits(tier.config):
@@ -158,7 +115,7 @@ class Chain:
             tier_request = replace(request, max_tokens=tier.config.max_output_tokens)
             retried = False
             while turn.remaining() > _MIN_ATTEMPT_S:
-                attempt = turn.begin(tier.info, tier.config)
+                attempt = turn.begin(tier)
                 # The attempt's stream is driven inline, not in a helper generator: every layer
                 # of async generator costs each token a few microseconds. Creating it sends nothing.
                 stream = tier.provider.stream(tier_request, tier.config.model)
@@ -181,10 +138,8 @@ class Chain:
                         if isinstance(item, Usage):
                             attempt.usage = item
                         elif item.text:
-                            if attempt.first_at is None:
-                                attempt.first_at = turn.loop.time()
-                            attempt.parts.append(item.text)
-                            yield events.TextDelta(item.text)
+                            attempt.text(item.text)
+                            yield item
                     if attempt.usage is None:
                         raise ProviderError(
                             ErrorKind.TRUNCATED, "the provider's stream ended without usage"
@@ -192,14 +147,14 @@ class Chain:
                 except ProviderError as exc:
                     attempt.error = exc
                 except Expired:
-                    attempt.error = timeout_error(attempt, turn, soft, hard)
+                    attempt.error = _timeout_error(attempt, turn, soft, hard)
                 except Exception as exc:  # a provider bug must not end the turn without an event
                     logger.exception("provider %s raised a non-ProviderError", tier.info.name)
                     attempt.error = ProviderError(
                         ErrorKind.SERVER_ERROR, f"unexpected {type(exc).__name__}: {exc}"
                     )
                 except BaseException:  # the consumer went away: aclose() or cancellation
-                    turn.cancelled(attempt)
+                    turn.end(attempt, AttemptOutcome.CANCELLED)
                     raise
                 finally:
                     watchdog.close()
@@ -207,11 +162,11 @@ class Chain:
                     if aclose is not None:
                         await aclose()
 
-                if attempt.error is None:
+                error = attempt.error
+                if error is None:
                     yield turn.completed(attempt)
                     return
-                error = attempt.error
-                yield AttemptFailed(turn.failed(attempt))
+                turn.failed(attempt, error)
                 restart = attempt.after_text
                 if error.kind in _FINAL:
                     yield turn.exhausted(final_message(tier.config, error), error.kind)
@@ -234,3 +189,104 @@ class Chain:
         if after is not None and after > self._retry_after_cap_s:
             return None
         return (after or 0.0) + self._rng.uniform(0.0, self._backoff_s)
+
+
+def _timeout_error(attempt: RunningAttempt, turn: _Turn, soft: float, hard: float) -> ProviderError:
+    """Say which limit fired: first token or idle (soft), or the tier's total or the turn's."""
+    timeouts = attempt.config.timeouts
+    if soft <= hard and attempt.parts:
+        message = f"no text for {timeouts.idle_s:g} s (idle timeout)"
+    elif soft <= hard:
+        message = f"no first token within {timeouts.first_token_s:g} s"
+    elif hard >= turn.deadline:
+        message = f"the turn deadline ({turn.deadline_s:g} s) passed"
+    else:
+        message = f"the tier's total time limit ({timeouts.total_s:g} s) passed"
+    return ProviderError(ErrorKind.TIMEOUT, message)
+
+
+class _Turn:
+    """One run's clock, its attempt records, and which tiers are still worth trying."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline_s: float, on_attempt: AttemptSink | None
+    ) -> None:
+        self.loop = loop
+        self.start = loop.time()
+        self.deadline_s = deadline_s
+        self.deadline = self.start + deadline_s
+        self.records: list[AttemptRecord] = []
+        self._on_attempt = on_attempt
+        self._rejected_keys: set[str] = set()
+        self._window_above: int | None = None
+        self._last_error: ProviderError | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - self.loop.time()
+
+    def admits(self, config: TierConfig) -> bool:
+        if config.api_key_env in self._rejected_keys:
+            return False
+        if self._window_above is None:
+            return True
+        return config.context_window is not None and config.context_window > self._window_above
+
+    def exclude_after(self, config: TierConfig, error: ProviderError) -> None:
+        if error.kind is ErrorKind.AUTH:
+            self._rejected_keys.add(config.api_key_env)
+        elif error.kind is ErrorKind.CONTEXT_TOO_LONG:
+            window = config.context_window or 0
+            self._window_above = max(self._window_above or 0, window)
+
+    def begin(self, tier: Tier) -> RunningAttempt:
+        return RunningAttempt(tier.info, tier.config, len(self.records) + 1, self.loop)
+
+    def end(self, attempt: RunningAttempt, outcome: AttemptOutcome) -> AttemptRecord:
+        record = attempt.record(outcome)
+        self.records.append(record)
+        if self._on_attempt is not None:
+            self._on_attempt(record)
+        return record
+
+    def completed(self, attempt: RunningAttempt) -> Completed:
+        self.end(attempt, AttemptOutcome.OK)
+        usage = attempt.usage
+        return Completed(
+            tier=attempt.tier,
+            text="".join(attempt.parts),
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            ttft_s=None if attempt.first_at is None else attempt.first_at - self.start,
+            total_s=self.loop.time() - self.start,
+            degraded_reason=degraded_reason(attempt.tier, self.records),
+            hit_length_limit=usage.hit_length_limit if usage else False,
+            stop_reason=usage.stop_reason if usage else None,
+        )
+
+    def failed(self, attempt: RunningAttempt, error: ProviderError) -> None:
+        self._last_error = error
+        logger.info(
+            "tier %s attempt %d failed: %s (status %s, request id %s, after text %s)",
+            attempt.tier.name,
+            attempt.number,
+            error.message,
+            error.status,
+            error.request_id,
+            attempt.after_text,
+        )
+        self.end(attempt, AttemptOutcome.FAILED)
+
+    def exhausted(self, message: str, kind: ErrorKind | None) -> Exhausted:
+        return Exhausted(message=message, total_s=self.loop.time() - self.start, final_kind=kind)
+
+    def exhausted_summary(self, *, out_of_time: bool) -> Exhausted:
+        kind = self._last_error.kind if self._last_error else None
+        if not out_of_time and kind is ErrorKind.CONTEXT_TOO_LONG:
+            return self.exhausted(too_long_message(self._window_above), kind)
+        message = exhausted_message(
+            self.records,
+            deadline_s=self.deadline_s,
+            out_of_time=out_of_time,
+            rejected_keys=self._rejected_keys,
+        )
+        return self.exhausted(message, kind)

@@ -1,16 +1,36 @@
-"""The typed events the chain yields; the SSE route, the turn log and `understudy ask` consume them.
+"""The typed events the chain yields; the runner, the live reply and `understudy ask` consume them.
 
-A turn's stream is:  TierStarted, (TextDelta | AttemptFailed | TierStarted)*, then exactly one of
-Completed or Exhausted. An AttemptFailed with ``after_text=True`` means text already shown must be
-discarded: the next TierStarted has ``restart=True`` and the reply starts again from empty.
+A turn's stream is:  TierStarted, (TextDelta | TierStarted)*, then exactly one of Completed or
+Exhausted. A TierStarted with ``restart=True`` means text already shown must be discarded: the
+reply starts again from empty on the new tier.
+
+Attempts are reported one way only: every try ends in one :class:`AttemptRecord`, handed to the
+``on_attempt`` callback of ``Chain.run`` the moment it ends (see :mod:`web.chain` for why a
+callback and not an event).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from web.providers.base import ErrorKind
+from web.providers.base import ErrorKind, TextDelta
+from web.settings import TierConfig
+from web.status import AttemptOutcome
+
+__all__ = [
+    "AttemptRecord",
+    "ChainEvent",
+    "Completed",
+    "Exhausted",
+    "TextDelta",
+    "TierInfo",
+    "TierStarted",
+    "event_to_json",
+    "tier_info",
+    "tier_infos",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,22 @@ class TierInfo:
         return self.index == 0
 
 
+def tier_info(config: TierConfig, index: int) -> TierInfo:
+    """The one place a TierInfo is made from the chain file."""
+    return TierInfo(
+        name=config.name,
+        provider=config.provider,
+        model=config.model,
+        label=config.label,
+        badge=config.badge,
+        index=index,
+    )
+
+
+def tier_infos(configs: Sequence[TierConfig]) -> tuple[TierInfo, ...]:
+    return tuple(tier_info(config, index) for index, config in enumerate(configs))
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     tier: TierInfo
@@ -39,8 +75,7 @@ class AttemptRecord:
     """Unix time."""
     elapsed_s: float
     ttft_s: float | None
-    outcome: str
-    """"ok", "failed" or "cancelled"."""
+    outcome: AttemptOutcome
     error_kind: ErrorKind | None = None
     error_message: str | None = None
     status: int | None = None
@@ -60,20 +95,6 @@ class TierStarted:
 
 
 @dataclass(frozen=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class AttemptFailed:
-    record: AttemptRecord
-
-    @property
-    def tier(self) -> TierInfo:
-        return self.record.tier
-
-
-@dataclass(frozen=True)
 class Completed:
     tier: TierInfo
     text: str
@@ -82,7 +103,6 @@ class Completed:
     ttft_s: float | None
     """From the start of the turn to the first token of the reply that was kept."""
     total_s: float
-    attempts: tuple[AttemptRecord, ...]
     degraded_reason: str | None = None
     """None for the primary; else a plain sentence: which model answered and why."""
     hit_length_limit: bool = False
@@ -101,16 +121,17 @@ class Exhausted:
     """No tier could answer. ``message`` is a plain sentence for the user."""
 
     message: str
-    attempts: tuple[AttemptRecord, ...] = field(default_factory=tuple)
     total_s: float = 0.0
     final_kind: ErrorKind | None = None
 
 
-ChainEvent = TierStarted | TextDelta | AttemptFailed | Completed | Exhausted
+ChainEvent = TierStarted | TextDelta | Completed | Exhausted
 
 
-def event_to_json(event: ChainEvent) -> dict[str, Any]:
+def event_to_json(event: ChainEvent | AttemptRecord) -> dict[str, Any]:
     """A JSON-ready dict with a "type" key (used by `understudy ask --json`)."""
     data = asdict(event)
+    if isinstance(event, AttemptRecord):
+        data["tier"] = event.tier.name
     data["type"] = type(event).__name__
     return data

@@ -1,12 +1,11 @@
 """Turns run in background tasks, not inside the request that shows them.
 
-A turn starts when the user's message is committed; its task consumes the chain's events, keeps the
-reply so far in memory (a :class:`LiveTurn`) and writes the outcome once, when it ends. So that a
-server killed outright (no chance to write an outcome) still leaves the partial text behind, one
-checkpoint task per runner saves the text of turns that changed, every CHECKPOINT_S at most, in the
-write queue's background lane: the token path never waits for it. Pages and
-SSE streams only *watch* a live turn: a stream replays the state so far and follows new updates,
-so a closed tab or a reload never cancels or repeats a model call. Ending a turn early is explicit:
+A turn starts when the user's message and its turn row are committed. Its task consumes the
+chain's events, publishes them to the turn's live state (:mod:`web.live`), and when the turn ends
+builds one :class:`~web.outcome.TurnOutcome`, stores it, and publishes it as the last update.
+Pages and SSE streams only *watch* a live turn, so a closed tab or a reload never cancels or
+repeats a model call; the text so far is saved now and then by :mod:`web.checkpoint`. Ending a
+turn early is explicit:
 
 - Stop (the user) cancels the task: the upstream call is cancelled, the partial text is kept and
   the turn is recorded "stopped".
@@ -21,25 +20,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from web.chain import Chain, degraded_reason
-from web.db.models import TurnStatus
+from web.chain import AttemptSink
+from web.checkpoint import CHECKPOINT_S, Checkpointer
 from web.db.session import Factory
-from web.db.turnlog import INTERRUPTED_MESSAGE, Checkpoint, checkpoint_turns, record_outcome
-from web.db.writelock import background_writes
-from web.events import (
-    AttemptFailed,
-    AttemptRecord,
-    ChainEvent,
-    Completed,
-    Exhausted,
-    TextDelta,
-    TierInfo,
-    TierStarted,
-)
+from web.db.turnlog import record_outcome
+from web.events import AttemptRecord, ChainEvent, Completed, Exhausted
+from web.live import Finished, LiveTurn, LiveTurns, LocalLiveTurns
+from web.outcome import CutBy, TurnOutcome, answered, crashed, cut_short, unanswered
 from web.providers.base import ChatRequest
 
 log = logging.getLogger(__name__)
@@ -47,118 +38,66 @@ log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 30.0
 """The chain enforces the turn deadline; this backstop only catches a chain that never ends."""
 STOP_WAIT_S = 10.0
-UNEXPECTED_MESSAGE = "Something went wrong while generating this reply. Try again."
-CHECKPOINT_S = 2.0
-"""A live turn's text reaches the database at most this often (and only when it has changed)."""
-CHECKPOINT_BATCH = 50
-"""Turns per checkpoint transaction: short transactions, so urgent writes slip in between."""
+
+
+class TurnSource(Protocol):
+    """What the runner needs of the chain: one turn's event stream (see :mod:`web.chain`)."""
+
+    def run(
+        self, request: ChatRequest, *, on_attempt: AttemptSink | None = None
+    ) -> AsyncGenerator[ChainEvent, None]: ...
 
 
 @dataclass(frozen=True)
-class TierChange:
-    """A tier starts (or restarts): the reply so far is empty and the badge may change."""
+class TurnJob:
+    """A committed turn row and what its model request is."""
 
-    tier: TierInfo
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class Delta:
-    text: str
+    turn_id: str
+    conversation_id: str
+    request: ChatRequest
 
 
-@dataclass(frozen=True)
-class Finished:
-    pass
-
-
-Update = TierChange | Delta | Finished
-
-
-class LiveTurn:
-    """What a running turn has produced so far, and a way to follow what it produces next."""
-
-    def __init__(self, turn_id: str, conversation_id: str, user_message_id: int) -> None:
-        self.turn_id = turn_id
-        self.conversation_id = conversation_id
-        self.user_message_id = user_message_id
-        self.tier: TierInfo | None = None
-        self.reason: str | None = None
-        self.parts: list[str] = []
-        self.state = "streaming"
-        """streaming, then done | stopped | failed."""
-        self.status: str | None = None
-        """The TurnStatus recorded at the end."""
-        self.error: str | None = None
-        self.updates: list[Update] = []
-        self.task: asyncio.Task[None] | None = None
-        self.stop_requested = False
-        self.hit_length_limit = False
-        """The reply stopped at the tier's max_output_tokens (known when it completes)."""
-        self.finishing = False
-        self.revision = 0
-        """Counts updates; the checkpoint saves a turn whose revision moved since its last save."""
-        self.saved_revision = 0
-        self._changed = asyncio.Event()
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    @property
-    def finished(self) -> bool:
-        return self.state != "streaming"
-
-    def push(self, update: Update) -> None:
-        self.updates.append(update)
-        self.revision += 1
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    async def follow(self, start: int) -> AsyncIterator[list[Update]]:
-        """Batches of updates from index `start` on, until the turn has finished.
-
-        A slow reader gets everything that piled up in one batch, so it catches up in one write.
-        """
-        index = start
-        while True:
-            if index < len(self.updates):
-                batch = self.updates[index:]
-                index += len(batch)
-                yield batch
-                continue
-            if self.finished:
-                return
-            changed = self._changed
-            await changed.wait()
+@dataclass(eq=False)
+class _Running:
+    job: TurnJob
+    live: LiveTurn
+    task: asyncio.Task[None] | None = None
+    stop_requested: bool = False
+    finishing: bool = False
+    """Set once the turn's end is known: from then on Stop has nothing to cancel, and the
+    checkpoint must not overwrite the final write with stale text."""
+    attempts: list[AttemptRecord] = field(default_factory=list)
 
 
 class TurnRunner:
     def __init__(
         self,
-        chain: Chain,
+        chain: TurnSource,
         sessions: Factory,
         *,
         deadline_s: float,
         checkpoint_s: float = CHECKPOINT_S,
+        live_turns: LiveTurns | None = None,
     ) -> None:
         self._chain = chain
         self._sessions = sessions
         self._deadline_s = deadline_s
-        self._checkpoint_s = checkpoint_s
-        self._live: dict[str, LiveTurn] = {}
-        self._by_conversation: dict[str, LiveTurn] = {}
+        self.live_turns: LiveTurns = live_turns or LocalLiveTurns()
+        self._running: dict[str, _Running] = {}
+        self._by_conversation: dict[str, _Running] = {}
         self._claimed: set[str] = set()
-        self._checkpointer: asyncio.Task[None] | None = None
-
-    def get(self, turn_id: str) -> LiveTurn | None:
-        return self._live.get(turn_id)
-
-    def live_in(self, conversation_id: str) -> LiveTurn | None:
-        return self._by_conversation.get(conversation_id)
+        self._checkpointer = Checkpointer(sessions, self._to_checkpoint, interval_s=checkpoint_s)
 
     def __len__(self) -> int:
-        return len(self._live)
+        return len(self._running)
+
+    def is_running(self, turn_id: str) -> bool:
+        return turn_id in self._running
+
+    def live_in(self, conversation_id: str) -> str | None:
+        """The id of the turn running in this conversation, if any."""
+        running = self._by_conversation.get(conversation_id)
+        return None if running is None else running.job.turn_id
 
     @contextlib.contextmanager
     def claim(self, conversation_id: str) -> Iterator[bool]:
@@ -177,202 +116,108 @@ class TurnRunner:
         finally:
             self._claimed.discard(conversation_id)
 
-    def start(
-        self, turn_id: str, conversation_id: str, user_message_id: int, request: ChatRequest
-    ) -> LiveTurn:
-        live = LiveTurn(turn_id, conversation_id, user_message_id)
-        self._live[turn_id] = live
-        self._by_conversation[conversation_id] = live
-        live.task = asyncio.create_task(self._run(live, request), name=f"turn-{turn_id}")
-        if self._checkpointer is None or self._checkpointer.done():
-            self._checkpointer = asyncio.create_task(self._checkpoints(), name="turn-checkpoints")
+    def start(self, job: TurnJob) -> LiveTurn:
+        live = self.live_turns.open(job.turn_id, job.conversation_id)
+        running = _Running(job, live)
+        self._running[job.turn_id] = running
+        self._by_conversation[job.conversation_id] = running
+        running.task = asyncio.create_task(self._run(running), name=f"turn-{job.turn_id}")
+        self._checkpointer.ensure_running()
         return live
 
-    async def stop(self, turn_id: str) -> LiveTurn | None:
-        """Cancel a live turn and wait until its outcome is written; None if it is not live."""
-        live = self._live.get(turn_id)
-        if live is None or live.task is None:
-            return None
-        if not live.finishing:
-            live.stop_requested = True
-            live.task.cancel()
-        await asyncio.wait([live.task], timeout=STOP_WAIT_S)
-        return live
+    async def stop(self, turn_id: str) -> bool:
+        """Cancel a running turn and wait until its outcome is written; False if not running."""
+        running = self._running.get(turn_id)
+        if running is None or running.task is None:
+            return False
+        if not running.finishing:
+            running.stop_requested = True
+            running.task.cancel()
+        await asyncio.wait([running.task], timeout=STOP_WAIT_S)
+        return True
 
     async def shutdown(self) -> None:
-        """Cancel every live turn (recorded "interrupted", partial text kept) and wait for them."""
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
+        """Cancel every running turn (recorded "interrupted", partial text kept); wait for them."""
+        self._checkpointer.cancel()
         tasks = []
-        for live in list(self._live.values()):
-            if live.task is None:
+        for running in list(self._running.values()):
+            if running.task is None:
                 continue
-            if not live.finishing:
-                live.task.cancel()
-            tasks.append(live.task)
+            if not running.finishing:
+                running.task.cancel()
+            tasks.append(running.task)
         if tasks:
             log.info("stopping %d running turn(s)", len(tasks))
             await asyncio.wait(tasks, timeout=STOP_WAIT_S)
 
-    async def _checkpoints(self) -> None:
-        """Save the text of live turns that changed, every checkpoint_s, while any turn is live."""
-        while self._live:
-            await asyncio.sleep(self._checkpoint_s)
-            changed = [
-                live
-                for live in self._live.values()
-                if live.revision != live.saved_revision and not live.finishing
-            ]
-            for start in range(0, len(changed), CHECKPOINT_BATCH):
-                batch = changed[start : start + CHECKPOINT_BATCH]
-                # Read each turn's state and revision together (no await in between).
-                revisions = [live.revision for live in batch]
-                saves = [
-                    Checkpoint(live.turn_id, live.text, live.tier, live.reason) for live in batch
-                ]
-                try:
-                    with background_writes():
-                        await checkpoint_turns(self._sessions, saves)
-                except Exception:
-                    log.exception("could not checkpoint %d live turn(s)", len(saves))
-                    continue
-                for live, revision in zip(batch, revisions, strict=True):
-                    live.saved_revision = revision
+    def _to_checkpoint(self) -> list[LiveTurn]:
+        return [r.live for r in self._running.values() if not r.finishing]
 
-    async def _run(self, live: LiveTurn, request: ChatRequest) -> None:
-        started = time.monotonic()
-        attempts: list[AttemptRecord] = []
-        outcome: Completed | Exhausted | None = None
+    def _attempt_ended(self, running: _Running, record: AttemptRecord) -> None:
+        running.attempts.append(record)
+        self.live_turns.publish(running.job.turn_id, record)
+
+    async def _run(self, running: _Running) -> None:
+        turn_id, live = running.job.turn_id, running.live
+        started, started_at = time.monotonic(), time.time()
+        end: Completed | Exhausted | None = None
+        events = self._chain.run(
+            running.job.request, on_attempt=lambda r: self._attempt_ended(running, r)
+        )
         try:
             async with (
                 asyncio.timeout(self._deadline_s + DEADLINE_GRACE_S),
-                # on_attempt sees every try, including the one cancelled by Stop or shutdown.
-                contextlib.aclosing(
-                    _generator(self._chain.run(request, on_attempt=attempts.append))
-                ) as events,
+                contextlib.aclosing(events),
             ):
                 async for event in events:
-                    if isinstance(event, TextDelta):
-                        live.parts.append(event.text)
-                        live.push(Delta(event.text))
-                    elif isinstance(event, TierStarted):
-                        live.parts.clear()
-                        live.tier = event.tier
-                        live.reason = degraded_reason(event.tier, attempts)
-                        live.push(TierChange(event.tier, live.reason))
-                    elif isinstance(event, AttemptFailed):
-                        pass  # already in `attempts`, through on_attempt
+                    if isinstance(event, Completed | Exhausted):
+                        end = event
                     else:
-                        outcome = event
+                        self.live_turns.publish(turn_id, event)
         except asyncio.CancelledError:
-            live.finishing = True
-            if isinstance(outcome, Completed):
+            running.finishing = True
+            if isinstance(end, Completed):
                 # Stop or shutdown came while the finished chain was closing: the reply is whole.
-                await self._complete(live, outcome)
-                raise
-            status = TurnStatus.STOPPED if live.stop_requested else TurnStatus.INTERRUPTED
-            await self._finish(
-                live,
-                status=status,
-                text=live.text,
-                attempts=attempts,
-                error=None if live.stop_requested else INTERRUPTED_MESSAGE,
-                total_s=time.monotonic() - started,
-            )
+                await self._finish(running, answered(end, running.attempts))
+            else:
+                by = CutBy.STOP if running.stop_requested else CutBy.SHUTDOWN
+                total_s = time.monotonic() - started
+                outcome = cut_short(
+                    by,
+                    live.text,
+                    live.tier,
+                    running.attempts,
+                    started_at=started_at,
+                    total_s=total_s,
+                )
+                await self._finish(running, outcome)
             raise
         except Exception:
-            log.exception("turn %s failed unexpectedly", live.turn_id)
-            live.finishing = True
-            await self._finish(
-                live,
-                status=TurnStatus.FAILED,
-                text=live.text,
-                attempts=attempts,
-                error=UNEXPECTED_MESSAGE,
-                total_s=time.monotonic() - started,
-            )
-            return
-        live.finishing = True
-        if isinstance(outcome, Completed):
-            await self._complete(live, outcome)
-        else:
-            message = outcome.message if outcome else UNEXPECTED_MESSAGE
-            await self._finish(
-                live,
-                status=TurnStatus.FAILED,
-                text="",
-                attempts=outcome.attempts if outcome else attempts,
-                error=message,
-                exhausted=outcome,
-                total_s=time.monotonic() - started,
-            )
+            log.exception("turn %s failed unexpectedly", turn_id)
+            end = None
+        running.finishing = True
+        total_s = time.monotonic() - started
+        match end:
+            case Completed():
+                outcome = answered(end, running.attempts)
+            case Exhausted():
+                outcome = unanswered(end, running.attempts, started_at=started_at)
+            case None:
+                outcome = crashed(
+                    live.text, running.attempts, started_at=started_at, total_s=total_s
+                )
+        await self._finish(running, outcome)
 
-    async def _complete(self, live: LiveTurn, outcome: Completed) -> None:
-        live.tier = outcome.tier
-        live.reason = outcome.degraded_reason
-        live.hit_length_limit = outcome.hit_length_limit
-        await self._finish(
-            live,
-            status=TurnStatus.DEGRADED if outcome.degraded else TurnStatus.OK,
-            text=outcome.text,
-            attempts=outcome.attempts,
-            completed=outcome,
-        )
-
-    async def _finish(
-        self,
-        live: LiveTurn,
-        *,
-        status: str,
-        text: str,
-        attempts: tuple[AttemptRecord, ...] | list[AttemptRecord],
-        error: str | None = None,
-        completed: Completed | None = None,
-        exhausted: Exhausted | None = None,
-        total_s: float | None = None,
-    ) -> None:
+    async def _finish(self, running: _Running, outcome: TurnOutcome) -> None:
         """Write the outcome, then tell the watchers, then leave the runner (in that order, so a
         page loaded after a watcher saw the end reads the final state from the database)."""
+        turn_id = running.job.turn_id
         try:
-            await record_outcome(
-                self._sessions,
-                live.turn_id,
-                status=status,
-                text=text,
-                completed=completed,
-                exhausted=exhausted,
-                attempts=tuple(attempts),
-                tier=live.tier,
-                error_message=error,
-                total_s=total_s,
-            )
+            await record_outcome(self._sessions, turn_id, outcome)
         except Exception:
-            log.exception("turn %s: could not record its outcome (%s)", live.turn_id, status)
+            log.exception("turn %s: could not record its outcome (%s)", turn_id, outcome.status)
         finally:
-            live.parts = [text]
-            live.status = status
-            live.error = error
-            live.state = state_for(status)
-            live.push(Finished())
-            self._live.pop(live.turn_id, None)
-            if self._by_conversation.get(live.conversation_id) is live:
-                del self._by_conversation[live.conversation_id]
-
-
-def _generator(events: AsyncIterator[ChainEvent]) -> AsyncGenerator[ChainEvent, None]:
-    """Chain.run is an async generator typed as an iterator; aclosing needs its aclose()."""
-    return cast(AsyncGenerator[ChainEvent, None], events)
-
-
-_STATES = {
-    TurnStatus.OK: "done",
-    TurnStatus.DEGRADED: "done",
-    TurnStatus.STOPPED: "stopped",
-    TurnStatus.INTERRUPTED: "stopped",
-    TurnStatus.FAILED: "failed",
-}
-
-
-def state_for(status: str) -> str:
-    """The data-state of a reply whose turn has `status`."""
-    return _STATES.get(status, "streaming")
+            self.live_turns.publish(turn_id, Finished(outcome))
+            self._running.pop(turn_id, None)
+            if self._by_conversation.get(running.job.conversation_id) is running:
+                del self._by_conversation[running.job.conversation_id]

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from web.providers import PROVIDERS
+
 DEFAULT_CHAIN_FILE = Path(__file__).with_name("chain.toml")
-PROVIDERS = ("anthropic", "openai")
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
 """A tier's reply length limit when its chain-file entry does not set ``max_output_tokens``."""
 
@@ -44,10 +45,6 @@ class TierConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     """The most tokens a reply from this tier may have; the chain sends it as the request's limit."""
-
-    @property
-    def is_primary_badge(self) -> bool:
-        return not self.badge
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,33 @@
 """What a reply looks like on the page, built from a live turn or from its stored row.
 
-Templates only read :class:`ReplyView`; the two sources (the runner while a turn streams, the
+Templates only read :class:`ReplyView`; the two sources (the live state while a turn streams, the
 database once it has ended) are turned into it here, so the page and the SSE stream always agree.
+:class:`Replies` is what the chat routes use: it picks the source and renders the fragments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from web.db.models import Message, Turn, TurnStatus
-from web.events import TierInfo
+from fastapi.templating import Jinja2Templates
+
+from web.db.models import Message, Turn
+from web.events import TierInfo, tier_infos
+from web.live import LiveTurn, LiveTurns
+from web.outcome import CutBy, CutShort
 from web.render import render_markdown
-from web.runner import LiveTurn, state_for
-from web.settings import TierConfig
-
-STOPPED_NOTE = "Stopped."
-INTERRUPTED_NOTE = "This reply was interrupted."
-LENGTH_NOTE = "This reply reached the model's length limit, so it may end mid-thought."
+from web.settings import Settings
+from web.status import ReplyState, TurnStatus
+from web.wording import INTERRUPTED_NOTE, LENGTH_NOTE, NO_MODEL_MESSAGE, STOPPED_NOTE
 
 
 @dataclass(frozen=True)
 class ReplyView:
     turn_id: str
     conversation_id: str
-    state: str
-    """streaming | done | stopped | failed (the element's data-state)."""
+    state: ReplyState
     tier_name: str
     tier_label: str
     badge: str | None
@@ -37,7 +39,7 @@ class ReplyView:
 
     @property
     def live(self) -> bool:
-        return self.state == "streaming"
+        return self.state is ReplyState.STREAMING
 
     @property
     def html(self) -> str | None:
@@ -53,44 +55,43 @@ def _badge(tier: TierInfo | None) -> str | None:
     return tier.badge or tier.label
 
 
-def from_live(
-    live: LiveTurn, *, tier: TierInfo | None = None, reason: str | None = None
-) -> ReplyView:
-    """The live turn now; or, with `tier`, the empty reply a TierChange starts."""
-    shown = tier or live.tier
-    note = STOPPED_NOTE if live.status == TurnStatus.STOPPED else None
-    if live.state == "stopped" and live.status == TurnStatus.INTERRUPTED:
-        note = live.error
-    elif live.hit_length_limit:
-        note = LENGTH_NOTE
+def from_live(live: LiveTurn) -> ReplyView:
+    """The live turn as it is now (finished or not)."""
+    outcome = live.outcome
+    note = None
+    if outcome is not None:
+        match outcome.ending:
+            case CutShort(by=CutBy.STOP):
+                note = STOPPED_NOTE
+            case CutShort(by=CutBy.SHUTDOWN):
+                note = outcome.error
+            case _ if outcome.hit_length_limit:
+                note = LENGTH_NOTE
+    tier = live.tier
+    state = live.state
     return ReplyView(
         turn_id=live.turn_id,
         conversation_id=live.conversation_id,
-        state=live.state,
-        tier_name=shown.name if shown else "",
-        tier_label=shown.label if shown else "Assistant",
-        badge=_badge(shown),
-        reason=reason if tier is not None else live.reason,
-        text="" if tier is not None else live.text,
-        error=live.error if live.state == "failed" else None,
+        state=state,
+        tier_name=tier.name if tier else "",
+        tier_label=tier.label if tier else "Assistant",
+        badge=_badge(tier),
+        reason=live.reason,
+        text=live.text,
+        error=outcome.error if outcome is not None and state is ReplyState.FAILED else None,
         note=note,
     )
 
 
-def from_row(
-    turn: Turn,
-    reply: Message | None,
-    tiers: Mapping[str, TierConfig],
-    *,
-    order: Mapping[str, int],
-) -> ReplyView:
+def from_row(turn: Turn, reply: Message | None, tiers: Mapping[str, TierInfo]) -> ReplyView:
     """A stored turn. A turn still marked live in the database shows as streaming."""
-    state = state_for(turn.status)
-    info = _tier_info(turn, tiers, order)
+    status = TurnStatus(turn.status)
+    state = status.reply_state
+    info = _tier_info(turn, tiers)
     note = None
-    if turn.status == TurnStatus.STOPPED:
+    if status is TurnStatus.STOPPED:
         note = STOPPED_NOTE
-    elif turn.status == TurnStatus.INTERRUPTED:
+    elif status is TurnStatus.INTERRUPTED:
         note = turn.error_message or INTERRUPTED_NOTE
     elif turn.hit_length_limit:
         note = LENGTH_NOTE
@@ -103,26 +104,17 @@ def from_row(
         badge=_badge(info),
         reason=turn.degraded_reason if info and not info.is_primary else None,
         text=reply.content if reply else "",
-        error=(turn.error_message or "No model could answer.") if state == "failed" else None,
+        error=(turn.error_message or NO_MODEL_MESSAGE) if state is ReplyState.FAILED else None,
         note=note,
     )
 
 
-def _tier_info(
-    turn: Turn, tiers: Mapping[str, TierConfig], order: Mapping[str, int]
-) -> TierInfo | None:
+def _tier_info(turn: Turn, tiers: Mapping[str, TierInfo]) -> TierInfo | None:
     if not turn.tier:
         return None
-    config = tiers.get(turn.tier)
-    if config is not None:
-        return TierInfo(
-            name=config.name,
-            provider=config.provider,
-            model=config.model,
-            label=config.label,
-            badge=config.badge,
-            index=order[config.name],
-        )
+    info = tiers.get(turn.tier)
+    if info is not None:
+        return info
     # A tier since removed from the chain file: show what the row knows.
     return TierInfo(
         name=turn.tier,
@@ -132,3 +124,42 @@ def _tier_info(
         badge=turn.tier,
         index=turn.tier_index if turn.tier_index is not None else 1,
     )
+
+
+class Replies:
+    """The chat's replies: from the live state while a turn runs, else as stored; and their
+    fragments."""
+
+    def __init__(
+        self, settings: Settings, live_turns: LiveTurns, templates: Jinja2Templates
+    ) -> None:
+        self.tiers = {info.name: info for info in tier_infos(settings.tiers)}
+        self.live_turns = live_turns
+        self.templates = templates
+
+    def reply(self, turn: Turn, reply: Message | None) -> ReplyView:
+        """The reply as the page shows it: from the live state while live, else as stored.
+
+        A row still marked live that is not live here (it finished a moment ago, or its outcome
+        could not be written) shows as streaming; its stream then sends the final state.
+        """
+        live = self.live_turns.get(turn.id)
+        if live is not None:
+            return from_live(live)
+        return from_row(turn, reply, self.tiers)
+
+    def settled(self, turn: Turn, reply: Message | None) -> ReplyView:
+        """The final state of a turn that is no longer live (it has been written by then)."""
+        view = from_row(turn, reply, self.tiers)
+        if view.live:
+            return replace(view, state=ReplyState.STOPPED, note=INTERRUPTED_NOTE)
+        return view
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.templates.get_template(name).render(**context)
+
+    def reply_fragment(self, view: ReplyView) -> str:
+        return self.render("_reply.html", r=view, oob=True)
+
+    def done_fragment(self, view: ReplyView) -> str:
+        return self.render("_done.html", r=view)

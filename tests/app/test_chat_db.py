@@ -9,15 +9,17 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from db.outcomes import SONNET, answer, no_answer, ok, stopped
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db import chat
 from web.db.migrate import upgrade_database
-from web.db.models import TurnStatus
 from web.db.session import make_engine, make_sessionmaker
-from web.db.turnlog import record_outcome, start_turn
+from web.db.turnlog import record_outcome
 from web.errors import NotFound
+from web.outcome import TurnOutcome
 from web.providers.base import ChatMessage
+from web.status import TurnStatus
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ALICE, BOB = "a" * 64, "b" * 64
@@ -60,22 +62,44 @@ async def _answer(
     conversation: str,
     message: int,
     text: str,
-    status: str = TurnStatus.OK,
+    status: TurnStatus = TurnStatus.OK,
 ) -> str:
-    turn, _ = await start_turn(sessions, conversation_id=conversation, user_message_id=message)
-    await record_outcome(sessions, turn, status=status, text=text)
-    return turn
+    """A new turn answering `message` (as Regenerate opens one), ended with `status`."""
+    new = await chat.regenerate(sessions, ALICE, conversation, message)
+    await record_outcome(sessions, new.turn_id, _outcome(status, text))
+    return new.turn_id
+
+
+def _outcome(status: TurnStatus, text: str) -> TurnOutcome:
+    match status:
+        case TurnStatus.OK:
+            return answer(SONNET, text, (ok(SONNET, 1),))
+        case TurnStatus.FAILED:
+            return no_answer("No model could answer.", ())
+        case TurnStatus.STOPPED:
+            return stopped(text, SONNET, ())
+    raise AssertionError(status)
+
+
+async def _history(
+    sessions: async_sessionmaker[AsyncSession], conversation: str, message: int
+) -> tuple[ChatMessage, ...]:
+    """What a turn answering `message` sends (a Regenerate of it)."""
+    return (await chat.regenerate(sessions, ALICE, conversation, message)).history
 
 
 async def test_conversations_belong_to_their_owner(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    conversation, _ = await chat.start_conversation(sessions, ALICE, "  Hello\n  world  ")
+    conversation = (
+        await chat.start_conversation(sessions, ALICE, "  Hello\n  world  ")
+    ).conversation_id
     assert [c.title for c in await chat.list_conversations(sessions, ALICE)] == ["Hello world"]
     assert await chat.list_conversations(sessions, BOB) == []
     for call in (
         chat.get_conversation(sessions, BOB, conversation),
         chat.add_user_message(sessions, BOB, conversation, "hi"),
+        chat.regenerate(sessions, BOB, conversation, 1),
         chat.rename_conversation(sessions, BOB, conversation, "mine"),
         chat.delete_conversation(sessions, BOB, conversation),
         chat.load_exchanges(sessions, BOB, conversation),
@@ -87,7 +111,7 @@ async def test_conversations_belong_to_their_owner(
 
 
 async def test_titles_are_cut_at_60_characters(sessions: async_sessionmaker[AsyncSession]) -> None:
-    conversation, _ = await chat.start_conversation(sessions, ALICE, "word " * 40)
+    conversation = (await chat.start_conversation(sessions, ALICE, "word " * 40)).conversation_id
     title = (await chat.get_conversation(sessions, ALICE, conversation)).title
     assert len(title) <= 60 and title.endswith("…")
 
@@ -95,16 +119,18 @@ async def test_titles_are_cut_at_60_characters(sessions: async_sessionmaker[Asyn
 async def test_history_holds_the_latest_reply_with_text_per_message(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    conversation, first = await chat.start_conversation(sessions, ALICE, "one")
+    start = await chat.start_conversation(sessions, ALICE, "one")
+    conversation, first = start.conversation_id, start.user_message_id
     await _answer(sessions, conversation, first, "old answer")
     await _answer(sessions, conversation, first, "new answer")  # regenerated
-    second, _ = await chat.add_user_message(sessions, ALICE, conversation, "two")
+    second = (await chat.add_user_message(sessions, ALICE, conversation, "two")).user_message_id
     await _answer(sessions, conversation, second, "", TurnStatus.FAILED)
-    third, _ = await chat.add_user_message(sessions, ALICE, conversation, "three")
+    third = (await chat.add_user_message(sessions, ALICE, conversation, "three")).user_message_id
     await _answer(sessions, conversation, third, "partial", TurnStatus.STOPPED)
-    fourth, sent = await chat.add_user_message(sessions, ALICE, conversation, "four")
+    added = await chat.add_user_message(sessions, ALICE, conversation, "four")
+    fourth, sent = added.user_message_id, added.history
 
-    history = await chat.history_for(sessions, conversation, fourth)
+    history = await _history(sessions, conversation, fourth)
     assert sent == history
     assert history == (
         ChatMessage("user", "one"),
@@ -116,24 +142,25 @@ async def test_history_holds_the_latest_reply_with_text_per_message(
     )
     # A reply regenerated later (its row is newer than "four") replaces the old one in history.
     await _answer(sessions, conversation, first, "newest answer")
-    assert (await chat.history_for(sessions, conversation, fourth))[1] == ChatMessage(
+    assert (await _history(sessions, conversation, fourth))[1] == ChatMessage(
         "assistant", "newest answer"
     )
     # Regenerating "one" sends only what came before it.
-    assert await chat.history_for(sessions, conversation, first) == (ChatMessage("user", "one"),)
+    assert await _history(sessions, conversation, first) == (ChatMessage("user", "one"),)
 
 
 async def test_exchanges_pair_each_message_with_its_latest_turn(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    conversation, first = await chat.start_conversation(sessions, ALICE, "one")
+    start = await chat.start_conversation(sessions, ALICE, "one")
+    conversation, first = start.conversation_id, start.user_message_id
     await _answer(sessions, conversation, first, "old")
     latest = await _answer(sessions, conversation, first, "new")
-    second, _ = await chat.add_user_message(sessions, ALICE, conversation, "two")
+    second = await chat.add_user_message(sessions, ALICE, conversation, "two")
     exchanges = await chat.load_exchanges(sessions, ALICE, conversation)
     assert [(e.user.id, e.turn.id if e.turn else None) for e in exchanges] == [
         (first, latest),
-        (second, None),
+        (second.user_message_id, second.turn_id),  # every message is stored with its turn
     ]
     assert exchanges[0].reply is not None and exchanges[0].reply.content == "new"
     row = await chat.get_turn(sessions, ALICE, conversation, latest)
@@ -143,8 +170,9 @@ async def test_exchanges_pair_each_message_with_its_latest_turn(
 async def test_delete_removes_messages_and_turns(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    conversation, first = await chat.start_conversation(sessions, ALICE, "bye")
-    turn = await _answer(sessions, conversation, first, "ok")
+    start = await chat.start_conversation(sessions, ALICE, "bye")
+    conversation = start.conversation_id
+    turn = await _answer(sessions, conversation, start.user_message_id, "ok")
     await chat.delete_conversation(sessions, ALICE, conversation)
     with pytest.raises(NotFound):
         await chat.get_turn(sessions, ALICE, conversation, turn)
@@ -154,12 +182,12 @@ async def test_delete_removes_messages_and_turns(
 async def test_a_message_and_its_turn_are_stored_together(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    first = await chat.start_conversation_with_turn(sessions, ALICE, "one")
+    first = await chat.start_conversation(sessions, ALICE, "one")
     assert first.history == (ChatMessage(role="user", content="one"),)
-    await record_outcome(sessions, first.turn_id, status=TurnStatus.OK, text="answer")
+    await record_outcome(sessions, first.turn_id, _outcome(TurnStatus.OK, "answer"))
     with pytest.raises(NotFound):
-        await chat.add_user_message_with_turn(sessions, BOB, first.conversation_id, "two")
-    second = await chat.add_user_message_with_turn(sessions, ALICE, first.conversation_id, "two")
+        await chat.add_user_message(sessions, BOB, first.conversation_id, "two")
+    second = await chat.add_user_message(sessions, ALICE, first.conversation_id, "two")
     assert second.history == (
         ChatMessage(role="user", content="one"),
         ChatMessage(role="assistant", content="answer"),

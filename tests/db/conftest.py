@@ -19,16 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web.db.migrate import upgrade_database
 from web.db.models import Conversation, Message
 from web.db.session import make_engine, make_sessionmaker, session_scope
-from web.events import TierInfo
+from web.db.turnlog import open_turn
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL_TEMPLATE = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-
-SONNET = TierInfo("sonnet", "anthropic", "claude-sonnet-4-6", "Sonnet", "", 0)
-HAIKU = TierInfo(
-    "haiku", "anthropic", "claude-haiku-4-5-20251001", "Haiku", "fast mode (smaller model)", 1
-)
-OPENAI = TierInfo("openai", "openai", "gpt-5.5", "GPT-5.5", "fallback provider", 2)
 
 
 async def _pg_admin(sql: str) -> None:
@@ -136,3 +130,14 @@ async def add_user_message(
         session.add(message)
         await session.flush()
         return conversation_id, message.id
+
+
+async def start_turn(
+    factory: async_sessionmaker[AsyncSession], *, conversation_id: str, user_message_id: int
+) -> tuple[str, int]:
+    """A pending turn for a stored user message, the way the chat routes open one:
+    (turn id, assistant message id)."""
+    async with session_scope(factory) as session:
+        return await open_turn(
+            session, conversation_id=conversation_id, user_message_id=user_message_id
+        )

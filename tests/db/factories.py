@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -10,22 +9,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Turn
 from web.db.session import session_scope
-from web.db.turnlog import record_outcome, start_turn
-from web.events import AttemptRecord, Completed, Exhausted, TierInfo
+from web.db.turnlog import record_outcome
 from web.providers.base import ErrorKind
 
-from .conftest import HAIKU, OPENAI, SONNET, add_user_message
+from .conftest import add_user_message, start_turn
+from .outcomes import (
+    HAIKU,
+    OPENAI,
+    SONNET,
+    answer,
+    cancelled,
+    failed,
+    interrupted,
+    no_answer,
+    ok,
+    stopped,
+)
 
 Factory = async_sessionmaker[AsyncSession]
 NOW = datetime.now(UTC)
-
-
-def _ok(tier: TierInfo, n: int) -> AttemptRecord:
-    return AttemptRecord(tier, n, time.time(), 0.5, 0.1, "ok")
-
-
-def _fail(tier: TierInfo, n: int, kind: ErrorKind, status: int | None) -> AttemptRecord:
-    return AttemptRecord(tier, n, time.time(), 0.1, None, "failed", kind, kind.phrase, status)
 
 
 async def turn(
@@ -42,34 +44,30 @@ async def turn(
     turn_id, _ = await start_turn(
         factory, conversation_id=conversation_id, user_message_id=message_id
     )
-    first = _fail(SONNET, 1, why, 529)
+    first = failed(SONNET, 1, why, 529)
     if kind == "ok":
-        done = Completed(SONNET, "Hello.", 3, 4, 0.1, 0.5, (_ok(SONNET, 1),))
-        await record_outcome(factory, turn_id, status="ok", text="Hello.", completed=done)
+        await record_outcome(factory, turn_id, answer(SONNET, "Hello.", (ok(SONNET, 1),)))
     elif kind in ("haiku", "haiku_retried"):
-        records = (first, _ok(HAIKU, 2))
+        records = (first, ok(HAIKU, 2))
         if kind == "haiku_retried":
-            records = (first, _fail(SONNET, 2, why, 529), _ok(HAIKU, 3))
-        done = Completed(HAIKU, "Hey.", 3, 4, 0.3, 0.6, records, "Haiku answered.")
-        await record_outcome(factory, turn_id, status="degraded", text="Hey.", completed=done)
+            records = (first, failed(SONNET, 2, why, 529), ok(HAIKU, 3))
+        outcome = answer(HAIKU, "Hey.", records, ttft=0.3, total=0.6)
+        await record_outcome(factory, turn_id, outcome)
     elif kind == "openai":
-        records = (first, _fail(HAIKU, 2, ErrorKind.TIMEOUT, None), _ok(OPENAI, 3))
-        done = Completed(OPENAI, "Yo.", 3, 4, 1.3, 1.6, records, "GPT-5.5 answered.")
-        await record_outcome(factory, turn_id, status="degraded", text="Yo.", completed=done)
+        records = (first, failed(HAIKU, 2, ErrorKind.TIMEOUT, None), ok(OPENAI, 3))
+        outcome = answer(OPENAI, "Yo.", records, ttft=1.3, total=1.6)
+        await record_outcome(factory, turn_id, outcome)
     elif kind == "failed":
-        records = (first, _fail(HAIKU, 2, ErrorKind.TIMEOUT, None), _fail(OPENAI, 3, why, 500))
-        gone = Exhausted("No model could answer.", records, 2.0)
-        await record_outcome(factory, turn_id, status="failed", text="", exhausted=gone)
+        records = (first, failed(HAIKU, 2, ErrorKind.TIMEOUT, None), failed(OPENAI, 3, why, 500))
+        await record_outcome(factory, turn_id, no_answer("No model could answer.", records))
     elif kind in ("stopped_primary", "stopped_haiku"):
         tier = SONNET if kind == "stopped_primary" else HAIKU
-        records = (AttemptRecord(tier, 1, time.time(), 0.2, 0.1, "cancelled"),)
+        records = (cancelled(tier, 1),)
         if tier is HAIKU:
-            records = (first, AttemptRecord(HAIKU, 2, time.time(), 0.2, 0.1, "cancelled"))
-        await record_outcome(
-            factory, turn_id, status="stopped", text="Part", attempts=records, tier=tier
-        )
+            records = (first, cancelled(HAIKU, 2))
+        await record_outcome(factory, turn_id, stopped("Part", tier, records))
     elif kind == "interrupted":
-        await record_outcome(factory, turn_id, status="interrupted", text="")
+        await record_outcome(factory, turn_id, interrupted("", None, ()))
     else:
         assert kind == "pending"
     async with session_scope(factory) as session:

@@ -19,9 +19,12 @@ from web.db.admin_queries import (
 )
 from web.db.session import read_scope
 from web.providers.base import ErrorKind
+from web.wording import degraded_reason
 
 from .conftest import BACKENDS
 from .factories import NOW, turn
+from .outcomes import HAIKU, OPENAI, SONNET
+from .outcomes import failed as failed_attempt
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -63,7 +66,13 @@ async def test_lists_hold_degraded_and_failed_turns_never_primary_ones(factory: 
     assert (openai.tier, openai.attempt_count, openai.degraded_reason) == (
         "openai",
         3,
-        "GPT-5.5 answered.",
+        degraded_reason(
+            OPENAI,
+            [
+                failed_attempt(SONNET, 1, ErrorKind.OVERLOADED, 529),
+                failed_attempt(HAIKU, 2, ErrorKind.TIMEOUT, None),
+            ],
+        ),
     )
 
 

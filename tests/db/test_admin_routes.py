@@ -14,14 +14,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.app import create_app
-from web.db.turnlog import record_outcome, start_turn
-from web.events import Exhausted
+from web.db.turnlog import record_outcome
 from web.providers.base import ErrorKind
 from web.routes.admin import LOGIN_LIMIT
 from web.settings import Settings
 
-from .conftest import BACKENDS, add_user_message
+from .conftest import BACKENDS, add_user_message, start_turn
 from .factories import turn
+from .outcomes import no_answer
 
 Factory = async_sessionmaker[AsyncSession]
 PASSWORD = "correct horse battery staple"
@@ -198,8 +198,8 @@ async def test_csv_cells_cannot_start_a_spreadsheet_formula(
     turn_id, _ = await start_turn(
         factory, conversation_id=conversation_id, user_message_id=message_id
     )
-    gone = Exhausted('=HYPERLINK("http://x.example","click")', (), 0.1)
-    await record_outcome(factory, turn_id, status="failed", text="", exhausted=gone)
+    gone = no_answer('=HYPERLINK("http://x.example","click")', (), total=0.1)
+    await record_outcome(factory, turn_id, gone)
     await log_in(client)
     response = await client.get("/admin/degraded.csv?kind=failed")
     [row] = list(csv.DictReader(io.StringIO(response.text)))

@@ -15,13 +15,15 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.chain import Chain
-from web.db.turnlog import record_outcome, start_turn
-from web.events import AttemptFailed, Completed, Exhausted
+from web.db.turnlog import record_outcome
+from web.events import AttemptRecord, Completed, Exhausted
+from web.outcome import answered
 from web.providers.base import ChatMessage, ChatRequest
 from web.settings import Settings
 from web.sim.server import SimServer
+from web.status import AttemptOutcome
 
-from .conftest import BACKENDS, add_user_message
+from .conftest import BACKENDS, add_user_message, start_turn
 
 Factory = async_sessionmaker[AsyncSession]
 ANTHROPIC_KEY = "sk-ant-TESTKEY-9c1f4e2b7a5d8c3e-anthropic"
@@ -75,13 +77,12 @@ async def test_a_fake_key_reaches_no_table_and_no_log_line(
             factory, conversation_id=conversation_id, user_message_id=message_id
         )
         end: Completed | Exhausted | None = None
-        failures = []
+        records: list[AttemptRecord] = []
         try:
             request = ChatRequest((ChatMessage("user", "Say hello"),))
-            async with contextlib.aclosing(chain.run(request)) as events:
+            run = chain.run(request, on_attempt=records.append)
+            async with contextlib.aclosing(run) as events:
                 async for event in events:
-                    if isinstance(event, AttemptFailed):
-                        failures.append(event.record)
                     if isinstance(event, Completed | Exhausted):
                         end = event
         finally:
@@ -89,10 +90,11 @@ async def test_a_fake_key_reaches_no_table_and_no_log_line(
 
     assert isinstance(end, Completed), end
     assert end.tier.name == "openai"  # 401 on the Anthropic key skips haiku (same key)
+    failures = [r for r in records if r.outcome is AttemptOutcome.FAILED]
     assert [(r.tier.name, r.status) for r in failures] == [("sonnet", 401)]
     # The simulator quoted the key back, so this test proves something; it was scrubbed at once.
     assert "invalid x-api-key: [redacted key]" in (failures[0].error_message or "")
-    await record_outcome(factory, turn_id, status="degraded", text=end.text, completed=end)
+    await record_outcome(factory, turn_id, answered(end, records))
 
     tables = await dump(factory)
     assert turn_id in tables and "auth" in tables and "401" in tables

@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from web.chain import Chain
 from web.db.models import Message, Turn
 from web.db.session import read_scope
-from web.db.turnlog import start_turn
 from web.events import AttemptRecord, ChainEvent, Completed, TextDelta, TierStarted
 from web.providers.base import ChatMessage, ChatRequest
-from web.runner import TurnRunner
+from web.runner import TurnJob, TurnRunner
+from web.status import AttemptOutcome
 
-from .conftest import BACKENDS, SONNET, add_user_message
+from .conftest import BACKENDS, add_user_message, start_turn
+from .outcomes import SONNET
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -30,15 +29,15 @@ class SlowToCloseChain:
         self.closing = asyncio.Event()
 
     async def run(
-        self, request: ChatRequest, *, on_attempt: Callable[[AttemptRecord], None]
+        self, request: ChatRequest, *, on_attempt: Callable[[AttemptRecord], None] | None = None
     ) -> AsyncGenerator[ChainEvent, None]:
-        record = AttemptRecord(SONNET, 1, time.time(), 0.2, 0.1, "ok")
-        on_attempt(record)
+        assert on_attempt is not None
         try:
             yield TierStarted(SONNET, 1)
             yield TextDelta("The whole ")
             yield TextDelta("reply.")
-            yield Completed(SONNET, "The whole reply.", 3, 3, 0.1, 0.2, (record,))
+            on_attempt(AttemptRecord(SONNET, 1, time.time(), 0.2, 0.1, AttemptOutcome.OK))
+            yield Completed(SONNET, "The whole reply.", 3, 3, 0.1, 0.2)
         finally:
             self.closing.set()
             await asyncio.sleep(5)
@@ -51,9 +50,9 @@ async def test_stop_during_the_close_of_a_completed_reply_keeps_it_whole(factory
         factory, conversation_id=conversation_id, user_message_id=message_id
     )
     chain = SlowToCloseChain()
-    runner = TurnRunner(cast(Chain, cast(Any, chain)), factory, deadline_s=10.0)
+    runner = TurnRunner(chain, factory, deadline_s=10.0)
     request = ChatRequest(messages=(ChatMessage("user", "Hello?"),))
-    runner.start(turn_id, conversation_id, message_id, request)
+    runner.start(TurnJob(turn_id, conversation_id, request))
     await asyncio.wait_for(chain.closing.wait(), 5)
     await asyncio.wait_for(runner.stop(turn_id), 5)
     await runner.shutdown()

@@ -8,9 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.models import Turn
 from web.db.session import read_scope
-from web.db.turnlog import start_turn
 
-from .conftest import add_user_message
+from .conftest import add_user_message, start_turn
 
 Factory = async_sessionmaker[AsyncSession]
 

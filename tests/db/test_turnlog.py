@@ -1,48 +1,35 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from web.db.models import Attempt, Message, Turn, TurnStatus
+from web.db.models import Attempt, Message, Turn
 from web.db.session import read_scope, session_scope
-from web.db.turnlog import (
-    Checkpoint,
-    checkpoint_turns,
-    interrupt_live_turns,
-    record_outcome,
-    start_turn,
-)
-from web.events import AttemptRecord, Completed, Exhausted, TierInfo
-from web.outcome import degraded_reason
+from web.db.turnlog import Checkpoint, checkpoint_turns, interrupt_live_turns, record_outcome
 from web.providers.base import ErrorKind
 from web.redact import redact
+from web.status import FINAL_STATUSES, TurnStatus
+from web.wording import INTERRUPTED_MESSAGE, degraded_reason
 
-from .conftest import BACKENDS, HAIKU, OPENAI, SONNET, add_user_message
+from .conftest import BACKENDS, add_user_message, start_turn
+from .outcomes import (
+    HAIKU,
+    OPENAI,
+    SONNET,
+    answer,
+    cancelled,
+    failed,
+    interrupted,
+    no_answer,
+    ok,
+    stopped,
+)
 
 Factory = async_sessionmaker[AsyncSession]
-
-
-def ok(tier: TierInfo, attempt: int, *, ttft: float = 0.2, elapsed: float = 1.0) -> AttemptRecord:
-    return AttemptRecord(
-        tier, attempt, time.time(), elapsed, ttft, "ok", request_id=f"req_{attempt}"
-    )
-
-
-def failed(
-    tier: TierInfo,
-    attempt: int,
-    kind: ErrorKind,
-    status: int | None,
-    **extra: object,
-) -> AttemptRecord:
-    return AttemptRecord(
-        tier, attempt, time.time(), 0.05, None, "failed", kind, f"{kind.phrase}", status, **extra
-    )  # type: ignore[arg-type]
 
 
 async def load(factory: Factory, turn_id: str) -> tuple[Turn, Message, list[Attempt]]:
@@ -87,8 +74,10 @@ async def test_start_turn_commits_a_pending_turn_and_an_empty_reply(factory: Fac
 async def test_primary_turn(factory: Factory) -> None:
     turn_id = await new_turn(factory)
     attempt = ok(SONNET, 1, ttft=0.31, elapsed=1.5)
-    completed = Completed(SONNET, "Write-ahead logging.", 12, 34, 0.35, 1.6, (attempt,))
-    await record_outcome(factory, turn_id, status="ok", text=completed.text, completed=completed)
+    outcome = answer(
+        SONNET, "Write-ahead logging.", (attempt,), ttft=0.35, total=1.6, tokens=(12, 34)
+    )
+    await record_outcome(factory, turn_id, outcome)
     turn, message, attempts = await load(factory, turn_id)
     assert (turn.status, turn.tier, turn.tier_index, turn.provider, turn.model) == (
         "ok",
@@ -118,10 +107,8 @@ async def test_primary_turn(factory: Factory) -> None:
 async def test_a_reply_cut_at_the_length_limit_is_marked(factory: Factory) -> None:
     normal, cut = await new_turn(factory), await new_turn(factory)
     for turn_id, hit in ((normal, False), (cut, True)):
-        completed = Completed(
-            SONNET, "Long", 1, 8192, 0.1, 9.0, (ok(SONNET, 1),), hit_length_limit=hit
-        )
-        await record_outcome(factory, turn_id, status="ok", text="Long", completed=completed)
+        outcome = answer(SONNET, "Long", (ok(SONNET, 1),), tokens=(1, 8192), hit_length_limit=hit)
+        await record_outcome(factory, turn_id, outcome)
     assert (await load(factory, normal))[0].hit_length_limit is False
     assert (await load(factory, cut))[0].hit_length_limit is True
 
@@ -133,11 +120,8 @@ async def test_turn_answered_by_haiku_keeps_why_sonnet_failed(factory: Factory) 
         failed(SONNET, 1, ErrorKind.OVERLOADED, 529, request_id="req_s1", retry_after=7.0),
         ok(HAIKU, 2),
     )
-    reason = "Haiku answered because Sonnet was unavailable (overloaded)."
-    completed = Completed(HAIKU, "Short answer.", 5, 6, 0.4, 0.9, records, reason)
-    await record_outcome(
-        factory, turn_id, status="degraded", text="Short answer.", completed=completed
-    )
+    reason = degraded_reason(HAIKU, records)
+    await record_outcome(factory, turn_id, answer(HAIKU, "Short answer.", records, ttft=0.4))
     turn, message, attempts = await load(factory, turn_id)
     assert (turn.status, turn.tier, turn.tier_index, turn.model) == (
         "degraded",
@@ -162,8 +146,7 @@ async def test_turn_answered_by_openai_after_both_anthropic_tiers_failed(factory
         failed(HAIKU, 2, ErrorKind.CONNECTION, None, after_text=True),
         ok(OPENAI, 3),
     )
-    completed = Completed(OPENAI, "From GPT.", 1, 2, 1.2, 2.0, records, "GPT-5.5 answered ...")
-    await record_outcome(factory, turn_id, status="degraded", text="From GPT.", completed=completed)
+    await record_outcome(factory, turn_id, answer(OPENAI, "From GPT.", records, ttft=1.2))
     turn, _, attempts = await load(factory, turn_id)
     assert (turn.status, turn.tier, turn.provider, turn.tier_index) == (
         "degraded",
@@ -186,15 +169,15 @@ async def test_all_tiers_failed(factory: Factory) -> None:
         failed(HAIKU, 2, ErrorKind.TIMEOUT, None),
         failed(OPENAI, 3, ErrorKind.QUOTA_EXHAUSTED, 429),
     )
-    exhausted = Exhausted("No model could answer right now. Try again in a minute.", records, 3.5)
-    await record_outcome(
-        factory, turn_id, status="failed", text="", exhausted=exhausted, tier=OPENAI
+    outcome = no_answer(
+        "No model could answer right now. Try again in a minute.", records, total=3.5
     )
+    await record_outcome(factory, turn_id, outcome)
     turn, message, attempts = await load(factory, turn_id)
     # The last tier tried is not "the tier that answered": a failed turn has none.
     assert (turn.status, turn.tier, turn.tier_index) == ("failed", None, None)
     assert turn.degraded_reason is None
-    assert turn.error_message == exhausted.message
+    assert turn.error_message == outcome.error
     assert turn.total_ms == pytest.approx(3500) and turn.attempt_count == 3
     assert message.content == ""
     assert [a.error_kind for a in attempts] == ["server_error", "timeout", "quota_exhausted"]
@@ -203,20 +186,11 @@ async def test_all_tiers_failed(factory: Factory) -> None:
 @BACKENDS
 async def test_stopped_by_the_user_keeps_the_partial_text(factory: Factory) -> None:
     turn_id = await new_turn(factory)
-    start = time.time()
     records = (
         failed(SONNET, 1, ErrorKind.OVERLOADED, 529),
-        AttemptRecord(HAIKU, 2, start, 0.8, 0.25, "cancelled"),
+        cancelled(HAIKU, 2, elapsed=0.8, ttft=0.25),
     )
-    await record_outcome(
-        factory,
-        turn_id,
-        status="stopped",
-        text="The first half of",
-        attempts=records,
-        tier=HAIKU,
-        total_s=0.9,
-    )
+    await record_outcome(factory, turn_id, stopped("The first half of", HAIKU, records, total=0.9))
     turn, message, attempts = await load(factory, turn_id)
     assert (turn.status, turn.tier, turn.tier_index) == ("stopped", "haiku", 1)
     assert message.content == "The first half of"
@@ -233,16 +207,8 @@ async def test_stopped_by_the_user_keeps_the_partial_text(factory: Factory) -> N
 @BACKENDS
 async def test_interrupted_by_shutdown_keeps_the_partial_text(factory: Factory) -> None:
     turn_id = await new_turn(factory)
-    records = (AttemptRecord(SONNET, 1, time.time(), 0.4, 0.1, "cancelled"),)
-    await record_outcome(
-        factory,
-        turn_id,
-        status="interrupted",
-        text="Partial",
-        attempts=records,
-        tier=SONNET,
-        error_message="The server stopped before this reply finished.",
-    )
+    records = (cancelled(SONNET, 1, elapsed=0.4),)
+    await record_outcome(factory, turn_id, interrupted("Partial", SONNET, records))
     turn, message, attempts = await load(factory, turn_id)
     assert (turn.status, turn.tier, turn.degraded_reason) == ("interrupted", "sonnet", None)
     assert message.content == "Partial" and len(attempts) == 1
@@ -254,8 +220,7 @@ async def test_interrupt_live_turns_at_start(factory: Factory) -> None:
     pending = await new_turn(factory)
     streaming = await new_turn(factory)
     done = await new_turn(factory)
-    completed = Completed(SONNET, "Done.", 1, 1, 0.1, 0.2, (ok(SONNET, 1),))
-    await record_outcome(factory, done, status="ok", text="Done.", completed=completed)
+    await record_outcome(factory, done, answer(SONNET, "Done.", (ok(SONNET, 1),)))
     async with session_scope(factory) as session:
         # What a crashed server can leave: a streaming turn whose text was saved earlier.
         turn = await session.get_one(Turn, streaming)
@@ -280,11 +245,11 @@ async def test_a_checkpoint_saves_live_text_and_never_touches_a_final_turn(
 ) -> None:
     live = await new_turn(factory)
     done = await new_turn(factory)
-    completed = Completed(SONNET, "Done.", 1, 1, 0.1, 0.2, (ok(SONNET, 1),))
-    await record_outcome(factory, done, status="ok", text="Done.", completed=completed)
+    await record_outcome(factory, done, answer(SONNET, "Done.", (ok(SONNET, 1),)))
 
+    reason = degraded_reason(HAIKU, [failed(SONNET, 1, ErrorKind.OVERLOADED, 529)])
     saves = [
-        Checkpoint(live, "Half a re", HAIKU, "Haiku answered."),
+        Checkpoint(live, "Half a re", HAIKU, reason),
         Checkpoint(done, "Stale", SONNET, None),  # lost the race with record_outcome
     ]
     assert await checkpoint_turns(factory, saves) == 1
@@ -295,7 +260,7 @@ async def test_a_checkpoint_saves_live_text_and_never_touches_a_final_turn(
         1,
         HAIKU.model,
     )
-    assert (message.content, turn.degraded_reason) == ("Half a re", "Haiku answered.")
+    assert (message.content, turn.degraded_reason) == ("Half a re", reason)
     turn, message, _ = await load(factory, done)
     assert (turn.status, message.content) == ("ok", "Done.")
 
@@ -311,8 +276,7 @@ async def test_a_checkpoint_saves_live_text_and_never_touches_a_final_turn(
 async def test_the_first_final_write_wins(factory: Factory) -> None:
     turn_id = await new_turn(factory)
     assert await interrupt_live_turns(factory) == 1
-    completed = Completed(SONNET, "Late.", 1, 1, 0.1, 0.2, (ok(SONNET, 1),))
-    await record_outcome(factory, turn_id, status="ok", text="Late.", completed=completed)
+    await record_outcome(factory, turn_id, answer(SONNET, "Late.", (ok(SONNET, 1),)))
     turn, message, attempts = await load(factory, turn_id)
     assert (turn.status, message.content, attempts) == ("interrupted", "", [])
 
@@ -320,17 +284,29 @@ async def test_the_first_final_write_wins(factory: Factory) -> None:
 @BACKENDS
 async def test_status_follows_the_tier_that_completed(factory: Factory) -> None:
     turn_id = await new_turn(factory)
-    completed = Completed(HAIKU, "Hi", 1, 1, 0.1, 0.2, (ok(HAIKU, 1),), "Haiku answered.")
-    await record_outcome(factory, turn_id, status="ok", text="Hi", completed=completed)
+    await record_outcome(factory, turn_id, answer(HAIKU, "Hi", (ok(HAIKU, 1),)))
     turn, _, _ = await load(factory, turn_id)
     assert turn.status == "degraded"  # a primary-only status is never stored for another tier
 
 
-@BACKENDS
-async def test_unknown_status_is_refused(factory: Factory) -> None:
-    turn_id = await new_turn(factory)
-    with pytest.raises(ValueError, match="status must be one of"):
-        await record_outcome(factory, turn_id, status="pending", text="")
+def test_every_outcome_is_a_final_status() -> None:
+    outcomes = [
+        answer(SONNET, "Hi", (ok(SONNET, 1),)),
+        answer(HAIKU, "Hi", (ok(HAIKU, 1),)),
+        no_answer("No model could answer.", ()),
+        stopped("Half", SONNET, ()),
+        interrupted("Half", None, ()),
+    ]
+    statuses = [o.status for o in outcomes]
+    assert statuses == [
+        TurnStatus.OK,
+        TurnStatus.DEGRADED,
+        TurnStatus.FAILED,
+        TurnStatus.STOPPED,
+        TurnStatus.INTERRUPTED,
+    ]
+    assert all(s in FINAL_STATUSES for s in statuses)
+    assert interrupted("Half", None, ()).error == INTERRUPTED_MESSAGE
 
 
 @BACKENDS
@@ -349,9 +325,8 @@ async def test_no_credential_reaches_the_table_or_the_log(
             error_message=f"Authorization: Bearer {key}",
         ),
     )
-    exhausted = Exhausted(f"failed with key {key}", records, 0.2)
     with caplog.at_level(logging.DEBUG):
-        await record_outcome(factory, turn_id, status="failed", text="", exhausted=exhausted)
+        await record_outcome(factory, turn_id, no_answer(f"failed with key {key}", records))
     turn, _, attempts = await load(factory, turn_id)
     stored = [turn.error_message or ""] + [a.error_message or "" for a in attempts]
     assert all("TESTKEY" not in s for s in stored), stored

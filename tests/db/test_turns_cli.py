@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -10,11 +9,12 @@ from click.testing import CliRunner
 from web.cli import main
 from web.db.migrate import upgrade_database
 from web.db.session import make_engine, make_sessionmaker
-from web.db.turnlog import record_outcome, start_turn
-from web.events import AttemptRecord, Completed, Exhausted
+from web.db.turnlog import record_outcome
 from web.providers.base import ErrorKind
+from web.wording import degraded_reason
 
-from .conftest import HAIKU, SONNET, add_user_message
+from .conftest import add_user_message, start_turn
+from .outcomes import HAIKU, SONNET, answer, failed, no_answer, ok
 
 
 async def _fill(url: str) -> None:
@@ -30,31 +30,18 @@ async def _fill(url: str) -> None:
             turn_id, _ = await start_turn(
                 factory, conversation_id=conversation_id, user_message_id=message_id
             )
-            now = time.time()
-            overloaded = AttemptRecord(
-                SONNET, 1, now, 0.12, None, "failed", ErrorKind.OVERLOADED, "Overloaded", 529
-            )
+            overloaded = failed(SONNET, 1, ErrorKind.OVERLOADED, 529, elapsed=0.12)
             if outcome == "ok":
-                done = Completed(
-                    SONNET,
-                    "An answer",
-                    5,
-                    7,
-                    0.2,
-                    0.4,
-                    (AttemptRecord(SONNET, 1, now, 0.4, 0.2, "ok"),),
-                )
-                await record_outcome(factory, turn_id, status="ok", text=done.text, completed=done)
+                records = (ok(SONNET, 1, ttft=0.2, elapsed=0.4),)
+                done = answer(SONNET, "An answer", records, ttft=0.2, total=0.4, tokens=(5, 7))
+                await record_outcome(factory, turn_id, done)
             elif outcome == "haiku":
-                records = (overloaded, AttemptRecord(HAIKU, 2, now, 1.5, 0.3, "ok"))
-                reason = "Haiku answered because Sonnet was overloaded."
-                done = Completed(HAIKU, "A fast answer", 5, 7, 0.45, 1.7, records, reason)
-                await record_outcome(
-                    factory, turn_id, status="degraded", text=done.text, completed=done
-                )
+                records = (overloaded, ok(HAIKU, 2, ttft=0.3, elapsed=1.5))
+                done = answer(HAIKU, "A fast answer", records, ttft=0.45, total=1.7, tokens=(5, 7))
+                await record_outcome(factory, turn_id, done)
             else:
-                gone = Exhausted("No model could answer right now.", (overloaded,), 0.2)
-                await record_outcome(factory, turn_id, status="failed", text="", exhausted=gone)
+                gone = no_answer("No model could answer right now.", (overloaded,), total=0.2)
+                await record_outcome(factory, turn_id, gone)
     finally:
         await engine.dispose()
 
@@ -73,7 +60,8 @@ def test_turns_lists_recent_turns_newest_last(tmp_path: Path) -> None:
     out = result.output
     assert out.index("first question") < out.index("second question") < out.index("third")
     assert "degraded  haiku (claude-haiku-4-5-20251001)" in out
-    assert "why:      Haiku answered because Sonnet was overloaded." in out
+    reason = degraded_reason(HAIKU, [failed(SONNET, 1, ErrorKind.OVERLOADED, 529)])
+    assert f"why:      {reason}" in out
     assert "1 sonnet overloaded 529 (120 ms) | 2 haiku ok (1.50 s)" in out
     assert "error:    No model could answer right now." in out
 

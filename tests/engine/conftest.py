@@ -13,9 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from web.chain import PROVIDERS, SIM_PATHS, Chain, Tier
+from web.chain import Chain
 from web.events import (
-    AttemptFailed,
     AttemptRecord,
     ChainEvent,
     Completed,
@@ -23,10 +22,14 @@ from web.events import (
     TextDelta,
     TierStarted,
 )
+from web.providers import PROVIDERS
 from web.providers.base import ChatMessage, ChatRequest
 from web.settings import TierConfig, Timeouts
+from web.sim import sim_base_url
 from web.sim.replies import reply_text
 from web.sim.server import ModelProfile, SimServer
+from web.status import AttemptOutcome
+from web.tiers import Tier
 
 SONNET = "claude-sonnet-4-6"
 HAIKU = "claude-haiku-4-5-20251001"
@@ -105,9 +108,7 @@ class Upstream:
                 config,
                 index,
                 PROVIDERS[config.provider](
-                    api_key="test-key",
-                    base_url=self.url + SIM_PATHS[config.provider],
-                    timeouts=config.timeouts,
+                    "test-key", sim_base_url(self.url, config.provider), config.timeouts
                 ),
             )
             for index, config in enumerate(configs)
@@ -128,8 +129,13 @@ async def upstream() -> AsyncIterator[Upstream]:
 
 @dataclass
 class Turn:
-    events: list[ChainEvent]
+    timeline: list[ChainEvent | AttemptRecord]
+    """The events and, where each attempt ended, its record (from on_attempt), in order."""
     elapsed: float
+
+    @property
+    def events(self) -> list[ChainEvent]:
+        return [e for e in self.timeline if not isinstance(e, AttemptRecord)]
 
     @property
     def outcome(self) -> Completed | Exhausted:
@@ -149,7 +155,7 @@ class Turn:
 
     @property
     def attempts(self) -> tuple[AttemptRecord, ...]:
-        return self.outcome.attempts
+        return tuple(e for e in self.timeline if isinstance(e, AttemptRecord))
 
     @property
     def starts(self) -> list[TierStarted]:
@@ -157,7 +163,7 @@ class Turn:
 
     @property
     def failures(self) -> list[AttemptRecord]:
-        return [e.record for e in self.events if isinstance(e, AttemptFailed)]
+        return [r for r in self.attempts if r.outcome is AttemptOutcome.FAILED]
 
     def attempts_per_model(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -169,14 +175,14 @@ class Turn:
 async def run_turn(chain: Chain, prompt: str = PROMPT, limit_s: float = 15.0) -> Turn:
     request = ChatRequest(messages=(ChatMessage("user", prompt),))
     started = time.monotonic()
-    events: list[ChainEvent] = []
+    timeline: list[ChainEvent | AttemptRecord] = []
 
     async def consume() -> None:
-        async for event in chain.run(request):
-            events.append(event)
+        async for event in chain.run(request, on_attempt=timeline.append):
+            timeline.append(event)
 
     await asyncio.wait_for(consume(), limit_s)
-    turn = Turn(events, time.monotonic() - started)
+    turn = Turn(timeline, time.monotonic() - started)
     check_invariants(turn, prompt)
     return turn
 
@@ -189,17 +195,17 @@ def check_invariants(turn: Turn, prompt: str = PROMPT) -> None:
     assert ends == [events[-1]], "exactly one Completed or Exhausted, and last"
     shown: list[str] = []
     must_restart = False
-    for event in events:
+    for event in turn.timeline:
         if isinstance(event, TierStarted):
             assert event.restart == must_restart
             must_restart = False
             shown = []
         elif isinstance(event, TextDelta):
             shown.append(event.text)
-        elif isinstance(event, AttemptFailed):
-            assert event.record.after_text == bool(shown)
-            must_restart = event.record.after_text
-    numbers = [r.attempt for r in turn.outcome.attempts]
+        elif isinstance(event, AttemptRecord) and event.outcome is AttemptOutcome.FAILED:
+            assert event.after_text == bool(shown)
+            must_restart = event.after_text
+    numbers = [r.attempt for r in turn.attempts]
     assert numbers == list(range(1, len(numbers) + 1))
     starts = [e for e in events if isinstance(e, TierStarted)]
     assert [s.attempt for s in starts] == numbers
@@ -208,8 +214,8 @@ def check_invariants(turn: Turn, prompt: str = PROMPT) -> None:
         # Never a partial reply: exactly the model's whole deterministic reply, as streamed.
         assert done.text == reply_text(done.tier.model, prompt, REPLY_TOKENS)
         assert "".join(shown) == done.text
-        assert done.attempts[-1].outcome == "ok"
-        assert done.attempts[-1].tier == done.tier
-        assert all(r.outcome == "failed" for r in done.attempts[:-1])
+        assert turn.attempts[-1].outcome is AttemptOutcome.OK
+        assert turn.attempts[-1].tier == done.tier
+        assert all(r.outcome is AttemptOutcome.FAILED for r in turn.attempts[:-1])
     else:
-        assert all(r.outcome == "failed" for r in turn.outcome.attempts)
+        assert all(r.outcome is AttemptOutcome.FAILED for r in turn.attempts)

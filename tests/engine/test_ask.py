@@ -57,9 +57,9 @@ async def test_ask_json_falls_back_and_ends_with_the_outcome(upstream: Upstream)
     types = [line["type"] for line in lines]
     assert types[:5] == [
         "TierStarted",
-        "AttemptFailed",
+        "AttemptRecord",
         "TierStarted",
-        "AttemptFailed",
+        "AttemptRecord",
         "TierStarted",
     ]
     assert types[-2:] == ["Completed", "outcome"]

@@ -7,11 +7,12 @@ import asyncio
 import random
 from dataclasses import replace
 
-from web.chain import Chain, Tier
+from web.chain import Chain
 from web.events import AttemptRecord, TextDelta, TierStarted
 from web.providers.anthropic_provider import AnthropicProvider
 from web.providers.base import ChatMessage, ChatRequest, ErrorKind
 from web.sim.replies import reply_text, tokenize
+from web.tiers import Tier
 
 from .conftest import (
     DEFAULT_TIERS,
@@ -237,7 +238,7 @@ async def test_all_down_reports_every_attempt(upstream: Upstream) -> None:
     turn = await run_turn(chain)
     await chain.aclose()
     assert await upstream.requests() == {SONNET: 2, HAIKU: 2, GPT: 2}
-    assert [(r.tier.name, r.error_kind, r.status) for r in turn.exhausted.attempts] == [
+    assert [(r.tier.name, r.error_kind, r.status) for r in turn.attempts] == [
         (name, ErrorKind.SERVER_ERROR, 500)
         for name in ("sonnet", "sonnet", "haiku", "haiku", "openai", "openai")
     ]
@@ -286,7 +287,7 @@ async def test_primary_answers_with_timings_and_usage(upstream: Upstream) -> Non
     assert done.tier.is_primary and done.degraded_reason is None
     assert done.input_tokens == len(PROMPT.split())
     assert done.output_tokens == len(tokenize(done.text))
-    (record,) = done.attempts
+    (record,) = turn.attempts
     assert record.outcome == "ok" and record.request_id and record.request_id.startswith("req_")
     assert record.ttft_s is not None and done.ttft_s is not None
     assert 0 < record.ttft_s <= record.elapsed_s <= done.total_s

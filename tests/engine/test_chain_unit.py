@@ -13,9 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from web.chain import Chain, Tier, degraded_reason
+from web.chain import Chain
 from web.events import (
-    AttemptFailed,
     AttemptRecord,
     ChainEvent,
     Completed,
@@ -33,6 +32,9 @@ from web.providers.base import (
     Usage,
 )
 from web.providers.base import TextDelta as ProviderDelta
+from web.status import AttemptOutcome
+from web.tiers import Tier
+from web.wording import degraded_reason
 
 from .conftest import GPT_TIER, HAIKU_TIER, SHORT, SONNET_TIER
 
@@ -82,8 +84,21 @@ def chain_of(*providers: FakeProvider, **kwargs: object) -> Chain:
     return Chain(tiers, rng=kwargs.pop("rng", random.Random(1)), **kwargs)  # type: ignore[arg-type]
 
 
-async def collect(chain: Chain, **kwargs: object) -> list[ChainEvent]:
-    return [e async for e in chain.run(REQUEST, **kwargs)]  # type: ignore[arg-type]
+Timeline = list[ChainEvent | AttemptRecord]
+
+
+async def collect(chain: Chain) -> Timeline:
+    """The events and, where each attempt ended, its record (from on_attempt), in order."""
+    timeline: Timeline = []
+    async for event in chain.run(REQUEST, on_attempt=timeline.append):
+        timeline.append(event)
+    return timeline
+
+
+def failures(timeline: Timeline) -> list[AttemptRecord]:
+    return [
+        e for e in timeline if isinstance(e, AttemptRecord) and e.outcome is AttemptOutcome.FAILED
+    ]
 
 
 def err(kind: ErrorKind, **kwargs: object) -> ProviderError:
@@ -102,12 +117,12 @@ async def test_first_token_timeout_then_idle_timeout() -> None:
     started = time.monotonic()
     events = await collect(chain_of(hangs_first, stalls, answers))
     elapsed = time.monotonic() - started
-    failures = [e.record for e in events if isinstance(e, AttemptFailed)]
-    assert [f.error_message for f in failures] == [
+    failed = failures(events)
+    assert [f.error_message for f in failed] == [
         "no first token within 0.5 s",
         "no text for 0.5 s (idle timeout)",
     ]
-    assert [f.after_text for f in failures] == [False, True]
+    assert [f.after_text for f in failed] == [False, True]
     assert isinstance(events[-1], Completed) and events[-1].text == "Hello world"
     assert 1.0 <= elapsed < 2.0
     assert (hangs_first.closed, stalls.closed) == (1, 1)
@@ -157,7 +172,7 @@ async def test_a_provider_bug_is_a_failed_attempt_not_a_crash(
     buggy = FakeProvider([["so far", KeyError("oops")]])
     with caplog.at_level(logging.ERROR, logger="web.chain"):
         events = await collect(chain_of(buggy, FakeProvider([OK])))
-    failure = next(e.record for e in events if isinstance(e, AttemptFailed))
+    failure = failures(events)[0]
     assert failure.error_kind is ErrorKind.SERVER_ERROR
     assert failure.error_message == "unexpected KeyError: 'oops'"
     assert "non-ProviderError" in caplog.text
@@ -166,7 +181,7 @@ async def test_a_provider_bug_is_a_failed_attempt_not_a_crash(
 
 async def test_a_stream_without_usage_is_truncated() -> None:
     events = await collect(chain_of(FakeProvider([["Hello"]]), FakeProvider([OK])))
-    failure = next(e.record for e in events if isinstance(e, AttemptFailed))
+    failure = failures(events)[0]
     assert failure.error_kind is ErrorKind.TRUNCATED and failure.after_text
     assert isinstance(events[-1], Completed) and events[-1].text == "Hello world"
 
@@ -249,15 +264,17 @@ async def test_each_tier_asks_for_its_own_max_output_tokens() -> None:
     assert seen == [300, 300, HAIKU_TIER.max_output_tokens]  # the retry asks for the same
 
 
-async def test_on_attempt_sees_every_record() -> None:
-    records: list[AttemptRecord] = []
-    events = await collect(
-        chain_of(FakeProvider([[err(ErrorKind.RATE_LIMITED)]]), FakeProvider([OK])),
-        on_attempt=records.append,
+async def test_on_attempt_sees_every_record_as_it_ends() -> None:
+    timeline = await collect(
+        chain_of(FakeProvider([[err(ErrorKind.RATE_LIMITED)]]), FakeProvider([OK]))
     )
-    assert isinstance(events[-1], Completed)
-    assert records == list(events[-1].attempts)
+    assert isinstance(timeline[-1], Completed)
+    records = [e for e in timeline if isinstance(e, AttemptRecord)]
     assert [r.outcome for r in records] == ["failed", "ok"]
+    # Each record arrives when its attempt ends: the failure before Haiku starts, the success
+    # before the Completed it leads to.
+    kinds = [type(e).__name__ for e in timeline if not isinstance(e, TextDelta)]
+    assert kinds == ["TierStarted", "AttemptRecord", "TierStarted", "AttemptRecord", "Completed"]
     assert records[1].request_id == "req_fake"
 
 
@@ -285,7 +302,7 @@ GPT_INFO = _info("openai", "GPT-5.5", 2)
 
 
 def _failed(tier: TierInfo, kind: ErrorKind, number: int) -> AttemptRecord:
-    return AttemptRecord(tier, number, 0.0, 0.1, None, "failed", error_kind=kind)
+    return AttemptRecord(tier, number, 0.0, 0.1, None, AttemptOutcome.FAILED, error_kind=kind)
 
 
 def _records(*pairs: tuple[TierInfo, ErrorKind]) -> Sequence[AttemptRecord]:
@@ -358,8 +375,8 @@ async def test_a_provider_that_swallows_cancellation_still_times_out() -> None:
         Tier.build(HAIKU_TIER, 1, FakeProvider([[0.05, *OK]])),
     ]
     started = time.monotonic()
-    events = [e async for e in Chain(tiers).run(REQUEST)]
-    failure = next(e.record for e in events if isinstance(e, AttemptFailed))
+    events = await collect(Chain(tiers))
+    failure = failures(events)[0]
     assert failure.error_kind is ErrorKind.TIMEOUT
     # The swallowed cancel left nothing pending: Haiku's own awaits ran normally.
     assert isinstance(events[-1], Completed) and events[-1].tier.name == "haiku"

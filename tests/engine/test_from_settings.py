@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from web.chain import SIM_PLACEHOLDER_KEY, Chain
+from web.chain import Chain
 from web.providers.anthropic_provider import AnthropicProvider
 from web.providers.openai_provider import OpenAIProvider
 from web.settings import ConfigError, Settings
+from web.sim import SIM_PLACEHOLDER_KEY
 
 from .conftest import PROMPT, Upstream, run_turn
 

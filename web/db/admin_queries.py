@@ -18,7 +18,8 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.db.models import Attempt, Conversation, Message, Turn, TurnStatus
+from web.db.models import Attempt, Conversation, Message, Turn
+from web.status import FINAL_STATUSES, LIVE_STATUSES, TurnStatus
 
 
 class ListKind(StrEnum):
@@ -281,7 +282,7 @@ async def window_stats(
     per_tier: dict[str, int] = defaultdict(int)
     order: dict[str, int] = {}
     for status, tier, tier_index, count in rows:
-        if status in TurnStatus.LIVE:
+        if status in LIVE_STATUSES:
             live += count
             continue
         turns += count
@@ -313,7 +314,7 @@ async def tier_mix(
         .where(
             Turn.started_at >= first,
             Turn.started_at <= now,
-            Turn.status.in_(TurnStatus.FINAL),
+            Turn.status.in_(FINAL_STATUSES),
             or_(Turn.tier.is_not(None), FAILED),
         )
         .group_by(key, series_key)

@@ -15,18 +15,21 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.db.models import Conversation, Message, Turn, TurnStatus, utcnow
+from web.db.models import Conversation, Message, Turn, utcnow
 from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
 from web.errors import CONVERSATION_NOT_FOUND, NotFound
 from web.providers.base import ChatMessage
+from web.status import TurnStatus
 
 TITLE_CHARS = 60
 LIST_LIMIT = 100
 TURN_NOT_FOUND = "This reply does not exist in this conversation."
 
 #: Replies whose text is part of the conversation the next turn sends to the model.
-_HISTORY_STATUSES = (TurnStatus.OK, TurnStatus.DEGRADED, TurnStatus.STOPPED, TurnStatus.INTERRUPTED)
+_HISTORY_STATUSES = frozenset(
+    {TurnStatus.OK, TurnStatus.DEGRADED, TurnStatus.STOPPED, TurnStatus.INTERRUPTED}
+)
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,7 @@ async def get_conversation(factory: Factory, owner: str, conversation_id: str) -
     return ConversationRow(id=row.id, title=row.title)
 
 
-async def start_conversation(factory: Factory, owner: str, content: str) -> tuple[str, int]:
-    """A new conversation holding its first user message: (conversation id, message id)."""
-    async with session_scope(factory) as session:
-        return await _start_conversation(session, owner, content)
-
-
-async def start_conversation_with_turn(factory: Factory, owner: str, content: str) -> NewTurn:
+async def start_conversation(factory: Factory, owner: str, content: str) -> NewTurn:
     """A new conversation, its first user message and the turn answering it: one transaction."""
     async with session_scope(factory) as session:
         conversation_id, message_id = await _start_conversation(session, owner, content)
@@ -134,29 +131,28 @@ async def add_user_message(
     owner: str,
     conversation_id: str,
     content: str,
-) -> tuple[int, tuple[ChatMessage, ...]]:
-    """Store a user message; return its id and the history a turn answering it sends.
-
-    One transaction: ownership, then the insert and the history read.
-    """
-    async with session_scope(factory) as session:
-        return await _add_user_message(session, owner, conversation_id, content)
-
-
-async def add_user_message_with_turn(
-    factory: Factory,
-    owner: str,
-    conversation_id: str,
-    content: str,
 ) -> NewTurn:
-    """add_user_message and the turn answering the message, in one transaction (one commit
-    before the model is called, not two)."""
+    """A user message and the turn answering it, in one transaction (one commit before the model
+    is called, not two): ownership, the insert, the history the turn sends, the turn row."""
     async with session_scope(factory) as session:
         message_id, history = await _add_user_message(session, owner, conversation_id, content)
         turn_id, _ = await open_turn(
             session, conversation_id=conversation_id, user_message_id=message_id
         )
     return NewTurn(conversation_id, message_id, turn_id, history)
+
+
+async def regenerate(
+    factory: Factory, owner: str, conversation_id: str, user_message_id: int
+) -> NewTurn:
+    """A new turn answering a stored user message (Regenerate, Retry), in one transaction."""
+    async with session_scope(factory) as session:
+        await _owned(session, owner, conversation_id)
+        history = await _history(session, conversation_id, user_message_id)
+        turn_id, _ = await open_turn(
+            session, conversation_id=conversation_id, user_message_id=user_message_id
+        )
+    return NewTurn(conversation_id, user_message_id, turn_id, history)
 
 
 async def _add_user_message(
@@ -198,16 +194,6 @@ async def delete_conversation(factory: Factory, owner: str, conversation_id: str
         await _owned(session, owner, conversation_id)
         # Turns and messages go with it (ON DELETE CASCADE).
         await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
-
-
-async def touch_conversation(factory: Factory, conversation_id: str) -> None:
-    async with session_scope(factory) as session:
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
 
 
 async def load_exchanges(factory: Factory, owner: str, conversation_id: str) -> list[Exchange]:
@@ -260,8 +246,8 @@ async def get_turn(factory: Factory, owner: str, conversation_id: str, turn_id: 
         return TurnRow(turn=turn, reply=reply)
 
 
-async def history_for(
-    factory: Factory, conversation_id: str, user_message_id: int
+async def _history(
+    session: AsyncSession, conversation_id: str, user_message_id: int
 ) -> tuple[ChatMessage, ...]:
     """What the model sees for a turn answering `user_message_id`: the conversation up to it.
 
@@ -269,13 +255,6 @@ async def history_for(
     replies are left out, and consecutive messages of one role are joined (both providers want
     the roles to alternate).
     """
-    async with read_scope(factory) as session:
-        return await _history(session, conversation_id, user_message_id)
-
-
-async def _history(
-    session: AsyncSession, conversation_id: str, user_message_id: int
-) -> tuple[ChatMessage, ...]:
     # One query (it runs before every reply): each message with, for replies, its turn. Every
     # reply is read, as one regenerated later has a larger id than the message it answers.
     rows = await session.execute(
@@ -291,7 +270,7 @@ async def _history(
         .order_by(Message.id)
     )
     users: list[tuple[int, str]] = []
-    latest: dict[int, tuple[str, str]] = {}
+    latest: dict[int, tuple[TurnStatus | None, str]] = {}
     """user message id -> (status, text) of its latest reply (replies come in creation order)."""
     for message_id, role, content, answers, status in rows:
         if role == "user":
@@ -302,8 +281,8 @@ async def _history(
     history: list[ChatMessage] = []
     for message_id, content in users:
         _append(history, ChatMessage(role="user", content=content))
-        status, text = latest.get(message_id, ("", ""))
-        if status in _HISTORY_STATUSES and text:
+        reply_status, text = latest.get(message_id, (None, ""))
+        if reply_status in _HISTORY_STATUSES and text:
             _append(history, ChatMessage(role="assistant", content=text))
     return tuple(history)
 

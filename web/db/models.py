@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -25,6 +26,10 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from web.status import AttemptOutcome, TurnStatus
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def utcnow() -> datetime:
@@ -61,6 +66,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class StrEnumType(TypeDecorator[E]):
+    """A StrEnum stored as its plain string value (no database enum type, so adding a value
+    needs no migration); reads come back as the enum."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self._enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self._enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self._enum(value)
+
+
 # Named constraints let Alembic's batch mode (SQLite) find and alter them later.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,21 +96,6 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class TurnStatus:
-    """Values of Turn.status. pending/streaming are live; the rest are final."""
-
-    PENDING = "pending"
-    STREAMING = "streaming"
-    OK = "ok"
-    DEGRADED = "degraded"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    INTERRUPTED = "interrupted"
-
-    LIVE = (PENDING, STREAMING)
-    FINAL = (OK, DEGRADED, FAILED, STOPPED, INTERRUPTED)
 
 
 class Conversation(Base):
@@ -135,7 +143,9 @@ class Turn(Base):
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
     user_message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default=TurnStatus.PENDING, index=True)
+    status: Mapped[TurnStatus] = mapped_column(
+        StrEnumType(TurnStatus), default=TurnStatus.PENDING, index=True
+    )
     tier: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     tier_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -172,8 +182,7 @@ class Attempt(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     elapsed_ms: Mapped[float] = mapped_column(Float)
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    outcome: Mapped[str] = mapped_column(String(16))
-    """"ok", "failed" or "cancelled"."""
+    outcome: Mapped[AttemptOutcome] = mapped_column(StrEnumType(AttemptOutcome))
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,7 +1,7 @@
 """The turn log: one write when a turn starts and one when it ends, never one per token.
 
-start_turn runs after the user's message is committed and before any model is called, so a turn
-row exists whatever happens next. While it streams, checkpoint_turns saves the reply so far now and
+open_turn writes the turn row in the transaction that stores the user's message, before any model
+is called, so a turn row exists whatever happens next. While it streams, checkpoint_turns saves the reply so far now and
 then (the runner decides when, at a bounded rate, off the token path), marking the turn
 "streaming" with the tier that is answering. record_outcome writes the final state exactly once:
 the first final write wins, and a later one (or a late checkpoint) changes nothing. Turns left
@@ -22,36 +22,27 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.db.models import Attempt, Message, Turn, TurnStatus, new_id, utcnow
+from web.db.models import Attempt, Message, Turn, new_id, utcnow
 from web.db.session import Factory, session_scope
-from web.events import AttemptRecord, Completed, Exhausted, TierInfo
-from web.outcome import degraded_reason
+from web.events import AttemptRecord, TierInfo
+from web.outcome import Answered, Crashed, CutShort, TurnOutcome, Unanswered
 from web.redact import redact
+from web.status import LIVE_STATUSES, AttemptOutcome, TurnStatus
+from web.wording import INTERRUPTED_MESSAGE
 
 log = logging.getLogger(__name__)
-
-INTERRUPTED_MESSAGE = "The server stopped before this reply finished."
 
 
 def _redact_opt(text: str | None) -> str | None:
     return None if text is None else redact(text)
 
 
-async def start_turn(
-    factory: Factory, *, conversation_id: str, user_message_id: int
-) -> tuple[str, int]:
-    """A pending turn and its (empty) assistant message, in one transaction."""
-    async with session_scope(factory) as session:
-        return await open_turn(
-            session, conversation_id=conversation_id, user_message_id=user_message_id
-        )
-
-
 async def open_turn(
     session: AsyncSession, *, conversation_id: str, user_message_id: int
 ) -> tuple[str, int]:
-    """start_turn inside the caller's transaction (e.g. the one that stores the user's message,
-    so that a reply starts after one commit, not two): (turn id, assistant message id)."""
+    """A pending turn and its (empty) assistant message, inside the caller's transaction (the one
+    that stores the user's message, so that a reply starts after one commit, not two):
+    (turn id, assistant message id). Every turn is made here."""
     turn_id = new_id()
     now = utcnow()
     # The message refers to the turn, so the turn must be inserted first.
@@ -107,7 +98,7 @@ async def checkpoint_turns(factory: Factory, checkpoints: Sequence[Checkpoint]) 
         live = (
             await session.scalars(
                 select(Turn.id)
-                .where(Turn.id.in_(by_id), Turn.status.in_(TurnStatus.LIVE))
+                .where(Turn.id.in_(by_id), Turn.status.in_(LIVE_STATUSES))
                 .order_by(Turn.id)
                 .with_for_update()
             )
@@ -148,79 +139,54 @@ async def checkpoint_turns(factory: Factory, checkpoints: Sequence[Checkpoint]) 
     return len(saved)
 
 
-async def record_outcome(
-    factory: Factory,
-    turn_id: str,
-    *,
-    status: str,
-    text: str,
-    completed: Completed | None = None,
-    exhausted: Exhausted | None = None,
-    attempts: Sequence[AttemptRecord] = (),
-    tier: TierInfo | None = None,
-    error_message: str | None = None,
-    total_s: float | None = None,
-) -> None:
+async def record_outcome(factory: Factory, turn_id: str, outcome: TurnOutcome) -> None:
     """The turn's final state, its reply text and one row per attempt, in one transaction."""
-    if status not in TurnStatus.FINAL:
-        raise ValueError(f"status must be one of {', '.join(TurnStatus.FINAL)}, not {status!r}")
-    if completed is not None:
-        status = _status_for(completed, status, turn_id)
-        tier = tier or completed.tier
-    if status == TurnStatus.FAILED:
-        tier = None  # Turn.tier is the tier that answered; the tiers tried are in the attempts
-    records = tuple(attempts) or (
-        completed.attempts if completed else exhausted.attempts if exhausted else ()
-    )
-    if total_s is None:
-        total_s = completed.total_s if completed else exhausted.total_s if exhausted else None
-    if error_message is None and exhausted is not None:
-        error_message = exhausted.message
-
+    status = outcome.status
+    tier = outcome.tier
+    tokens: tuple[int | None, int | None] = (None, None)
+    match outcome.ending:
+        case Answered(completed):
+            tokens = (completed.input_tokens, completed.output_tokens)
+        case Unanswered() | CutShort() | Crashed():
+            pass
     finished = utcnow()
+    values = {
+        "status": status,
+        "tier": tier.name if tier else None,
+        "tier_index": tier.index if tier else None,
+        "provider": tier.provider if tier else None,
+        "model": tier.model if tier else None,
+        "degraded_reason": _redact_opt(outcome.degraded_reason),
+        "error_message": _redact_opt(outcome.error),
+        "ttft_ms": None if outcome.ttft_s is None else outcome.ttft_s * 1000,
+        "total_ms": outcome.total_s * 1000,
+        "input_tokens": tokens[0],
+        "output_tokens": tokens[1],
+        "hit_length_limit": outcome.hit_length_limit,
+        "attempt_count": len(outcome.attempts),
+        "finished_at": finished,
+    }
     async with session_scope(factory) as session:
-        started = await session.scalar(
-            select(Turn.started_at).where(Turn.id == turn_id, Turn.status.in_(TurnStatus.LIVE))
-        )
-        if started is None:
-            log.warning(
-                "turn %s: not live (unknown or already final); outcome %s ignored", turn_id, status
-            )
-            return
-        values = {
-            "status": status,
-            "tier": tier.name if tier else None,
-            "tier_index": tier.index if tier else None,
-            "provider": tier.provider if tier else None,
-            "model": tier.model if tier else None,
-            "degraded_reason": _degraded_reason(completed, tier, records),
-            "error_message": _redact_opt(error_message),
-            "ttft_ms": _turn_ttft_ms(completed, records, started),
-            "total_ms": (total_s * 1000 if total_s is not None else _ms_between(started, finished)),
-            "input_tokens": completed.input_tokens if completed else None,
-            "output_tokens": completed.output_tokens if completed else None,
-            "hit_length_limit": completed.hit_length_limit if completed else False,
-            "attempt_count": len(records),
-            "finished_at": finished,
-        }
         # The status condition makes the first final write win even against a concurrent one.
         result = await session.execute(
             update(Turn)
-            .where(Turn.id == turn_id, Turn.status.in_(TurnStatus.LIVE))
+            .where(Turn.id == turn_id, Turn.status.in_(LIVE_STATUSES))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            log.warning("turn %s: finished concurrently; outcome %s ignored", turn_id, status)
+            log.warning(
+                "turn %s: not live (unknown or already final); outcome %s ignored", turn_id, status
+            )
             return
         await session.execute(
             update(Message)
             .where(Message.turn_id == turn_id, Message.role == "assistant")
-            .values(content=text)
+            .values(content=outcome.text)
             .execution_options(synchronize_session=False)
         )
-        session.add_all(_attempt_row(turn_id, seq, r) for seq, r in enumerate(records, 1))
-    _log_outcome(turn_id, status, tier, records, total_s)
+        session.add_all(_attempt_row(turn_id, seq, r) for seq, r in enumerate(outcome.attempts, 1))
+    _log_outcome(turn_id, status, tier, outcome.attempts, outcome.total_s)
 
 
 async def interrupt_live_turns(factory: Factory) -> int:
@@ -231,7 +197,7 @@ async def interrupt_live_turns(factory: Factory) -> int:
     async with session_scope(factory) as session:
         result = await session.execute(
             update(Turn)
-            .where(Turn.status.in_(TurnStatus.LIVE))
+            .where(Turn.status.in_(LIVE_STATUSES))
             .values(
                 status=TurnStatus.INTERRUPTED,
                 finished_at=utcnow(),
@@ -243,49 +209,6 @@ async def interrupt_live_turns(factory: Factory) -> int:
     if count:
         log.warning("marked %d unfinished turn(s) from a previous run as interrupted", count)
     return count
-
-
-def _status_for(completed: Completed, status: str, turn_id: str) -> str:
-    if status not in (TurnStatus.OK, TurnStatus.DEGRADED):
-        return status  # e.g. the reply completed but the user had already pressed Stop
-    expected = TurnStatus.DEGRADED if completed.degraded else TurnStatus.OK
-    if status != expected:
-        log.warning(
-            "turn %s: status %s does not match tier %s; storing %s",
-            turn_id,
-            status,
-            completed.tier.name,
-            expected,
-        )
-    return expected
-
-
-def _degraded_reason(
-    completed: Completed | None, tier: TierInfo | None, records: Sequence[AttemptRecord]
-) -> str | None:
-    """The sentence the user saw: the chain's own for a completed reply, else the same wording
-    built from the attempts (a stopped or interrupted reply from a lower tier)."""
-    if completed is not None:
-        reason = completed.degraded_reason
-    else:
-        reason = None if tier is None else degraded_reason(tier, records)
-    return None if reason is None else redact(reason)
-
-
-def _turn_ttft_ms(
-    completed: Completed | None, records: Sequence[AttemptRecord], started: datetime
-) -> float | None:
-    if completed is not None:
-        return None if completed.ttft_s is None else completed.ttft_s * 1000
-    # Stopped or interrupted: the first token of the last attempt, measured from the turn start.
-    last = records[-1] if records else None
-    if last is None or last.ttft_s is None:
-        return None
-    return max(0.0, (last.started_at + last.ttft_s - started.timestamp()) * 1000)
-
-
-def _ms_between(start: datetime, end: datetime) -> float:
-    return max(0.0, (end - start).total_seconds() * 1000)
 
 
 def _attempt_row(turn_id: str, seq: int, record: AttemptRecord) -> Attempt:
@@ -310,7 +233,7 @@ def _attempt_row(turn_id: str, seq: int, record: AttemptRecord) -> Attempt:
 
 def _log_outcome(
     turn_id: str,
-    status: str,
+    status: TurnStatus,
     tier: TierInfo | None,
     records: Sequence[AttemptRecord],
     total_s: float | None,
@@ -319,7 +242,7 @@ def _log_outcome(
         f"{r.tier.name}:{r.error_kind.value if r.error_kind else r.outcome}"
         + (f"/{r.status}" if r.status else "")
         for r in records
-        if r.outcome != "ok"
+        if r.outcome is not AttemptOutcome.OK
     )
     quiet = (TurnStatus.OK, TurnStatus.STOPPED)
     level = logging.INFO if status in quiet else logging.WARNING

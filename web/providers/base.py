@@ -44,28 +44,6 @@ class ErrorKind(StrEnum):
     AUTH = "auth"
     NOT_FOUND = "not_found"
 
-    @property
-    def phrase(self) -> str:
-        """Plain words for sentences shown to users: '... was unavailable (rate limited)'."""
-        return _PHRASES[self]
-
-
-_PHRASES = {
-    ErrorKind.RATE_LIMITED: "rate limited",
-    ErrorKind.QUOTA_EXHAUSTED: "out of quota",
-    ErrorKind.OVERLOADED: "overloaded",
-    ErrorKind.SERVER_ERROR: "server error",
-    ErrorKind.TIMEOUT: "timed out",
-    ErrorKind.CONNECTION: "connection failed",
-    ErrorKind.TRUNCATED: "reply cut off",
-    ErrorKind.MALFORMED: "garbled reply",
-    ErrorKind.BAD_REQUEST: "request rejected",
-    ErrorKind.CONTEXT_TOO_LONG: "conversation too long for its context window",
-    ErrorKind.CONTENT_POLICY: "content policy refusal",
-    ErrorKind.AUTH: "authentication failed",
-    ErrorKind.NOT_FOUND: "model not found",
-}
-
 
 class ProviderError(Exception):
     """Every provider failure, normalised. ``str(err)`` is a short human description."""

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from web.db import chat as db
-from web.db.models import Message, Turn
 from web.db.session import Factory
-from web.db.turnlog import start_turn
 from web.db.writelock import urgent_writes
 from web.deps import (
     CSRF,
@@ -43,12 +40,14 @@ from web.deps import (
     templates_of,
 )
 from web.errors import Conflict, Invalid, TooLarge
-from web.providers.base import ChatMessage, ChatRequest
+from web.events import TextDelta, TierStarted
+from web.live import Finished, LiveTurn, Subscription, Update
+from web.providers.base import ChatRequest
 from web.render import escape_chunk
 from web.routes.demo import outage_context
-from web.runner import Delta, Finished, LiveTurn, TierChange, Update
+from web.runner import TurnJob
 from web.settings import Settings
-from web.views import INTERRUPTED_NOTE, ReplyView, from_live, from_row
+from web.views import Replies, ReplyView, from_live
 
 router = APIRouter()
 
@@ -74,42 +73,8 @@ def check_message(content: str, settings: Settings) -> str:
     return content
 
 
-# --- views --------------------------------------------------------------------------------------
-
-
-class Views:
-    """Turns stored rows and live turns into ReplyViews, and renders the reply fragments."""
-
-    def __init__(self, request: Request) -> None:
-        settings = settings_of(request)
-        self.tiers = {t.name: t for t in settings.tiers}
-        self.order = {t.name: i for i, t in enumerate(settings.tiers)}
-        self.runner = runner_of(request)
-        self.templates = templates_of(request)
-
-    def reply(self, turn: Turn, reply: Message | None) -> ReplyView:
-        """The reply as the page shows it: from the runner while live, else as stored.
-
-        A row still marked live that the runner does not know (it finished a moment ago, or its
-        outcome could not be written) shows as streaming; its stream then sends the final state.
-        """
-        live = self.runner.get(turn.id)
-        if live is not None:
-            return from_live(live)
-        return from_row(turn, reply, self.tiers, order=self.order)
-
-    def settled(self, turn: Turn, reply: Message | None) -> ReplyView:
-        """The final state of a turn the runner no longer holds (it has been written by then)."""
-        view = from_row(turn, reply, self.tiers, order=self.order)
-        if view.live:
-            return replace(view, state="stopped", note=INTERRUPTED_NOTE)
-        return view
-
-    def render(self, name: str, **context: Any) -> str:
-        return self.templates.get_template(name).render(**context)
-
-    def done_fragment(self, view: ReplyView) -> str:
-        return self.render("_done.html", r=view)
+def replies_of(request: Request) -> Replies:
+    return Replies(settings_of(request), runner_of(request).live_turns, templates_of(request))
 
 
 async def _page(
@@ -118,7 +83,7 @@ async def _page(
     sessions: Factory,
     conversation: db.ConversationRow | None,
 ) -> HTMLResponse:
-    views = Views(request)
+    views = replies_of(request)
     conversations = await db.list_conversations(sessions, owner)
     exchanges = await db.load_exchanges(sessions, owner, conversation.id) if conversation else []
     items = [
@@ -158,25 +123,10 @@ async def conversation_page(
     return await _page(request, owner, sessions, conversation)
 
 
-async def _begin_turn(
-    request: Request,
-    conversation_id: str,
-    user_message_id: int,
-    history: tuple[ChatMessage, ...],
-) -> LiveTurn:
-    """The turn row (before any model is called), then the background task that runs it."""
-    with urgent_writes():
-        turn_id, _ = await start_turn(
-            sessions_of(request), conversation_id=conversation_id, user_message_id=user_message_id
-        )
-    return await _run_turn(request, db.NewTurn(conversation_id, user_message_id, turn_id, history))
-
-
-async def _run_turn(request: Request, new: db.NewTurn) -> LiveTurn:
+async def _start(request: Request, new: db.NewTurn) -> LiveTurn:
     """The background task that runs a turn whose row is committed."""
-    live = runner_of(request).start(
-        new.turn_id, new.conversation_id, new.user_message_id, ChatRequest(messages=new.history)
-    )
+    job = TurnJob(new.turn_id, new.conversation_id, ChatRequest(messages=new.history))
+    live = runner_of(request).start(job)
     await asyncio.sleep(0)  # let the turn send its model request before we render the page bits
     return live
 
@@ -191,8 +141,8 @@ async def new_conversation(
 ) -> Response:
     text = check_message(content, settings)
     with urgent_writes():
-        new = await db.start_conversation_with_turn(sessions, owner, text)
-    await _run_turn(request, new)
+        new = await db.start_conversation(sessions, owner, text)
+    await _start(request, new)
     url = f"/c/{new.conversation_id}"
     if is_htmx(request):
         # A full load of the new page, which opens the reply's stream (once).
@@ -217,12 +167,12 @@ async def send_message(
         # Ownership, the insert, the history and the turn row: one transaction, so the model
         # call (which waits for it) starts as early as possible.
         with urgent_writes():
-            new = await db.add_user_message_with_turn(sessions, owner, conversation_id, text)
-        live = await _run_turn(request, new)
+            new = await db.add_user_message(sessions, owner, conversation_id, text)
+        live = await _start(request, new)
     message_id = new.user_message_id
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
-    views = Views(request)
+    views = replies_of(request)
     user = {"id": message_id, "content": text}
     html = views.render("_exchange.html", user=user, r=from_live(live), status="Generating…")
     return HTMLResponse(html)
@@ -237,30 +187,26 @@ async def stream_turn(
     sessions: SessionsDep,
     runner: RunnerDep,
 ) -> EventSourceResponse:
-    views = Views(request)
-    live = runner.get(turn_id)
-    if live is not None and live.conversation_id == conversation_id:
+    views = replies_of(request)
+    subscription = runner.live_turns.subscribe(turn_id)
+    if subscription is not None and subscription.turn.conversation_id == conversation_id:
         await db.get_conversation(sessions, owner, conversation_id)
-        return EventSourceResponse(_events(views, live), ping=SSE_PING_S)
+        return EventSourceResponse(_events(views, subscription), ping=SSE_PING_S)
     # Ended: replay the stored final state and close. Never call a model from here.
     row = await db.get_turn(sessions, owner, conversation_id, turn_id)
     final = views.settled(row.turn, row.reply)
     return EventSourceResponse(_replay(views, final), ping=SSE_PING_S)
 
 
-async def _replay(views: Views, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
+async def _replay(views: Replies, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(views.done_fragment(final), event="done")
 
 
-async def _events(views: Views, live: LiveTurn) -> AsyncIterator[ServerSentEvent]:
-    # Read the state and the position in one step (no await between), so nothing is shown twice.
-    start, snapshot = len(live.updates), from_live(live)
-    if live.finished:
-        yield ServerSentEvent(views.done_fragment(snapshot), event="done")
-        return
-    yield ServerSentEvent(views.render("_reply.html", r=snapshot, oob=True), event="snapshot")
-    async for batch in live.follow(start):
-        events = _coalesce(views, live, batch)
+async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+    reply = subscription.turn
+    yield ServerSentEvent(views.reply_fragment(from_live(reply)), event="snapshot")
+    async for batch in subscription.updates:
+        events = _coalesce(views, reply, batch)
         for event in events:
             yield event
         if events and events[-1].event == "delta":
@@ -269,8 +215,9 @@ async def _events(views: Views, live: LiveTurn) -> AsyncIterator[ServerSentEvent
             await asyncio.sleep(DELTA_BATCH_S)
 
 
-def _coalesce(views: Views, live: LiveTurn, batch: list[Update]) -> list[ServerSentEvent]:
-    """Consecutive deltas become one event: a reader that fell behind catches up in one write."""
+def _coalesce(views: Replies, reply: LiveTurn, batch: list[Update]) -> list[ServerSentEvent]:
+    """Apply a batch to the watcher's copy of the reply and turn it into events. Consecutive
+    deltas become one event: a reader that fell behind catches up in one write."""
     out: list[ServerSentEvent] = []
     pending: list[str] = []
 
@@ -280,18 +227,16 @@ def _coalesce(views: Views, live: LiveTurn, batch: list[Update]) -> list[ServerS
             pending.clear()
 
     for update in batch:
-        if isinstance(update, Delta):
+        reply.apply(update)
+        if isinstance(update, TextDelta):
             pending.append(update.text)
-        elif isinstance(update, TierChange):
+        elif isinstance(update, TierStarted):
             pending.clear()  # text before a tier change is replaced by the new reply
             out.clear()
-            view = from_live(live, tier=update.tier, reason=update.reason)
-            out.append(
-                ServerSentEvent(views.render("_reply.html", r=view, oob=True), event="snapshot")
-            )
+            out.append(ServerSentEvent(views.reply_fragment(from_live(reply)), event="snapshot"))
         elif isinstance(update, Finished):
             flush()
-            out.append(ServerSentEvent(views.done_fragment(from_live(live)), event="done"))
+            out.append(ServerSentEvent(views.done_fragment(from_live(reply)), event="done"))
     flush()
     return out
 
@@ -315,10 +260,10 @@ async def stop_turn(
     row = await _owned_turn(request, owner, conversation_id, turn_id)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
-    views = Views(request)
+    views = replies_of(request)
     final = (
         views.reply(row.turn, row.reply)
-        if runner.get(turn_id)
+        if runner.is_running(turn_id)
         else views.settled(row.turn, row.reply)
     )
     return HTMLResponse(views.done_fragment(final))
@@ -337,11 +282,12 @@ async def regenerate_turn(
     with runner.claim(conversation_id) as claimed:
         if not claimed:
             raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
-        history = await db.history_for(sessions_of(request), conversation_id, user_message_id)
-        live = await _begin_turn(request, conversation_id, user_message_id, history)
+        with urgent_writes():
+            new = await db.regenerate(sessions_of(request), owner, conversation_id, user_message_id)
+        live = await _start(request, new)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
-    views = Views(request)
+    views = replies_of(request)
     return HTMLResponse(views.render("_turn_swap.html", r=from_live(live), status="Generating…"))
 
 
@@ -362,7 +308,7 @@ async def rename_conversation(
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     conversations = await db.list_conversations(sessions, owner)
-    html = Views(request).render(
+    html = replies_of(request).render(
         "_renamed.html", conversation=conversation, conversations=conversations
     )
     return HTMLResponse(html)
@@ -377,9 +323,9 @@ async def delete_conversation(
     runner: RunnerDep,
 ) -> Response:
     await db.get_conversation(sessions, owner, conversation_id)
-    live = runner.live_in(conversation_id)
-    if live is not None:
-        await runner.stop(live.turn_id)
+    running = runner.live_in(conversation_id)
+    if running is not None:
+        await runner.stop(running)
     await db.delete_conversation(sessions, owner, conversation_id)
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": "/"})

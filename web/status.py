@@ -1,0 +1,55 @@
+"""The statuses that cross module boundaries, as StrEnums (stored as their string values).
+
+TurnStatus      a turn in the log: pending -> streaming -> one of the final statuses
+AttemptOutcome  one try inside a turn
+ReplyState      a reply on the page (its element's ``data-state``)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReplyState(StrEnum):
+    STREAMING = "streaming"
+    DONE = "done"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class TurnStatus(StrEnum):
+    PENDING = "pending"
+    STREAMING = "streaming"
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_live(self) -> bool:
+        return self in LIVE_STATUSES
+
+    @property
+    def reply_state(self) -> ReplyState:
+        """How a reply whose turn has this status shows on the page."""
+        match self:
+            case TurnStatus.PENDING | TurnStatus.STREAMING:
+                return ReplyState.STREAMING
+            case TurnStatus.OK | TurnStatus.DEGRADED:
+                return ReplyState.DONE
+            case TurnStatus.STOPPED | TurnStatus.INTERRUPTED:
+                return ReplyState.STOPPED
+            case TurnStatus.FAILED:
+                return ReplyState.FAILED
+
+
+LIVE_STATUSES = frozenset({TurnStatus.PENDING, TurnStatus.STREAMING})
+FINAL_STATUSES = frozenset(set(TurnStatus) - LIVE_STATUSES)
+
+
+class AttemptOutcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    """The consumer went away (Stop, shutdown, a closed stream) while the attempt ran."""

@@ -1,0 +1,50 @@
+"""The chain's tiers as built from settings: each tier's config, how it is shown, its provider.
+
+This is the wiring, not the policy (that is :mod:`web.chain`): which provider class serves a tier
+(the registry in :mod:`web.providers`), and where it is pointed: at the provider (or the tier's
+``base_url``) with its key, or, with ``UNDERSTUDY_SIM_URL``, at the simulator with a placeholder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from web.events import TierInfo, tier_info
+from web.providers import PROVIDERS
+from web.providers.base import Provider
+from web.settings import ConfigError, Settings, TierConfig
+from web.sim import SIM_PLACEHOLDER_KEY, sim_base_url
+
+
+@dataclass(frozen=True)
+class Tier:
+    config: TierConfig
+    info: TierInfo
+    provider: Provider
+
+    @classmethod
+    def build(cls, config: TierConfig, index: int, provider: Provider) -> Tier:
+        return cls(config=config, info=tier_info(config, index), provider=provider)
+
+
+def build_tiers(settings: Settings) -> tuple[Tier, ...]:
+    """Every tier at the simulator when ``sim_url`` is set, else at its provider with its key;
+    a missing key is a ConfigError that says which variable to set."""
+    if not settings.sim_url:
+        for config in settings.tiers:
+            if settings.key_for(config) is None:
+                raise ConfigError(
+                    f"{config.api_key_env} is not set; tier {config.name!r} ({config.label}) "
+                    f"needs it. Set {config.api_key_env}, or set UNDERSTUDY_SIM_URL to use "
+                    "the simulated upstream."
+                )
+    tiers = []
+    for index, config in enumerate(settings.tiers):
+        key, base_url = SIM_PLACEHOLDER_KEY, config.base_url
+        if settings.sim_url:
+            base_url = sim_base_url(settings.sim_url, config.provider)
+        else:
+            key = settings.key_for(config) or key  # checked above: every key is set
+        provider = PROVIDERS[config.provider](key, base_url, config.timeouts)
+        tiers.append(Tier.build(config, index, provider))
+    return tuple(tiers)
