@@ -22,13 +22,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from web import PROJECT_ROOT, __version__
+from web import __version__
 from web.chain import Chain
 from web.db.migrate import upgrade_database
 from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
 from web.deps import is_htmx, templates_of
 from web.errors import AppError
+from web.resources import STATIC_DIR, TEMPLATES_DIR
 from web.routes import admin, chat, demo
 from web.routes.demo import sim_client
 from web.runner import TurnRunner
@@ -37,9 +38,6 @@ from web.settings import Settings
 from web.sim.server import SimServer, control_app
 
 log = logging.getLogger(__name__)
-
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-STATIC_DIR = PROJECT_ROOT / "static"
 
 
 def _template_context(request: Request) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Alembic, configured in code from the database URL, so it works from any working directory.
 
 The app calls :func:`upgrade_database` at every start; `understudy db upgrade` calls
-:func:`run_upgrade`; `understudy serve` calls :func:`check_database` first. The migrations live in
-``migrations/`` at the repository root.
+:func:`run_upgrade`; `understudy serve` calls :func:`check_database` first. The migrations are
+``migrations/`` at the repository root, shipped inside the package (see web.resources).
 
 A database that cannot be reached or opened is a configuration problem, not a bug: at the edges
 (:func:`database_errors`) it becomes a one-line ConfigError naming the database (password masked)
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from web.db.session import make_engine
+from web.resources import MIGRATIONS_DIR
 from web.settings import ConfigError
 
 # Alembic announces each of its plugins at INFO when imported; keep only its useful lines.
@@ -35,8 +36,6 @@ from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 from alembic.runtime.migration import MigrationContext  # noqa: E402
 from alembic.script import ScriptDirectory  # noqa: E402
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 T = TypeVar("T")
 
