@@ -27,15 +27,15 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from web.db.admin_queries import (
     ListKind,
     TurnFilter,
-    TurnRow,
     known_tiers,
     problem_turns,
-    tier_mix,
     turn_detail,
     turns_for_export,
     window_stats,
 )
+from web.db.logged_turns import LoggedTurn
 from web.db.session import read_scope
+from web.db.tier_mix import tier_mix
 from web.db.turns_cli import format_ms
 from web.deps import sessions_of, settings_of, templates_of
 from web.errors import NotFound
@@ -398,7 +398,7 @@ def _csv_cell(value: object) -> str:
     return text
 
 
-async def _csv_lines(rows: tuple[TurnRow, ...]) -> AsyncIterator[str]:
+async def _csv_lines(rows: tuple[LoggedTurn, ...]) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
