@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from web.routes.admin import LoginLimiter
+from web.admin_auth import LoginLimiter
 
 
 def test_the_window_slides_per_client() -> None:
