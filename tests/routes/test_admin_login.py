@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import httpx
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
 from web.admin_auth import LOGIN_LIMIT
+from web.routes.admin_login import AdminDep
 from web.state import AppState
 
 from .conftest import BACKENDS, PASSWORD, csrf_of, log_in
@@ -73,3 +75,27 @@ async def test_login_returns_to_the_page_asked_for_but_never_elsewhere(
     )
     response = await log_in(client, next="https://elsewhere.example/")
     assert response.headers["location"] == "/admin"
+
+
+async def test_admin_dep_sends_anyone_else_to_the_login_and_back(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    served: list[str] = []
+
+    @app.get("/admin/probe")
+    async def probe(_admin: AdminDep) -> PlainTextResponse:
+        served.append("probe")
+        return PlainTextResponse("for admins")
+
+    response = await client.get("/admin/probe?tier=haiku&page=2")
+    assert response.status_code == 303
+    assert (
+        response.headers["location"]
+        == "/admin/login?next=%2Fadmin%2Fprobe%3Ftier%3Dhaiku%26page%3D2"
+    )
+    assert served == []  # the handler never ran
+
+    response = await log_in(client, next="/admin/probe?tier=haiku&page=2")
+    assert response.headers["location"] == "/admin/probe?tier=haiku&page=2"
+    response = await client.get(response.headers["location"])
+    assert (response.status_code, response.text, served) == (200, "for admins", ["probe"])
