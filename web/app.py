@@ -4,46 +4,52 @@ At start: the database is upgraded and turns a previous run left live are marked
 no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and every
 tier points at it (demo mode, its control API mounted at /_sim). At shutdown: running turns are
 cancelled and recorded "interrupted" with their partial text, then the simulator stops.
+
+What the running app holds is one AppState (web.state), attached by the lifespan; why it is built
+there and not here is that module's docstring.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from web import __version__
+from web.admin_auth import AdminAuth
 from web.chain import Chain
 from web.db.migrate import upgrade_database
 from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
-from web.deps import is_htmx, templates_of
+from web.deps import is_htmx
 from web.errors import AppError
 from web.resources import STATIC_DIR, TEMPLATES_DIR
-from web.routes import admin, chat, demo
+from web.routes import admin, admin_login, chat, demo
+from web.routes.admin_login import LoginRequired
 from web.routes.demo import sim_client
 from web.runner import TurnRunner
 from web.security import csrf_token, install_security
 from web.settings import Settings
 from web.sim.server import SimServer, control_app
+from web.state import AppState
 
 log = logging.getLogger(__name__)
 
 
 def _template_context(request: Request) -> dict[str, Any]:
+    state = AppState.find(request.app)  # None for an error page before the lifespan ran
     return {
         "csrf_token": csrf_token(request),
-        "demo_mode": getattr(request.app.state, "demo_mode", False),
+        "demo_mode": state is not None and state.demo_mode,
         "asset_version": __version__,
     }
 
@@ -58,6 +64,8 @@ def wants_embedded_sim(settings: Settings) -> bool:
 
 def create_app(settings: Settings) -> FastAPI:
     sim = SimServer() if wants_embedded_sim(settings) else None
+    templates = make_templates()
+    admin_auth = AdminAuth.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,15 +82,18 @@ def create_app(settings: Settings) -> FastAPI:
             log.info("simulated upstream at %s (control API at /_sim)", sim.url)
         chain = Chain.from_settings(current)
         runner = TurnRunner(chain, sessions, deadline_s=current.turn_deadline_s)
-        state = app.state
-        state.settings = current
-        state.sessions = sessions
-        state.chain = chain
-        state.runner = runner
-        state.sim = sim
         demo = current.sim_url is not None  # every tier answers from a simulator
-        state.demo_mode = demo
-        state.sim_client = sim_client(current.sim_url) if current.sim_url and demo else None
+        state = AppState(
+            settings=current,
+            sessions=sessions,
+            chain=chain,
+            runner=runner,
+            templates=templates,
+            admin=admin_auth,
+            sim_client=sim_client(current.sim_url) if current.sim_url and demo else None,
+            demo_mode=demo,
+        )
+        state.attach(app)
         try:
             yield
         finally:
@@ -102,26 +113,28 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.settings = settings
-    app.state.templates = make_templates()
-    app.state.demo_mode = False
-    app.state.admin_password = settings.admin_password or secrets.token_urlsafe(12)
-    app.state.admin_password_generated = settings.admin_password is None
     install_security(app, settings)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     if sim is not None:
         app.mount("/_sim", control_app(sim), name="sim")
     app.include_router(chat.router)
     app.include_router(demo.router)
+    app.include_router(admin_login.router)
     app.include_router(admin.router)
-    _install_error_pages(app)
+    _install_error_pages(app, templates)
     return app
 
 
-def _install_error_pages(app: FastAPI) -> None:
+def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
+    # The templates come from create_app, not from the AppState: an error can happen before
+    # the lifespan has built it (or in a test that never starts the app).
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(exc.location, status_code=303)
+
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
-        return error_response(request, exc.status, exc.title, exc.message)
+        return error_response(templates, request, exc.status, exc.title, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -133,7 +146,7 @@ def _install_error_pages(app: FastAPI) -> None:
             message = str(exc.detail)
         titles = {403: "Refused", 404: "Not found", 405: "Not allowed", 401: "Sign in"}
         response = error_response(
-            request, exc.status_code, titles.get(exc.status_code, "Error"), message
+            templates, request, exc.status_code, titles.get(exc.status_code, "Error"), message
         )
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
@@ -145,19 +158,24 @@ def _install_error_pages(app: FastAPI) -> None:
             {".".join(str(p) for p in err.get("loc", ())[1:]) or "body" for err in exc.errors()}
         )
         message = f"The request was malformed ({', '.join(fields)} missing or invalid)."
-        return error_response(request, 422, "Malformed request", message)
+        return error_response(templates, request, 422, "Malformed request", message)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(
-            request, 500, "Something went wrong", "The server hit an unexpected error; try again."
+            templates,
+            request,
+            500,
+            "Something went wrong",
+            "The server hit an unexpected error; try again.",
         )
 
 
-def error_response(request: Request, status: int, title: str, message: str) -> Response:
+def error_response(
+    templates: Jinja2Templates, request: Request, status: int, title: str, message: str
+) -> Response:
     """A fragment for htmx requests (shown inline, by the composer), a full page otherwise."""
-    templates = templates_of(request)
     if is_htmx(request):
         return templates.TemplateResponse(
             request, "_flash.html", {"title": title, "message": message}, status_code=status

@@ -1,4 +1,7 @@
-"""What routes take from the running app, typed once: handler signatures read like a spec."""
+"""What routes take from the running app, typed once: handler signatures read like a spec.
+
+Everything comes from the one :class:`~web.state.AppState`, through :func:`state_of`.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +14,27 @@ from web.db.session import Factory
 from web.runner import TurnRunner
 from web.security import owner_of, verify_csrf
 from web.settings import Settings
+from web.state import AppState
+
+
+def state_of(request: Request) -> AppState:
+    return AppState.of(request.app)
 
 
 def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return state_of(request).settings
 
 
 def sessions_of(request: Request) -> Factory:
-    sessions: Factory = request.app.state.sessions
-    return sessions
+    return state_of(request).sessions
 
 
 def runner_of(request: Request) -> TurnRunner:
-    runner: TurnRunner = request.app.state.runner
-    return runner
+    return state_of(request).runner
 
 
 def templates_of(request: Request) -> Jinja2Templates:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates
+    return state_of(request).templates
 
 
 def is_htmx(request: Request) -> bool:
@@ -40,6 +44,5 @@ def is_htmx(request: Request) -> bool:
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 SessionsDep = Annotated[Factory, Depends(sessions_of)]
 RunnerDep = Annotated[TurnRunner, Depends(runner_of)]
-TemplatesDep = Annotated[Jinja2Templates, Depends(templates_of)]
 OwnerDep = Annotated[str, Depends(owner_of)]
 CSRF = [Depends(verify_csrf)]

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from web.app import create_app
 from web.db.migrate import check_database
 from web.settings import ConfigError, Settings
+from web.state import AppState
 
 GRACEFUL_SHUTDOWN_S = 5
 """Open reply streams get this long to close on SIGTERM; running turns are then recorded."""
@@ -84,14 +85,14 @@ def announce(server: uvicorn.Server, app: FastAPI) -> None:
             break
         if url:
             break
-    state = app.state
+    state = AppState.of(app)
     click.echo(f"Understudy is running at {url}")
     if state.demo_mode:
         click.echo(
             f"Demo mode: replies come from the simulated upstream at {state.settings.sim_url}."
         )
-    if state.admin_password_generated:
+    if state.admin.generated:
         click.echo(
             "Admin page /admin password for this run (set UNDERSTUDY_ADMIN_PASSWORD to choose "
-            f"one): {state.admin_password}"
+            f"one): {state.admin.password}"
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from web.db.admin_queries import AttemptView, TurnRow, first_messages, recent_turns, replies
+from web.db.logged_turns import AttemptView, LoggedTurn, first_messages, recent_turns, replies
 from web.db.migrate import current_revision, safe_url
 from web.db.session import make_engine, make_sessionmaker, read_scope
 
@@ -45,7 +45,7 @@ def run_turns(*, degraded: bool, as_json: bool, limit: int) -> int:
 
 async def _load(
     url: str, *, degraded: bool, limit: int
-) -> tuple[tuple[TurnRow, ...], dict[str, str], dict[str, str]]:
+) -> tuple[tuple[LoggedTurn, ...], dict[str, str], dict[str, str]]:
     engine = make_engine(url)
     try:
         async with read_scope(make_sessionmaker(engine)) as session:
@@ -56,7 +56,7 @@ async def _load(
         await engine.dispose()
 
 
-def turn_json(row: TurnRow, prompt: str, reply: str) -> dict[str, Any]:
+def turn_json(row: LoggedTurn, prompt: str, reply: str) -> dict[str, Any]:
     return {
         "id": row.id,
         "conversation_id": row.conversation_id,
@@ -97,7 +97,7 @@ def _attempt_json(a: AttemptView) -> dict[str, Any]:
     }
 
 
-def turn_text(row: TurnRow, prompt: str, reply: str) -> str:
+def turn_text(row: LoggedTurn, prompt: str, reply: str) -> str:
     who = f"{row.tier} ({row.model})" if row.tier else "no tier"
     tokens = (
         f"  tokens {row.input_tokens}->{row.output_tokens}"

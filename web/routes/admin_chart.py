@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from web.db.admin_queries import FAILED_SERIES, TierMix
+from web.db.tier_mix import FAILED_SERIES, TierMix
 
 WIDTH = 480
 HEIGHT = 160

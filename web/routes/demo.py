@@ -20,7 +20,7 @@ import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from web.deps import CSRF, SettingsDep, is_htmx, settings_of, templates_of
+from web.deps import CSRF, SettingsDep, is_htmx, state_of, templates_of
 from web.errors import AppError, Invalid, NotFound
 from web.settings import Settings, TierConfig
 
@@ -107,10 +107,10 @@ def sim_client(sim_url: str) -> httpx.AsyncClient:
 
 
 def _client(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient | None = getattr(request.app.state, "sim_client", None)
-    if client is None or not getattr(request.app.state, "demo_mode", False):
+    state = state_of(request)
+    if state.sim_client is None or not state.demo_mode:
         raise NotFound("The outage panel exists only in demo mode (no API keys set).")
-    return client
+    return state.sim_client
 
 
 async def _faults(client: httpx.AsyncClient) -> list[dict[str, Any]]:
@@ -144,16 +144,15 @@ def _panel(settings: Settings, faults: list[dict[str, Any]]) -> OutagePanel:
 
 async def outage_context(request: Request) -> OutagePanel | None:
     """The panel for the chat page, or None outside demo mode."""
-    client: httpx.AsyncClient | None = getattr(request.app.state, "sim_client", None)
-    if client is None or not getattr(request.app.state, "demo_mode", False):
+    state = state_of(request)
+    if state.sim_client is None or not state.demo_mode:
         return None
-    settings = settings_of(request)
     try:
-        faults = await _faults(client)
+        faults = await _faults(state.sim_client)
     except httpx.HTTPError as exc:
         log.warning("outage panel: cannot read the simulator's faults: %s", exc)
         return OutagePanel(rows=(), error="The simulator is not answering.")
-    return _panel(settings, faults)
+    return _panel(state.settings, faults)
 
 
 async def _apply(

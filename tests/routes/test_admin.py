@@ -1,128 +1,24 @@
-"""The /admin pages in the real app (create_app), in process, on both databases."""
+"""The /admin pages (dashboard, CSV, one turn) in the real app, in process, on both databases."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from db.conftest import start_turn
+from db.factories import turn
+from db.outcomes import no_answer
 
-from web.app import create_app
+from web.db.session import Factory
 from web.db.turnlog import record_outcome
 from web.providers.base import ErrorKind
-from web.routes.admin import LOGIN_LIMIT
-from web.settings import Settings
 
-from .conftest import BACKENDS, add_user_message, start_turn
-from .factories import turn
-from .outcomes import no_answer
+from .conftest import BACKENDS, add_user_message, log_in, text_of
 
-Factory = async_sessionmaker[AsyncSession]
-PASSWORD = "correct horse battery staple"
 pytestmark = BACKENDS
-
-
-@pytest.fixture
-async def client(
-    factory: Factory, database_url: str, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.from_env(
-        {
-            "UNDERSTUDY_DATA_DIR": str(tmp_path),
-            "UNDERSTUDY_DATABASE_URL": database_url,
-            "UNDERSTUDY_ADMIN_PASSWORD": PASSWORD,
-            "UNDERSTUDY_SECRET_KEY": "test-secret-key-for-signing-cookies",
-        }
-    )
-    app = create_app(settings)
-    app.state.sessions = factory  # what the lifespan would set; the chain is not needed here
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        http.app = app  # type: ignore[attr-defined]
-        yield http
-
-
-def text_of(html: str) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split()).replace(" ;", ";")
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no CSRF field in the page"
-    return match.group(1)
-
-
-async def log_in(
-    client: httpx.AsyncClient, password: str = PASSWORD, **form: str
-) -> httpx.Response:
-    page = await client.get("/admin/login")
-    return await client.post(
-        "/admin/login", data={"csrf_token": csrf_of(page.text), "password": password, **form}
-    )
-
-
-async def test_every_admin_page_needs_a_login(client: httpx.AsyncClient) -> None:
-    for path in ("/admin", "/admin/degraded.csv", "/admin/turns/abc"):
-        response = await client.get(path)
-        assert response.status_code == 303
-        assert response.headers["location"].startswith("/admin/login?next=%2Fadmin")
-    page = await client.get("/admin/login")
-    assert page.status_code == 200 and 'type="password"' in page.text
-    assert page.headers["cache-control"] == "no-store"
-
-
-async def test_login_needs_the_csrf_token(client: httpx.AsyncClient) -> None:
-    await client.get("/admin/login")
-    response = await client.post("/admin/login", data={"password": PASSWORD})
-    assert response.status_code == 403
-    assert (await client.get("/admin")).status_code == 303
-
-
-async def test_wrong_password_is_refused_then_rate_limited(client: httpx.AsyncClient) -> None:
-    for _ in range(LOGIN_LIMIT):
-        response = await log_in(client, "guess")
-        assert response.status_code == 401 and "Wrong password." in response.text
-    response = await log_in(client)  # even the right password waits now
-    assert response.status_code == 429
-    assert "Too many failed logins" in response.text
-    assert 0 < int(response.headers["retry-after"]) <= 60
-    assert (await client.get("/admin")).status_code == 303
-
-
-async def test_login_logout_and_a_new_password_ends_the_session(
-    client: httpx.AsyncClient,
-) -> None:
-    response = await log_in(client)
-    assert (response.status_code, response.headers["location"]) == (303, "/admin")
-    assert (await client.get("/admin")).status_code == 200
-    assert PASSWORD not in str(client.cookies.get("understudy_session"))
-
-    page = await client.get("/admin")
-    response = await client.post("/admin/logout", data={"csrf_token": csrf_of(page.text)})
-    assert (response.status_code, response.headers["location"]) == (303, "/admin/login")
-    assert (await client.get("/admin")).status_code == 303
-
-    await log_in(client)
-    client.app.state.admin_password = "rotated"  # type: ignore[attr-defined]
-    assert (await client.get("/admin")).status_code == 303
-
-
-async def test_login_returns_to_the_page_asked_for_but_never_elsewhere(
-    client: httpx.AsyncClient,
-) -> None:
-    response = await log_in(client, next="/admin/turns/abc")
-    assert response.headers["location"] == "/admin/turns/abc"
-    await client.post(
-        "/admin/logout", data={"csrf_token": csrf_of((await client.get("/admin")).text)}
-    )
-    response = await log_in(client, next="https://elsewhere.example/")
-    assert response.headers["location"] == "/admin"
 
 
 async def test_dashboard_lists_degraded_turns_with_why_and_never_primary_ones(

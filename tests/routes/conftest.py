@@ -1,0 +1,103 @@
+"""Route tests: the real app (create_app) in process, on both databases, without its lifespan.
+
+Instead of the lifespan, :func:`running` attaches the AppState it would build, on the test's
+session factory: no simulator starts and no model is called. The database fixtures are tests/db's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from db.conftest import (  # noqa: F401  (tests/db's database fixtures, for these tests too)
+    BACKENDS,
+    add_user_message,
+    database_url,
+    factory,
+    pg_log_url,
+)
+from fastapi import FastAPI
+
+from web.admin_auth import AdminAuth
+from web.app import create_app, make_templates
+from web.chain import Chain
+from web.db.session import Factory
+from web.runner import TurnRunner
+from web.settings import Settings
+from web.state import AppState
+
+PASSWORD = "correct horse battery staple"
+NOWHERE = "http://127.0.0.1:9"
+"""Where the tests' chain points: nothing listens there, and these tests never call a model."""
+
+
+@asynccontextmanager
+async def running(app: FastAPI, settings: Settings, sessions: Factory) -> AsyncIterator[AppState]:
+    """The AppState the lifespan would attach, built on ``sessions``; closed afterwards."""
+    chain = Chain.from_settings(settings.with_sim(NOWHERE))
+    runner = TurnRunner(chain, sessions, deadline_s=settings.turn_deadline_s)
+    state = AppState(
+        settings=settings,
+        sessions=sessions,
+        chain=chain,
+        runner=runner,
+        templates=make_templates(),
+        admin=AdminAuth.from_settings(settings),
+        sim_client=None,
+        demo_mode=False,
+    )
+    state.attach(app)
+    try:
+        yield state
+    finally:
+        await runner.shutdown()
+        await chain.aclose()
+
+
+@pytest.fixture
+async def app(
+    factory: Factory,  # noqa: F811  (a fixture, imported above)
+    database_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> AsyncIterator[FastAPI]:
+    settings = Settings.from_env(
+        {
+            "UNDERSTUDY_DATA_DIR": str(tmp_path),
+            "UNDERSTUDY_DATABASE_URL": database_url,
+            "UNDERSTUDY_ADMIN_PASSWORD": PASSWORD,
+            "UNDERSTUDY_SECRET_KEY": "test-secret-key-for-signing-cookies",
+        }
+    )
+    made = create_app(settings)
+    async with running(made, settings, factory):
+        yield made
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+def text_of(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split()).replace(" ;", ";")
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+async def log_in(
+    client: httpx.AsyncClient, password: str = PASSWORD, **form: str
+) -> httpx.Response:
+    page = await client.get("/admin/login")
+    return await client.post(
+        "/admin/login", data={"csrf_token": csrf_of(page.text), "password": password, **form}
+    )

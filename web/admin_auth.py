@@ -1,0 +1,99 @@
+"""The admin's login: one password, a token derived from it, a session age and a rate limit.
+
+A logged-in admin's session holds ``{"token": ..., "at": <login time>}`` under SESSION_KEY. The
+token is an HMAC of a random value made once per app (the nonce) keyed with the admin password, so:
+
+- a changed password or a restart logs every admin out;
+- the cookie never carries the password or a hash of the password alone;
+- a login expires ADMIN_SESSION_MAX_AGE_S after it was made, whatever the cookie says.
+
+Failed logins are limited per client address: after LOGIN_LIMIT in LOGIN_WINDOW_S, even the right
+password gets 429 with a Retry-After until the oldest failure leaves the window. The routes that
+use all this are in web.routes.admin_login.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+
+from web.settings import Settings
+
+SESSION_KEY = "admin"
+LOGIN_LIMIT = 5
+LOGIN_WINDOW_S = 60.0
+ADMIN_SESSION_MAX_AGE_S = 12 * 3600
+
+
+class LoginLimiter:
+    """Failed logins per client address in a sliding window."""
+
+    def __init__(self, limit: int = LOGIN_LIMIT, window_s: float = LOGIN_WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.max_clients = 10_000
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, client: str, now: float) -> float | None:
+        """Seconds until ``client`` may try again, or None if it may now."""
+        failures = self._failures.get(client)
+        if not failures:
+            return None
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        if len(failures) < self.limit:
+            return None
+        return failures[0] + self.window_s - now
+
+    def failed(self, client: str, now: float) -> None:
+        if len(self._failures) >= self.max_clients:
+            # Many addresses guessing: forget those whose failures have all left the window.
+            stale = [c for c, f in self._failures.items() if not f or f[-1] <= now - self.window_s]
+            for c in stale:
+                del self._failures[c]
+        self._failures.setdefault(client, deque()).append(now)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+@dataclass(frozen=True)
+class AdminAuth:
+    """The admin password of this app and what checks logins against it."""
+
+    password: str = field(repr=False)
+    generated: bool
+    """True when no UNDERSTUDY_ADMIN_PASSWORD was set: the password is random, printed at start."""
+    nonce: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    limiter: LoginLimiter = field(default_factory=LoginLimiter, repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AdminAuth:
+        return cls(
+            password=settings.admin_password or secrets.token_urlsafe(12),
+            generated=settings.admin_password is None,
+        )
+
+    def token(self) -> str:
+        return hmac.new(self.password.encode(), self.nonce, hashlib.sha256).hexdigest()
+
+    def password_matches(self, candidate: str) -> bool:
+        return hmac.compare_digest(candidate.encode(), self.password.encode())
+
+    def login(self, now: float) -> dict[str, str | int]:
+        """What the session keeps under SESSION_KEY for an admin who logged in at ``now``."""
+        return {"token": self.token(), "at": int(now)}
+
+    def admits(self, login: object, now: float) -> bool:
+        """Whether ``login`` (the session's SESSION_KEY value, anything) is a current login."""
+        if not isinstance(login, dict):
+            return False
+        token, at = login.get("token"), login.get("at")
+        if not isinstance(token, str) or not isinstance(at, int | float):
+            return False
+        if now - at > ADMIN_SESSION_MAX_AGE_S:
+            return False
+        return hmac.compare_digest(token, self.token())

@@ -1,0 +1,94 @@
+"""The dashboard's filters: parsed from its query string, turned into a query and back into links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+from web.db.admin_queries import ListKind, TurnFilter
+from web.providers.base import ErrorKind
+
+RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+class Filters:
+    """The dashboard's query string, parsed leniently: an unknown value means "no filter"."""
+
+    def __init__(
+        self,
+        kind: ListKind,
+        tier: str,
+        reason: str,
+        range_: str,
+        since: datetime | None,
+        until: datetime | None,
+        page: int,
+    ) -> None:
+        self.kind, self.tier, self.reason, self.range = kind, tier, reason, range_
+        self.since, self.until, self.page = since, until, page
+
+    @classmethod
+    def from_query(cls, request: Request) -> Filters:
+        q = request.query_params
+        kind = q.get("kind", "")
+        reason = q.get("reason", "")
+        range_ = q.get("range", "all")
+        return cls(
+            kind=ListKind(kind) if kind in set(ListKind) else ListKind.DEGRADED,
+            tier=q.get("tier", "")[:64],
+            reason=reason if reason in {k.value for k in ErrorKind} else "",
+            range_=range_ if range_ in RANGES else "all",
+            since=_parse_local(q.get("since")),
+            until=_parse_local(q.get("until")),
+            page=_positive_int(q.get("page")),
+        )
+
+    def turn_filter(self, now: datetime) -> TurnFilter:
+        since = self.since
+        if since is None and self.range in RANGES:
+            since = now - RANGES[self.range]
+        return TurnFilter(
+            kind=self.kind,
+            tier=self.tier or None,
+            reason=self.reason or None,
+            since=since,
+            until=self.until,
+        )
+
+    def query(self, *, page: int | None) -> str:
+        params: dict[str, str] = {"kind": self.kind.value}
+        for key, value in (("tier", self.tier), ("reason", self.reason)):
+            if value:
+                params[key] = value
+        if self.range != "all":
+            params["range"] = self.range
+        if self.since:
+            params["since"] = self.since.strftime("%Y-%m-%dT%H:%M")
+        if self.until:
+            params["until"] = self.until.strftime("%Y-%m-%dT%H:%M")
+        if page is not None and page > 1:
+            params["page"] = str(page)
+        return urlencode(params)
+
+    def input_value(self, moment: datetime | None) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
+def _parse_local(raw: str | None) -> datetime | None:
+    """A datetime-local field ('2026-05-01T13:30'), read as UTC."""
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _positive_int(raw: str | None) -> int:
+    try:
+        return max(1, int(raw or "1"))
+    except ValueError:
+        return 1

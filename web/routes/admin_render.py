@@ -1,0 +1,44 @@
+"""An admin page response: what every admin template gets, and never a cached copy.
+
+Admin pages show the turn log (user prompts, provider errors): ``Cache-Control: no-store`` keeps
+them out of the browser's and any proxy's cache.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from web.db.turns_cli import format_ms
+from web.deps import templates_of
+from web.security import csrf_token
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200, **headers: str
+) -> Response:
+    context = {
+        "csrf_token": csrf_token(request),
+        "format_ms": format_ms,
+        "format_time": format_time,
+        "format_clock": format_clock,
+        **context,
+    }
+    response: Response = templates_of(request).TemplateResponse(
+        request, name, context, status_code=status_code, headers={**NO_STORE, **headers}
+    )
+    return response
+
+
+def format_time(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def format_clock(moment: datetime) -> str:
+    """The time of day to the millisecond: attempts of one turn are close together."""
+    return f"{moment.astimezone(UTC):%H:%M:%S.%f}"[:-3]

@@ -1,0 +1,58 @@
+"""AppState: what the running app holds, typed, in one frozen object (``app.state.understudy``).
+
+It is built in two steps because half of it cannot exist before the app starts. create_app makes
+what the settings alone decide (the templates, the admin's AdminAuth); the lifespan makes the
+async half (database engine and sessions, chain, runner, the simulator's control client) and only
+then knows the final settings: in demo mode the simulator binds port 0 and the settings learn its
+URL. So the lifespan builds the AppState from create_app's pieces and attaches it once; nothing
+adds to it later.
+
+Before the lifespan has run (or in a test that never runs it) there is no AppState: routes fail
+loudly through :meth:`AppState.of`, while error pages and the template context do without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from fastapi.templating import Jinja2Templates
+from starlette.applications import Starlette
+
+from web.admin_auth import AdminAuth
+from web.chain import Chain
+from web.db.session import Factory
+from web.runner import TurnRunner
+from web.settings import Settings
+
+_ATTRIBUTE = "understudy"
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    """The settings in force: in demo mode, pointed at the simulator that was started."""
+    sessions: Factory
+    chain: Chain
+    runner: TurnRunner
+    templates: Jinja2Templates
+    admin: AdminAuth
+    sim_client: httpx.AsyncClient | None
+    """The simulator's control API (the outage panel), in demo mode only."""
+    demo_mode: bool
+    """Every tier answers from a simulator."""
+
+    def attach(self, app: Starlette) -> None:
+        setattr(app.state, _ATTRIBUTE, self)
+
+    @classmethod
+    def find(cls, app: Starlette) -> AppState | None:
+        state = getattr(app.state, _ATTRIBUTE, None)
+        return state if isinstance(state, cls) else None
+
+    @classmethod
+    def of(cls, app: Starlette) -> AppState:
+        state = cls.find(app)
+        if state is None:
+            raise RuntimeError("The app has not started: its lifespan builds the AppState.")
+        return state
