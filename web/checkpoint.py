@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from web.db.session import Factory
 from web.db.turnlog import Checkpoint, checkpoint_turns
@@ -32,12 +32,15 @@ class Checkpointer:
         live_turns: Callable[[], Sequence[LiveTurn]],
         *,
         interval_s: float = CHECKPOINT_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """``live_turns``: the turns to save now (the runner leaves out those being finished,
-        whose final write must not be overtaken by a stale checkpoint)."""
+        whose final write must not be overtaken by a stale checkpoint). ``sleep`` is injectable
+        so tests step the interval instead of waiting for it."""
         self._sessions = sessions
         self._live_turns = live_turns
         self._interval_s = interval_s
+        self._sleep = sleep
         self._saved: dict[str, int] = {}
         """turn id -> the revision last saved."""
         self._task: asyncio.Task[None] | None = None
@@ -53,7 +56,7 @@ class Checkpointer:
     async def _loop(self) -> None:
         """Runs while any turn is live; the runner starts it again for the next one."""
         while live := self._live_turns():
-            await asyncio.sleep(self._interval_s)
+            await self._sleep(self._interval_s)
             live = self._live_turns()
             current = {turn.turn_id for turn in live}
             self._saved = {k: v for k, v in self._saved.items() if k in current}
