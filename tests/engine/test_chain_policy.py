@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+
+import httpx
+import pytest
+from sim.clock import FakeClock
 
 from web.chain import Chain, Tier
 from web.events import AttemptRecord, TextDelta, TierStarted
 from web.providers.anthropic_provider import AnthropicProvider
 from web.providers.base import ChatMessage, ChatRequest, ErrorKind
 from web.sim.replies import reply_text, tokenize
+from web.sim.server import SimServer
 
 from .conftest import (
     DEFAULT_TIERS,
+    FAST,
     GPT,
     GPT_TIER,
     HAIKU,
@@ -156,13 +163,53 @@ async def test_retry_after_above_the_cap_moves_on_at_once(upstream: Upstream) ->
     assert turn.elapsed < 1.2  # not 1.5 s of waiting
 
 
-async def test_retry_waits_with_jitter_and_can_find_the_tier_healed(upstream: Upstream) -> None:
-    await upstream.fault(SONNET, "flap", status=503, down_s=0.15)
-    chain = upstream.chain(rng=MaxRng(), backoff_s=0.3)
-    turn = await run_turn(chain)
-    await chain.aclose()
-    assert await upstream.requests() == {SONNET: 2}
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def clocked(clock: FakeClock) -> AsyncIterator[Upstream]:
+    """Like ``upstream``, but its faults' time moves only when the test advances ``clock``."""
+    sim = SimServer(default_profile=FAST, clock=clock)
+    await sim.start()
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            yield Upstream(sim, client)
+    finally:
+        await asyncio.wait_for(sim.stop(), 5)
+
+
+async def _until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not condition():
+        assert loop.time() < deadline, "the condition did not come true in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_retry_waits_with_jitter_and_can_find_the_tier_healed(
+    clocked: Upstream, clock: FakeClock
+) -> None:
+    await clocked.fault(SONNET, "flap", status=503, down_s=60)
+    chain = clocked.chain(rng=MaxRng(), backoff_s=0.3)
+    turn_task = asyncio.ensure_future(run_turn(chain))
+    try:
+        # Heal the tier once its first request has failed, while the chain sleeps its 0.3 s of
+        # jitter: the poll's 5 ms timer is always due before the chain's, so even a stalled
+        # loop heals it before the retry is sent, however long building the clients took.
+        await _until(lambda: clocked.sim.log.count(SONNET) >= 1)
+        clock.advance(60)
+        turn = await turn_task
+    finally:
+        if not turn_task.done():
+            turn_task.cancel()
+            await asyncio.wait([turn_task])
+        await chain.aclose()
+    assert [e.outcome for e in clocked.sim.log.entries()] == ["flap", "ok"]
+    assert [(s.tier.name, s.retry) for s in turn.starts] == [("sonnet", False), ("sonnet", True)]
     assert turn.completed.tier.name == "sonnet"
+    assert turn.completed.degraded_reason is None
     assert 0.3 <= turn.elapsed < 1.5
 
 
