@@ -231,11 +231,13 @@ async def test_an_outside_cancellation_is_a_cancelled_error_not_expired() -> Non
 
 
 @pytest.mark.parametrize("first", ["watchdog", "outside"])
-@pytest.mark.parametrize("swallow", [False], ids=["plain"])
+@pytest.mark.parametrize("swallow", [False, True, "raise"], ids=["plain", "swallows", "converts"])
 async def test_an_outside_cancellation_racing_the_watchdog_still_wins(
     first: str, swallow: bool | str
 ) -> None:
     # Both cancels land before the task runs again: it sees one CancelledError for two requests.
+    # A provider that swallows it (or turns it into another error) must not swallow the outside
+    # one as well: a Stop or a shutdown would go unheard and the chain would move on.
     timers = Timers()
     gate = Gate(swallow)
     wait = consume(timers.watchdog(), gate, deadline=1.0)
@@ -305,7 +307,7 @@ async def test_on_the_real_loop_a_tiny_deadline_expires_a_silent_stream() -> Non
     watchdog.close()
 
 
-@pytest.mark.parametrize("swallow", [False], ids=["plain"])
+@pytest.mark.parametrize("swallow", [False, True], ids=["plain", "swallows"])
 async def test_on_the_real_loop_an_outside_cancel_due_with_the_deadline_wins(
     swallow: bool,
 ) -> None:
