@@ -227,19 +227,20 @@ async def test_failure_after_text_restarts_the_reply_on_the_next_tier(upstream: 
 
 
 async def test_tier_total_time_limit_cuts_a_slow_stream(upstream: Upstream) -> None:
-    upstream.sim.set_profile(SONNET, tokens_per_s=20)  # 30 tokens take 1.5 s
+    # A token every 0.1 s (idle_s is 0.5); 1 s is ample for the first ones to arrive.
+    upstream.sim.set_profile(SONNET, tokens_per_s=10)  # 30 tokens take 3 s
     configs = (
-        replace(SONNET_TIER, timeouts=replace(SONNET_TIER.timeouts, total_s=0.4)),
+        replace(SONNET_TIER, timeouts=replace(SONNET_TIER.timeouts, total_s=1.0)),
         HAIKU_TIER,
     )
     chain = upstream.chain(configs)
     turn = await run_turn(chain)
     await chain.aclose()
     assert turn.failures[0].error_kind is ErrorKind.TIMEOUT
-    assert turn.failures[0].error_message == "the tier's total time limit (0.4 s) passed"
+    assert turn.failures[0].error_message == "the tier's total time limit (1 s) passed"
     assert turn.failures[0].after_text
     assert turn.completed.tier.name == "haiku"
-    assert turn.elapsed < 1.3  # not the 1.5 s the whole reply takes
+    assert turn.elapsed < 2.5  # not the 3 s the whole reply takes
 
 
 async def test_deadline_bounds_the_turn_when_every_upstream_hangs(upstream: Upstream) -> None:
@@ -250,18 +251,19 @@ async def test_deadline_bounds_the_turn_when_every_upstream_hangs(upstream: Upst
         replace(HAIKU_TIER, timeouts=quick),
         replace(GPT_TIER, timeouts=replace(SHORT, first_token_s=5.0)),
     )
-    chain = upstream.chain(configs, deadline_s=1.4)
+    # GPT-5.5 gets what is left after 0.8 s, ample time to send its request before the deadline.
+    chain = upstream.chain(configs, deadline_s=2.0)
     turn = await run_turn(chain)
     await chain.aclose()
-    assert 1.35 <= turn.elapsed < 2.0
+    assert 1.95 <= turn.elapsed < 3.5  # not the 5 s of GPT-5.5's first-token timeout
     assert await upstream.requests() == {SONNET: 1, HAIKU: 1, GPT: 1}
     assert [r.error_message for r in turn.failures] == [
         "no first token within 0.4 s",
         "no first token within 0.4 s",
-        "the turn deadline (1.4 s) passed",
+        "the turn deadline (2 s) passed",
     ]
     assert turn.exhausted.message == (
-        "No model answered within 1.4 s: Sonnet timed out, Haiku timed out and GPT-5.5 timed "
+        "No model answered within 2 s: Sonnet timed out, Haiku timed out and GPT-5.5 timed "
         "out. Try again in a moment."
     )
 
