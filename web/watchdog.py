@@ -50,13 +50,17 @@ class Watchdog:
             if not self._fired:
                 raise
             self._fired = False
-            if task.uncancel() > 0 and isinstance(exc, asyncio.CancelledError):
+            if task.uncancel() == 0:
+                raise Expired from None
+            if isinstance(exc, asyncio.CancelledError):
                 raise  # cancelled from outside as well: that wins
-            raise Expired from None
+            # ...even when the provider turned the cancellation into an error of its own.
+            raise asyncio.CancelledError from exc
         self._waiting = False
         if self._fired:  # the provider swallowed our cancellation
             self._fired = False
-            task.uncancel()
+            if task.uncancel() > 0:
+                raise asyncio.CancelledError  # and an outside one with it: that still wins
             raise Expired
         return item
 

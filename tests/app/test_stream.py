@@ -36,7 +36,8 @@ def final_text(events: list[SSEEvent]) -> str:
 
 
 def test_the_stream_replays_the_reply_once_and_ends(client: ChatClient, live_app: LiveApp) -> None:
-    live_app.set_profile(SONNET, first_token_s=0.3)  # connect before the reply starts
+    # Connect while it streams: ~2.3 s to do so, not 0.4 s.
+    live_app.set_profile(SONNET, first_token_s=0.3, tokens_per_s=20.0)
     conversation = client.new_conversation("stream me")
     events = client.finish(conversation, client.last_turn(conversation))
     assert events[0].event == "snapshot"
@@ -62,7 +63,7 @@ def test_a_finished_turn_replays_its_final_state_and_never_calls_a_model(
 
 
 def test_a_disconnect_does_not_cancel_the_reply(client: ChatClient, live_app: LiveApp) -> None:
-    live_app.set_profile(SONNET, tokens_per_s=30.0)
+    live_app.set_profile(SONNET, tokens_per_s=15.0)  # ~2.7 s: the reload comes mid-reply
     conversation = client.new_conversation("keep going")
     turn = client.last_turn(conversation)
     partial = client.stream(conversation, turn, limit=3)  # then the "tab" closes
@@ -97,7 +98,8 @@ def test_stop_keeps_the_partial_text_and_cancels_upstream(
 
 def test_the_badge_arrives_before_the_first_token(client: ChatClient, live_app: LiveApp) -> None:
     live_app.set_fault(SONNET, "status", status=429)
-    live_app.set_profile(HAIKU, first_token_s=0.5)  # the stream connects before the first token
+    # The stream connects before the first token, or at least while Haiku streams (~2.5 s).
+    live_app.set_profile(HAIKU, first_token_s=0.5, tokens_per_s=20.0)
     conversation = client.new_conversation("who answers?")
     events = client.finish(conversation, client.last_turn(conversation))
     first_delta = next(i for i, e in enumerate(events) if e.event == "delta")
@@ -112,7 +114,7 @@ def test_a_tier_switch_mid_reply_replaces_the_partial_text(
     client: ChatClient, live_app: LiveApp
 ) -> None:
     live_app.set_profile(SONNET, tokens_per_s=10.0)  # slow enough to see its text first
-    live_app.set_fault(SONNET, "cut", after_tokens=5)
+    live_app.set_fault(SONNET, "cut", after_tokens=20)  # 2 s to connect before the cut, not 0.5
     conversation = client.new_conversation("cut me off")
     events = client.finish(conversation, client.last_turn(conversation))
     switch = [e.event for e in events].index("snapshot", 1)

@@ -66,7 +66,9 @@ async def test_background_writers_wait_for_every_other_writer() -> None:
 
 
 async def test_a_background_writer_is_not_starved_by_a_steady_stream_of_writers() -> None:
-    queue = WriteQueue(background_max_wait_s=0.05)
+    # The queue reads the loop's real clock. The first release comes two loop turns after the
+    # background writer queued; with 0.05 s, one pause of the process made it overdue already.
+    queue = WriteQueue(background_max_wait_s=0.5)
     await queue.acquire()
     background = asyncio.create_task(queue.acquire(priority=BACKGROUND))
     await asyncio.sleep(0)
@@ -75,7 +77,7 @@ async def test_a_background_writer_is_not_starved_by_a_steady_stream_of_writers(
     queue.release()  # the background writer has not waited long: the normal one goes first
     await asyncio.wait_for(normal, 1.0)
     assert not background.done()
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(0.6)
     urgent = asyncio.create_task(queue.acquire(priority=URGENT))
     await asyncio.sleep(0)
     queue.release()  # now it has: it goes before the urgent one

@@ -4,6 +4,7 @@ simulator, messages posted the way the browser posts them, then the database ins
 from __future__ import annotations
 
 import html
+import re
 import signal
 import tempfile
 import time
@@ -138,7 +139,11 @@ def follow_until_checkpointed(
     deadline = time.monotonic() + 20
     for name, data in chat.stream(conversation_id, turn_id):
         assert name in ("snapshot", "delta"), (name, stored)
-        if name == "delta":
+        if name == "snapshot":  # the text so far: the first tokens may come before we connect
+            body = re.search(r'data-testid="reply-body">(.*?)</div>', data, re.S)
+            assert body, data
+            streamed = [html.unescape(body.group(1))]
+        elif name == "delta":
             streamed.append(html.unescape(data))
         text = db.reply(turn_id)
         if text and (not stored or stored[-1][1] != text):

@@ -4,7 +4,7 @@ AttemptRecords agree), and how long it took."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -44,6 +44,8 @@ class Case:
     max_s: float = 1.5
     per_provider: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Overrides of fault/kind for one wire format."""
+    first_token_s: float | None = None
+    """The primary's first-token timeout, when the case needs its own (None: SHORT's)."""
 
 
 CASES: dict[str, Case] = {
@@ -80,8 +82,13 @@ CASES: dict[str, Case] = {
     "slow-first-token": Case(
         {"kind": "slow_first_token", "delay_s": 3}, 1, K.TIMEOUT, min_s=0.45, max_s=1.8
     ),
-    "slow-first-token-in-time": Case(
-        {"kind": "slow_first_token", "delay_s": 0.15}, 1, None, answers="primary", min_s=0.15
+    "slow-first-token-in-time": Case(  # in time with seconds to spare, not 0.35 s
+        {"kind": "slow_first_token", "delay_s": 0.15},
+        1,
+        None,
+        answers="primary",
+        min_s=0.15,
+        first_token_s=3.0,
     ),
     "cut-after-text": Case({"kind": "cut", "after_tokens": 3}, 1, K.CONNECTION, after_text=True),
     "cut-before-text": Case({"kind": "cut", "after_tokens": 0}, 2, K.CONNECTION),
@@ -136,6 +143,9 @@ async def test_fault_on_primary(upstream: Upstream, primary: str, name: str) -> 
     fault = override.get("fault", case.fault)
     kind = override.get("kind", case.kind)
     configs, primary_model, second_model = CHAINS[primary]
+    if case.first_token_s is not None:
+        timeouts = replace(configs[0].timeouts, first_token_s=case.first_token_s)
+        configs = (replace(configs[0], timeouts=timeouts), *configs[1:])
     await upstream.fault(primary_model, **fault)
     chain = upstream.chain(configs)
     try:

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+
+import httpx
+import pytest
+from sim.clock import FakeClock
 
 from web.chain import Chain
 from web.events import AttemptRecord, TextDelta, TierStarted
 from web.providers.anthropic_provider import AnthropicProvider
 from web.providers.base import ChatMessage, ChatRequest, ErrorKind
 from web.sim.replies import reply_text, tokenize
+from web.sim.server import SimServer
 from web.tiers import Tier
 
 from .conftest import (
     DEFAULT_TIERS,
+    FAST,
     GPT,
     GPT_TIER,
     HAIKU,
@@ -157,13 +164,53 @@ async def test_retry_after_above_the_cap_moves_on_at_once(upstream: Upstream) ->
     assert turn.elapsed < 1.2  # not 1.5 s of waiting
 
 
-async def test_retry_waits_with_jitter_and_can_find_the_tier_healed(upstream: Upstream) -> None:
-    await upstream.fault(SONNET, "flap", status=503, down_s=0.15)
-    chain = upstream.chain(rng=MaxRng(), backoff_s=0.3)
-    turn = await run_turn(chain)
-    await chain.aclose()
-    assert await upstream.requests() == {SONNET: 2}
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def clocked(clock: FakeClock) -> AsyncIterator[Upstream]:
+    """Like ``upstream``, but its faults' time moves only when the test advances ``clock``."""
+    sim = SimServer(default_profile=FAST, clock=clock)
+    await sim.start()
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            yield Upstream(sim, client)
+    finally:
+        await asyncio.wait_for(sim.stop(), 5)
+
+
+async def _until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not condition():
+        assert loop.time() < deadline, "the condition did not come true in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_retry_waits_with_jitter_and_can_find_the_tier_healed(
+    clocked: Upstream, clock: FakeClock
+) -> None:
+    await clocked.fault(SONNET, "flap", status=503, down_s=60)
+    chain = clocked.chain(rng=MaxRng(), backoff_s=0.3)
+    turn_task = asyncio.ensure_future(run_turn(chain))
+    try:
+        # Heal the tier once its first request has failed, while the chain sleeps its 0.3 s of
+        # jitter: the poll's 5 ms timer is always due before the chain's, so even a stalled
+        # loop heals it before the retry is sent, however long building the clients took.
+        await _until(lambda: clocked.sim.log.count(SONNET) >= 1)
+        clock.advance(60)
+        turn = await turn_task
+    finally:
+        if not turn_task.done():
+            turn_task.cancel()
+            await asyncio.wait([turn_task])
+        await chain.aclose()
+    assert [e.outcome for e in clocked.sim.log.entries()] == ["flap", "ok"]
+    assert [(s.tier.name, s.retry) for s in turn.starts] == [("sonnet", False), ("sonnet", True)]
     assert turn.completed.tier.name == "sonnet"
+    assert turn.completed.degraded_reason is None
     assert 0.3 <= turn.elapsed < 1.5
 
 
@@ -181,19 +228,20 @@ async def test_failure_after_text_restarts_the_reply_on_the_next_tier(upstream: 
 
 
 async def test_tier_total_time_limit_cuts_a_slow_stream(upstream: Upstream) -> None:
-    upstream.sim.set_profile(SONNET, tokens_per_s=20)  # 30 tokens take 1.5 s
+    # A token every 0.1 s (idle_s is 0.5); 1 s is ample for the first ones to arrive.
+    upstream.sim.set_profile(SONNET, tokens_per_s=10)  # 30 tokens take 3 s
     configs = (
-        replace(SONNET_TIER, timeouts=replace(SONNET_TIER.timeouts, total_s=0.4)),
+        replace(SONNET_TIER, timeouts=replace(SONNET_TIER.timeouts, total_s=1.0)),
         HAIKU_TIER,
     )
     chain = upstream.chain(configs)
     turn = await run_turn(chain)
     await chain.aclose()
     assert turn.failures[0].error_kind is ErrorKind.TIMEOUT
-    assert turn.failures[0].error_message == "the tier's total time limit (0.4 s) passed"
+    assert turn.failures[0].error_message == "the tier's total time limit (1 s) passed"
     assert turn.failures[0].after_text
     assert turn.completed.tier.name == "haiku"
-    assert turn.elapsed < 1.3  # not the 1.5 s the whole reply takes
+    assert turn.elapsed < 2.5  # not the 3 s the whole reply takes
 
 
 async def test_deadline_bounds_the_turn_when_every_upstream_hangs(upstream: Upstream) -> None:
@@ -204,18 +252,19 @@ async def test_deadline_bounds_the_turn_when_every_upstream_hangs(upstream: Upst
         replace(HAIKU_TIER, timeouts=quick),
         replace(GPT_TIER, timeouts=replace(SHORT, first_token_s=5.0)),
     )
-    chain = upstream.chain(configs, deadline_s=1.4)
+    # GPT-5.5 gets what is left after 0.8 s, ample time to send its request before the deadline.
+    chain = upstream.chain(configs, deadline_s=2.0)
     turn = await run_turn(chain)
     await chain.aclose()
-    assert 1.35 <= turn.elapsed < 2.0
+    assert 1.95 <= turn.elapsed < 3.5  # not the 5 s of GPT-5.5's first-token timeout
     assert await upstream.requests() == {SONNET: 1, HAIKU: 1, GPT: 1}
     assert [r.error_message for r in turn.failures] == [
         "no first token within 0.4 s",
         "no first token within 0.4 s",
-        "the turn deadline (1.4 s) passed",
+        "the turn deadline (2 s) passed",
     ]
     assert turn.exhausted.message == (
-        "No model answered within 1.4 s: Sonnet timed out, Haiku timed out and GPT-5.5 timed "
+        "No model answered within 2 s: Sonnet timed out, Haiku timed out and GPT-5.5 timed "
         "out. Try again in a moment."
     )
 

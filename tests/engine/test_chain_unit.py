@@ -208,7 +208,11 @@ async def test_cancelling_the_consumer_task_cancels_the_upstream_stream() -> Non
             pass
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    for _ in range(100):  # loop turns, not time: until the chain awaits the hanging stream
+        if hanging.opened:
+            break
+        await asyncio.sleep(0)
+    assert hanging.opened == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 1.0)
@@ -336,12 +340,15 @@ def test_degraded_reason_sentences() -> None:
 
 
 async def test_steady_text_keeps_the_idle_timer_moving() -> None:
-    # Tokens every 0.3 s for 1.5 s: the 0.5 s idle timer must keep moving, never fire.
-    steady = FakeProvider([["a", 0.3, "b", 0.3, "c", 0.3, "d", 0.3, "e", 0.3, "f", OK[-1]]])
+    # Tokens every 0.1 s for 1 s: the 0.5 s idle timer must keep moving, never fire (only a
+    # 0.4 s stall of the whole process could fire it; 0.3 s gaps left 0.2 s).
+    letters = "abcdefghijk"
+    script: list[Step] = [step for letter in letters for step in (letter, 0.1)][:-1]
+    steady = FakeProvider([[*script, OK[-1]]])
     started = time.monotonic()
     events = await collect(chain_of(steady))
-    assert isinstance(events[-1], Completed) and events[-1].text == "abcdef"
-    assert 1.5 <= time.monotonic() - started < 2.5
+    assert isinstance(events[-1], Completed) and events[-1].text == letters
+    assert 0.99 <= time.monotonic() - started < 2.5
 
 
 async def test_a_slow_consumer_does_not_count_against_the_idle_timeout() -> None:

@@ -12,9 +12,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from web.sim.faults import FaultRegistry
 from web.sim.server import SimServer, control_app
 
-from .conftest import GPT, HAIKU, SONNET, bounded, claude, gpt
+from .clock import FakeClock
+from .conftest import FAST, GPT, HAIKU, SONNET, bounded, claude, gpt
 
 JSON = {"content-type": "application/json"}
 
@@ -249,3 +251,31 @@ async def test_json_with_a_charset_is_accepted_and_a_delete_with_a_body_needs_js
     assert refused.status_code == 415
     assert len((await http.get("/faults")).json()) == 1
     assert (await http.delete("/faults")).json() == {"deleted": 1}
+
+
+@pytest.mark.parametrize("route", ["raw", "mounted"])
+@bounded(5)
+async def test_a_flap_set_over_either_control_api_heals_on_the_servers_clock(route: str) -> None:
+    clock = FakeClock()
+    async with SimServer(default_profile=FAST, clock=clock) as sim:
+        client = httpx.AsyncClient(base_url=sim.url) if route == "raw" else _mounted_client(sim)
+        async with client as http:
+            created = await http.post("/faults", json={"model": GPT, "kind": "flap", "down_s": 30})
+            assert created.status_code == 201
+            clock.advance(29.5)
+            assert [f["id"] for f in (await http.get("/faults")).json()] == [created.json()["id"]]
+            with pytest.raises(openai.InternalServerError, match="503"):
+                await gpt(sim).chat.completions.create(
+                    model=GPT, messages=[{"role": "user", "content": "x"}]
+                )
+            clock.advance(0.5)
+            assert (await http.get("/faults")).json() == []
+            await gpt(sim).chat.completions.create(
+                model=GPT, messages=[{"role": "user", "content": "x"}]
+            )
+        assert [e.outcome for e in sim.log.entries()] == ["flap", "ok"]
+
+
+def test_a_clock_goes_with_the_registry_it_belongs_to() -> None:
+    with pytest.raises(ValueError, match="pass the clock to the FaultRegistry"):
+        SimServer(registry=FaultRegistry(), clock=FakeClock())

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from web.sim.faults import KINDS, FaultError, FaultRegistry, parse_fault
+
+from .clock import FakeClock
 
 
 @pytest.mark.parametrize(
@@ -82,13 +83,35 @@ def test_take_matches_the_model_or_star_and_skips_others() -> None:
 
 
 def test_flap_expires_after_down_s() -> None:
-    registry = FaultRegistry()
+    clock = FakeClock()
+    registry = FaultRegistry(clock)
     registry.add({"model": "m", "kind": "flap", "down_s": 0.05, "status": 500})
     plan = registry.take("m", stream=True)
     assert (plan.outcome, plan.status) == ("flap", 500)
-    time.sleep(0.06)
+    clock.advance(0.06)
     assert registry.take("m", stream=True).outcome == "ok"
     assert registry.list() == []
+
+
+def test_flap_is_down_until_down_s_from_when_it_was_set() -> None:
+    clock = FakeClock()
+    registry = FaultRegistry(clock)
+    clock.advance(100)  # time before the fault was set does not count against it
+    registry.add({"model": "m", "kind": "flap", "down_s": 2})
+    clock.advance(1.999)
+    assert registry.take("m", stream=False).status == 503
+    assert len(registry.list()) == 1
+    clock.advance(0.001)
+    assert registry.list() == []
+    assert registry.take("m", stream=False).outcome == "ok"
+
+
+def test_the_default_clock_is_monotonic_time() -> None:
+    registry = FaultRegistry()
+    registry.add({"model": "a", "kind": "flap", "down_s": 0})
+    registry.add({"model": "b", "kind": "flap", "down_s": 3600})
+    assert registry.take("a", stream=True).outcome == "ok"  # healed at once
+    assert registry.take("b", stream=True).outcome == "flap"  # down for the hour
 
 
 def test_remove_and_clear() -> None:

@@ -268,8 +268,12 @@ async def test_profile_timing_is_honoured(sim: SimServer) -> None:
             first = first or loop.time() - start
             last = loop.time() - start
     assert first is not None and last is not None
-    assert 0.28 <= first < 0.6
-    assert last - first >= 0.9 * (len(tokenize(reply_text(HAIKU, "x", 10))) - 1) / 100
+    # The simulator never sends a token before its time (it skips sleeps under 0.5 ms); a busy
+    # machine only makes tokens later, then sends the late ones in a burst. So: bounds from
+    # below on the schedule, and only a generous one above.
+    tokens = len(tokenize(reply_text(HAIKU, "x", 10)))
+    assert 0.299 <= first < 3.0
+    assert last >= 0.299 + (tokens - 1) / 100
 
 
 @bounded(5)
@@ -369,9 +373,16 @@ async def test_a_client_leaving_mid_stream_ends_the_handler_quietly(
 
 @bounded(5)
 async def test_a_slow_non_stream_request_is_logged_when_it_arrives(sim: SimServer) -> None:
-    sim.registry.add({"model": GPT, "kind": "slow_first_token", "delay_s": 3})
-    with pytest.raises(openai.APITimeoutError):
-        await gpt(sim, timeout=0.2).chat.completions.create(
+    sim.registry.add({"model": GPT, "kind": "slow_first_token", "delay_s": 60})
+    call = asyncio.ensure_future(
+        gpt(sim, timeout=90).chat.completions.create(
             model=GPT, messages=[{"role": "user", "content": "x"}]
         )
+    )
+    try:
+        assert await eventually(lambda: sim.log.count() > 0)
+        assert not call.done()  # logged while the answer is still 60 s away
+    finally:
+        call.cancel()
+        await asyncio.wait([call])
     assert [e.outcome for e in sim.log.entries()] == ["slow_first_token"]

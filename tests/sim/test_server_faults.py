@@ -15,6 +15,7 @@ import pytest
 from web.sim.replies import reply_text, tokenize
 from web.sim.server import SimServer
 
+from .clock import FakeClock
 from .conftest import FAST, GPT, HAIKU, SONNET, bounded, claude, eventually, gpt
 
 PROVIDERS = ("anthropic", "openai")
@@ -193,20 +194,20 @@ async def test_status_without_retry_after_sends_no_retry_after(sim: SimServer) -
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @bounded(5)
-async def test_flap_fails_for_down_s_then_heals(sim: SimServer, provider: str) -> None:
-    sim.registry.add({"model": MODEL[provider], "kind": "flap", "status": 503, "down_s": 0.4})
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    first = await call(sim, provider)
-    second = await call(sim, provider, stream=False)
-    assert first.error is not None and getattr(first.error, "status_code", None) == 503
-    assert second.error is not None and getattr(second.error, "status_code", None) == 503
-    assert loop.time() - start < 0.4
-    await asyncio.sleep(0.45 - (loop.time() - start))
-    healed = await call(sim, provider)
-    assert healed.error is None and healed.terminated
-    assert sim.registry.list() == []
-    assert [e.outcome for e in sim.log.entries()] == ["flap", "flap", "ok"]
+async def test_flap_fails_for_down_s_then_heals(provider: str) -> None:
+    clock = FakeClock()
+    async with SimServer(default_profile=FAST, clock=clock) as sim:
+        sim.registry.add({"model": MODEL[provider], "kind": "flap", "status": 503, "down_s": 0.4})
+        first = await call(sim, provider)
+        clock.advance(0.399)
+        second = await call(sim, provider, stream=False)
+        assert first.error is not None and getattr(first.error, "status_code", None) == 503
+        assert second.error is not None and getattr(second.error, "status_code", None) == 503
+        clock.advance(0.001)
+        healed = await call(sim, provider)
+        assert healed.error is None and healed.terminated
+        assert sim.registry.list() == []
+        assert [e.outcome for e in sim.log.entries()] == ["flap", "flap", "ok"]
 
 
 # --- below HTTP: reset, hang --------------------------------------------------------------------

@@ -38,7 +38,7 @@ def test_rate_limited_primary_shows_fast_mode_badge_before_the_first_token(
     page: Page, live_app: LiveApp
 ) -> None:
     live_app.set_fault(SONNET, "status", status=429)
-    live_app.set_profile(HAIKU, first_token_s=1.0)
+    live_app.set_profile(HAIKU, first_token_s=2.0)  # 2 s to look before the first token
     page.goto(live_app.url)
     send(page, "Are you there?")
     reply = last_reply(page)
@@ -75,7 +75,7 @@ def test_primary_cut_mid_reply_is_replaced_by_a_complete_reply(
     page: Page, live_app: LiveApp
 ) -> None:
     live_app.set_profile(SONNET, tokens_per_s=8.0)  # slow enough to watch its partial text
-    live_app.set_fault(SONNET, "cut", after_tokens=5)
+    live_app.set_fault(SONNET, "cut", after_tokens=16)  # 2 s of partial text to look at
     page.goto(live_app.url)
     send(page, "Tell me a story")
     reply = last_reply(page)

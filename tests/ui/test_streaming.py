@@ -75,7 +75,7 @@ def test_exactly_one_stream_request_per_turn(page: Page, live_app: LiveApp) -> N
 
 
 def test_status_region_announces_generating_and_complete(page: Page, live_app: LiveApp) -> None:
-    live_app.set_profile(SONNET, first_token_s=0.8)
+    live_app.set_profile(SONNET, first_token_s=0.5, tokens_per_s=20.0)  # ~2.5 s "Generating…"
     page.goto(live_app.url)
     send(page, "Status please")
     status = page.get_by_role("status")

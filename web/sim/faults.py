@@ -18,7 +18,7 @@ streaming and the non-streaming responders follow, in each provider's own wire f
                       terminator (Anthropic: no message_stop; OpenAI: no finish_reason chunk,
                       no usage chunk, no [DONE])
     flap              HTTP `status` (default 503) for `down_s` seconds from when it was set,
-                      then the fault is gone
+                      then the fault is gone (seconds on the registry's clock)
 
 Without a stream: slow_first_token delays the whole response; cut and stall send the headers
 (with the full Content-Length) and half the body, then close (stall after `delay_s`);
@@ -39,6 +39,8 @@ from typing import Any, Literal
 
 Break = Literal["cut", "stall", "error"]
 Drop = Literal["reset", "hang"]
+Clock = Callable[[], float]
+"""Seconds on a monotonic scale (only differences are used), like :func:`time.monotonic`."""
 
 
 class FaultError(ValueError):
@@ -166,11 +168,12 @@ class Fault:
     count: int | None
     created: float = field(default_factory=time.time)
     hits: int = 0
-    _set_at: float = field(default_factory=time.monotonic, repr=False)
+    set_at: float = field(default=0.0, repr=False)
+    """When the registry stored it, on the registry's clock (a flap's down_s starts here)."""
 
     def expired(self, now: float) -> bool:
         down_s = self.params.get("down_s")
-        return self.kind == "flap" and down_s is not None and now >= self._set_at + down_s
+        return self.kind == "flap" and down_s is not None and now >= self.set_at + down_s
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -236,9 +239,14 @@ def _check(name: str, spec: Param, value: Any) -> Any:
 
 
 class FaultRegistry:
-    """Faults by id, in the order they were set. Safe to share across threads."""
+    """Faults by id, in the order they were set. Safe to share across threads.
 
-    def __init__(self) -> None:
+    A flap's ``down_s`` is measured on ``clock``; a test passes a clock it moves by hand, so a
+    flap heals exactly when the test says and not when a slow machine happens to get there.
+    """
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
         self._faults: dict[str, Fault] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -247,12 +255,13 @@ class FaultRegistry:
         fault = parse_fault(data, "")
         with self._lock:
             fault.id = f"f{next(self._ids)}"
+            fault.set_at = self._clock()
             self._faults[fault.id] = fault
             return fault
 
     def list(self) -> list[Fault]:
         with self._lock:
-            self._purge(time.monotonic())
+            self._purge(self._clock())
             return list(self._faults.values())
 
     def remove(self, fault_id: str) -> bool:
@@ -266,7 +275,7 @@ class FaultRegistry:
     def take(self, model: str, *, stream: bool) -> Plan:
         """The plan for one request to `model`; uses up one hit of the matching fault."""
         with self._lock:
-            self._purge(time.monotonic())
+            self._purge(self._clock())
             for fault in self._faults.values():
                 if fault.model not in (model, "*"):
                     continue

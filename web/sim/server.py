@@ -21,7 +21,7 @@ from typing import Any
 from web.sim.anthropic_wire import AnthropicWire
 from web.sim.control import ControlAPI, control_app, is_control_path
 from web.sim.exchange import Exchange
-from web.sim.faults import FaultRegistry
+from web.sim.faults import Clock, FaultRegistry
 from web.sim.http import (
     BadRequest,
     Request,
@@ -44,6 +44,9 @@ DIALECTS: dict[str, Dialect] = {
 
 
 class SimServer:
+    """``clock`` is the fault registry's (see :class:`FaultRegistry`), shared by the model
+    endpoints and both control APIs; the replies' own pacing runs on the event loop."""
+
     def __init__(
         self,
         *,
@@ -51,9 +54,14 @@ class SimServer:
         default_profile: ModelProfile | None = None,
         registry: FaultRegistry | None = None,
         log: RequestLog | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        if registry is not None and clock is not None:
+            raise ValueError("pass the clock to the FaultRegistry, or pass no registry")
         self.profiles = Profiles(profiles, default_profile)
-        self.registry = registry if registry is not None else FaultRegistry()
+        if registry is None:
+            registry = FaultRegistry() if clock is None else FaultRegistry(clock)
+        self.registry = registry
         self.log = log if log is not None else RequestLog()
         self.url = ""
         self._control = ControlAPI(self)
