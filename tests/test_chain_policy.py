@@ -14,7 +14,7 @@ from web.providers.base import ChatMessage, ChatRequest, ErrorKind
 from web.sim.replies import reply_text, tokenize
 from web.tiers import Tier
 
-from .conftest import (
+from support.engine import (
     DEFAULT_TIERS,
     GPT,
     GPT_TIER,
@@ -28,7 +28,7 @@ from .conftest import (
     Upstream,
     run_turn,
 )
-from .wall import ANTHROPIC_START, Wall, anthropic_text
+from support.wall import ANTHROPIC_START, Wall, anthropic_text
 
 
 class MaxRng(random.Random):
