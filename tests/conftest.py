@@ -5,6 +5,10 @@ current directory), with no API keys so it embeds the simulated upstream, a temp
 and a chain whose timeouts are short enough for tests. One server is shared by the session and reset
 before each test (faults, request log, fast model profiles); a test that stops it gets a fresh one
 for the next test.
+
+The suite's other shared fixtures live in tests/support and are registered here, once, for every
+folder: the databases (support/database.py), the loopback simulator `upstream`
+(support/engine.py) and browser sessions on `live_app`, `client` and `stranger` (support/chat.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ from typing import Any
 
 import httpx
 import pytest
+
+from support.chat import live_client, stranger  # noqa: F401  (fixtures, registered for the suite)
+from support.database import (  # noqa: F401
+    database_url,
+    empty_database_url,
+    factory,
+    pg_log_url,
+)
+from support.engine import upstream  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -17,10 +17,10 @@ from web.db.session import read_scope
 from web.providers.base import ErrorKind
 from web.wording import degraded_reason
 
-from .conftest import BACKENDS
-from .factories import NOW, turn
-from .outcomes import HAIKU, OPENAI, SONNET
-from .outcomes import failed as failed_attempt
+from support.database import BACKENDS
+from support.factories import NOW, turn
+from support.outcomes import HAIKU, OPENAI, SONNET
+from support.outcomes import failed as failed_attempt
 
 Factory = async_sessionmaker[AsyncSession]
 

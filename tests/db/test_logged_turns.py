@@ -5,8 +5,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web.db.logged_turns import first_messages, recent_turns, replies
 from web.db.session import read_scope
 
-from .conftest import BACKENDS
-from .factories import turn
+from support.database import BACKENDS
+from support.factories import turn
 
 Factory = async_sessionmaker[AsyncSession]
 

@@ -21,7 +21,7 @@ from web.db.models import Base
 from web.db.session import make_engine
 from web.settings import ConfigError
 
-from .conftest import EMPTY_BACKENDS, PG_URL_TEMPLATE, create_pg_database, drop_pg_database
+from support.database import EMPTY_BACKENDS, PG_URL_TEMPLATE, create_pg_database, drop_pg_database
 
 LOG_TABLES = {"conversations", "messages", "turns", "attempts"}
 

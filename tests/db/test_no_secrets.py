@@ -23,7 +23,7 @@ from web.settings import Settings
 from web.sim.server import SimServer
 from web.status import AttemptOutcome
 
-from .conftest import BACKENDS, add_user_message, start_turn
+from support.database import BACKENDS, add_user_message, start_turn
 
 Factory = async_sessionmaker[AsyncSession]
 ANTHROPIC_KEY = "sk-ant-TESTKEY-9c1f4e2b7a5d8c3e-anthropic"

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web.db.models import Turn
 from web.db.session import read_scope
 
-from .conftest import add_user_message, start_turn
+from support.database import add_user_message, start_turn
 
 Factory = async_sessionmaker[AsyncSession]
 

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web.db.session import read_scope
 from web.db.tier_mix import tier_mix
 
-from .conftest import BACKENDS
-from .factories import NOW, turn
+from support.database import BACKENDS
+from support.factories import NOW, turn
 
 Factory = async_sessionmaker[AsyncSession]
 

@@ -18,7 +18,7 @@ from conftest import HAIKU, OPENAI, SONNET, LiveApp, start_live_app
 
 from web.runner import CHECKPOINT_S
 
-from .live import Browser, LogDB
+from support.browser import Browser, LogDB
 
 SLOW = {"first_token_s": 0.02, "tokens_per_s": 25.0, "reply_tokens": 400}
 """A reply that takes ~16 s: long enough to act in the middle of it."""

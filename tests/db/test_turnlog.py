@@ -15,8 +15,8 @@ from web.redact import redact
 from web.status import FINAL_STATUSES, TurnStatus
 from web.wording import INTERRUPTED_MESSAGE, degraded_reason
 
-from .conftest import BACKENDS, add_user_message, start_turn
-from .outcomes import (
+from support.database import BACKENDS, add_user_message, start_turn
+from support.outcomes import (
     HAIKU,
     OPENAI,
     SONNET,

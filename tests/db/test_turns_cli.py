@@ -13,8 +13,8 @@ from web.db.turnlog import record_outcome
 from web.providers.base import ErrorKind
 from web.wording import degraded_reason
 
-from .conftest import add_user_message, start_turn
-from .outcomes import HAIKU, SONNET, answer, failed, no_answer, ok
+from support.database import add_user_message, start_turn
+from support.outcomes import HAIKU, SONNET, answer, failed, no_answer, ok
 
 
 async def _fill(url: str) -> None:

@@ -1,7 +1,8 @@
 """Route tests: the real app (create_app) in process, on both databases, without its lifespan.
 
 Instead of the lifespan, :func:`running` attaches the AppState it would build, on the test's
-session factory: no simulator starts and no model is called. The database fixtures are tests/db's.
+session factory: no simulator starts and no model is called. The database fixtures (`factory`,
+`database_url`) come from tests/support/database.py, through tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -13,13 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from db.conftest import (  # noqa: F401  (tests/db's database fixtures, for these tests too)
-    BACKENDS,
-    add_user_message,
-    database_url,
-    factory,
-    pg_log_url,
-)
 from fastapi import FastAPI
 
 from web.admin_auth import AdminAuth
@@ -60,8 +54,8 @@ async def running(app: FastAPI, settings: Settings, sessions: Factory) -> AsyncI
 
 @pytest.fixture
 async def app(
-    factory: Factory,  # noqa: F811  (a fixture, imported above)
-    database_url: str,  # noqa: F811
+    factory: Factory,
+    database_url: str,
     tmp_path: Path,
 ) -> AsyncIterator[FastAPI]:
     settings = Settings.from_env(

@@ -8,15 +8,15 @@ import re
 from datetime import timedelta
 
 import httpx
-from db.conftest import start_turn
-from db.factories import turn
-from db.outcomes import no_answer
 
 from web.db.session import Factory
 from web.db.turnlog import record_outcome
 from web.providers.base import ErrorKind
 
-from .conftest import BACKENDS, add_user_message, log_in, text_of
+from .conftest import log_in, text_of
+from support.database import BACKENDS, add_user_message, start_turn
+from support.factories import turn
+from support.outcomes import no_answer
 
 pytestmark = BACKENDS
 

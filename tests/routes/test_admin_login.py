@@ -12,7 +12,8 @@ from web.admin_auth import LOGIN_LIMIT
 from web.routes.admin_login import AdminDep
 from web.state import AppState
 
-from .conftest import BACKENDS, PASSWORD, csrf_of, log_in
+from .conftest import PASSWORD, csrf_of, log_in
+from support.database import BACKENDS
 
 pytestmark = BACKENDS
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 from conftest import SONNET, LiveApp
-from db.live import Browser, LogDB
 from playwright.sync_api import Page, expect
+
+from support.browser import Browser, LogDB
 
 
 def make_turns(live_app: LiveApp) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from web.ask import ask
 from web.settings import Settings
 from web.sim.replies import reply_text
 
-from .conftest import HAIKU, REPLY_TOKENS, SONNET, Upstream
+from support.engine import HAIKU, REPLY_TOKENS, SONNET, Upstream
 
 UNDERSTUDY = str(Path(sys.executable).with_name("understudy"))
 

@@ -10,7 +10,7 @@ import pytest
 
 from web.sim.replies import reply_text
 
-from .chatclient import ChatClient
+from support.chat import ChatClient, live_client  # noqa: F401  (`client`: a browser session, not the in-process one)
 
 if TYPE_CHECKING:
     from tests.conftest import LiveApp

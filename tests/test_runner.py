@@ -16,8 +16,8 @@ from web.providers.base import ChatMessage, ChatRequest
 from web.runner import TurnJob, TurnRunner
 from web.status import AttemptOutcome
 
-from .conftest import BACKENDS, add_user_message, start_turn
-from .outcomes import SONNET
+from support.database import BACKENDS, add_user_message, start_turn
+from support.outcomes import SONNET
 
 Factory = async_sessionmaker[AsyncSession]
 

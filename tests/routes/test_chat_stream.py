@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from web.sim.replies import reply_text
 
-from .chatclient import ChatClient, SSEEvent
+from support.chat import ChatClient, SSEEvent, live_client  # noqa: F401  (`client`: a browser session, not the in-process one)
 
 if TYPE_CHECKING:
     from tests.conftest import LiveApp

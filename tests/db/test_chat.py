@@ -9,7 +9,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from db.outcomes import SONNET, answer, no_answer, ok, stopped
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db import chat
@@ -20,6 +19,8 @@ from web.errors import NotFound
 from web.outcome import TurnOutcome
 from web.providers.base import ChatMessage
 from web.status import TurnStatus
+
+from support.outcomes import SONNET, answer, no_answer, ok, stopped
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ALICE, BOB = "a" * 64, "b" * 64

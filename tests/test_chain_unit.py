@@ -36,7 +36,7 @@ from web.status import AttemptOutcome
 from web.tiers import Tier
 from web.wording import degraded_reason
 
-from .conftest import GPT_TIER, HAIKU_TIER, SHORT, SONNET_TIER
+from support.engine import GPT_TIER, HAIKU_TIER, SHORT, SONNET_TIER
 
 REQUEST = ChatRequest(messages=(ChatMessage("user", "hi"),))
 K_OVER = ErrorKind.OVERLOADED

@@ -23,8 +23,8 @@ from web.providers.base import (
 from web.providers.openai_provider import OpenAIProvider
 from web.sim.replies import reply_text
 
-from .conftest import GPT, REPLY_TOKENS, SHORT, SONNET, Upstream
-from .wall import (
+from support.engine import GPT, REPLY_TOKENS, SHORT, SONNET, Upstream
+from support.wall import (
     ANTHROPIC_START,
     OPENAI_DONE,
     OPENAI_USAGE,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from web.sim.replies import reply_text
 
-from .chatclient import ChatClient
+from support.chat import ChatClient
 
 if TYPE_CHECKING:
     from tests.conftest import LiveApp

@@ -12,7 +12,8 @@ from web.providers.base import ChatMessage, ChatRequest, TextDelta, Usage
 from web.settings import TierConfig
 from web.sim.replies import reply_text, tokenize
 
-from .conftest import (
+from providers.test_adapters import MAKERS
+from support.engine import (
     GPT,
     GPT_TIER,
     HAIKU_TIER,
@@ -22,7 +23,6 @@ from .conftest import (
     SONNET_TIER,
     Upstream,
 )
-from .test_providers import MAKERS
 
 LIMIT = 5
 """Fewer than the simulator's REPLY_TOKENS, so every reply is cut."""

@@ -11,7 +11,7 @@ import httpx
 from web.security import CONTENT_SECURITY_POLICY, secret_key
 from web.settings import Settings
 
-from .chatclient import ChatClient
+from support.chat import ChatClient
 
 if TYPE_CHECKING:
     from tests.conftest import LiveApp

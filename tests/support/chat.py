@@ -1,11 +1,18 @@
-"""An HTTP client that behaves like one browser session of the chat (cookie, CSRF token, SSE)."""
+"""An HTTP client that behaves like one browser session of the chat (cookie, CSRF token, SSE),
+and the fixtures that open one or two of them on the live server."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from tests.conftest import LiveApp
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 STATE = re.compile(r'data-turn="([0-9a-f]+)" data-tier="([^"]*)" data-state="([a-z]+)"')
@@ -88,3 +95,21 @@ class ChatClient:
         events = self.stream(conversation_id, turn_id)
         assert events and events[-1].event == "done", events
         return events
+
+
+# Named `client` (the function has another name so that a module which imports it to override
+# tests/routes' in-process `client` does not shadow the import in its tests' signatures).
+@pytest.fixture(name="client")
+def live_client(live_app: LiveApp) -> Iterator[ChatClient]:
+    """One browser session on the live server."""
+    chat = ChatClient(live_app.url)
+    yield chat
+    chat.close()
+
+
+@pytest.fixture
+def stranger(live_app: LiveApp) -> Iterator[ChatClient]:
+    """Another browser session."""
+    chat = ChatClient(live_app.url)
+    yield chat
+    chat.close()

@@ -12,7 +12,7 @@ from web.providers.openai_provider import OpenAIProvider
 from web.settings import ConfigError, Settings
 from web.sim import SIM_PLACEHOLDER_KEY
 
-from .conftest import PROMPT, Upstream, run_turn
+from support.engine import PROMPT, Upstream, run_turn
 
 CHAIN_WITH_BASE_URL = """
 [[tiers]]

@@ -12,7 +12,7 @@ from web.db.session import session_scope
 from web.db.turnlog import record_outcome
 from web.providers.base import ErrorKind
 
-from .conftest import add_user_message, start_turn
+from .database import add_user_message, start_turn
 from .outcomes import (
     HAIKU,
     OPENAI,

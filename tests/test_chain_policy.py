@@ -20,7 +20,7 @@ from web.sim.replies import reply_text, tokenize
 from web.sim.server import SimServer
 from web.tiers import Tier
 
-from .conftest import (
+from support.engine import (
     DEFAULT_TIERS,
     FAST,
     GPT,
@@ -35,7 +35,7 @@ from .conftest import (
     Upstream,
     run_turn,
 )
-from .wall import ANTHROPIC_START, Wall, anthropic_text
+from support.wall import ANTHROPIC_START, Wall, anthropic_text
 
 
 class MaxRng(random.Random):

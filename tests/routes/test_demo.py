@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .chatclient import ChatClient
+from support.chat import ChatClient, live_client  # noqa: F401  (`client`: a browser session, not the in-process one)
 
 if TYPE_CHECKING:
     from tests.conftest import LiveApp

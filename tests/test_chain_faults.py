@@ -11,7 +11,7 @@ import pytest
 
 from web.providers.base import ErrorKind
 
-from .conftest import (
+from support.engine import (
     GPT,
     GPT_TIER,
     HAIKU,
