@@ -1,6 +1,7 @@
 """Errors a user can act on. Each carries its HTTP status; one handler in web.app renders them.
 
 AppError            400  the request cannot be served as sent
+  BadRequest        400  a query parameter out of range (e.g. an admin date filter)
   NotFound          404  unknown, deleted, or another session's conversation
   Conflict          409  a reply is still being generated in this conversation
   TooLarge          413  a message over the configured limit
@@ -12,11 +13,16 @@ from __future__ import annotations
 
 class AppError(Exception):
     status = 400
-    title = "Request refused"
+    title = "Bad request"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BadRequest(AppError):
+    status = 400
+    title = "Bad request"
 
 
 class NotFound(AppError):
