@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import click
 
+from web.logsafe import configure_logging
 from web.settings import ConfigError
 
 
@@ -15,10 +16,7 @@ from web.settings import ConfigError
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """Understudy: a chat whose models have understudies."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 @main.command()
