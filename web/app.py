@@ -41,6 +41,7 @@ from web.security import csrf_token, install_security
 from web.settings import Settings
 from web.sim.server import SimServer, control_app
 from web.state import AppState
+from web.storage import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings
-        current.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(current.data_dir)
         await asyncio.to_thread(upgrade_database, current.database_url)
         engine = make_engine(current.database_url)
         sessions = make_sessionmaker(engine)

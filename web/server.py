@@ -18,6 +18,7 @@ from web.app import create_app
 from web.db.migrate import check_database
 from web.settings import ConfigError, Settings
 from web.state import AppState
+from web.storage import private_dir
 
 GRACEFUL_SHUTDOWN_S = 5
 """Open reply streams get this long to close on SIGTERM; running turns are then recorded."""
@@ -66,7 +67,7 @@ def _check_storage(settings: Settings) -> None:
     """Fail before uvicorn starts, in one line, when the data folder or database is unusable
     (inside the app's start-up the same failure would be a long uvicorn traceback)."""
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     except OSError as exc:
         raise ConfigError(
             f"cannot create the data folder {settings.data_dir} ({exc.strerror or exc}). "
