@@ -32,6 +32,7 @@ from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
 from web.deps import is_htmx
 from web.errors import AppError
+from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
 from web.routes import admin, admin_login, chat, demo
 from web.routes.admin_login import LoginRequired
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     sim = SimServer() if wants_embedded_sim(settings) else None
     templates = make_templates()
     admin_auth = AdminAuth.from_settings(settings)
+    register_secrets(*settings.secrets(), admin_auth.password)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

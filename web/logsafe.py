@@ -5,7 +5,8 @@ one of them would start what looks like a new record ("...\\n2026-01-01 INFO for
 installs :class:`SafeFormatter` on its one handler (:func:`configure_logging`), so every logger is
 covered: the formatted message has its control characters escaped (``\\n`` becomes the two
 characters ``\\`` ``n``), and traceback or stack lines, the only text allowed to span lines, are
-indented, so a line that starts at column 0 is always the start of a real record.
+indented, so a line that starts at column 0 is always the start of a real record. Every line also
+passes through web.redact, so a configured secret never reaches the log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 import re
 from types import TracebackType
 from typing import TypeAlias
+
+from web.redact import redact
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONTINUATION = "    "
@@ -41,7 +44,7 @@ def escape_control(text: str) -> str:
 
 
 def _indented(block: str) -> str:
-    return "\n".join(CONTINUATION + escape_control(line) for line in block.split("\n"))
+    return "\n".join(CONTINUATION + escape_control(redact(line)) for line in block.split("\n"))
 
 
 class SafeFormatter(logging.Formatter):
@@ -49,7 +52,7 @@ class SafeFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         message = record.message  # the message with its args, set by Formatter.format
-        record.message = escape_control(message)
+        record.message = escape_control(redact(message))
         try:
             return super().formatMessage(record)
         finally:

@@ -76,6 +76,11 @@ class Settings:
                 "Set the missing variable(s), or unset all keys to run on the simulated upstream."
             )
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value configured: what web.redact must scrub wherever it appears."""
+        values = (*self.api_keys.values(), self.admin_password, self.secret_key)
+        return tuple(v for v in values if v)
+
     def key_for(self, tier: TierConfig) -> str | None:
         return self.api_keys.get(tier.api_key_env)
 
