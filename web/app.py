@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -147,9 +148,8 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
             message = "This address does not accept that kind of request."
         else:
             message = str(exc.detail)
-        titles = {403: "Refused", 404: "Not found", 405: "Not allowed", 401: "Sign in"}
         response = error_response(
-            templates, request, exc.status_code, titles.get(exc.status_code, "Error"), message
+            templates, request, exc.status_code, http_error_title(exc.status_code), message
         )
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
@@ -173,6 +173,29 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
             "Something went wrong",
             "The server hit an unexpected error; try again.",
         )
+
+
+HTTP_ERROR_TITLES = {
+    400: "Bad request",
+    401: "Sign in",
+    403: "Refused",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Busy",
+    413: "Too large",
+    422: "Invalid request",
+    429: "Too many requests",
+}
+
+
+def http_error_title(status: int) -> str:
+    """The title of an error page for ``status``: ours, else the standard reason phrase."""
+    if status in HTTP_ERROR_TITLES:
+        return HTTP_ERROR_TITLES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def error_response(
