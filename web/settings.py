@@ -63,6 +63,8 @@ class Settings:
     turn_deadline_s: float = 120.0
     expose_sim: bool = False
     """UNDERSTUDY_EXPOSE_SIM=1: mount /_sim even when real keys are configured."""
+    header_timeout_s: float = 10.0
+    """UNDERSTUDY_HEADER_TIMEOUT_S: a request's line and headers must arrive within this."""
 
     def check_keys(self) -> None:
         """Either no key at all (the simulator answers) or every tier's key. A partial set is a
@@ -106,6 +108,7 @@ class Settings:
             max_message_chars=_int(env, "UNDERSTUDY_MAX_MESSAGE_CHARS", 32_000),
             turn_deadline_s=_float(env, "UNDERSTUDY_TURN_DEADLINE_S", 120.0),
             expose_sim=env.get("UNDERSTUDY_EXPOSE_SIM", "") in ("1", "true", "yes"),
+            header_timeout_s=_float(env, "UNDERSTUDY_HEADER_TIMEOUT_S", 10.0),
         )
 
 
