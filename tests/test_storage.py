@@ -13,6 +13,7 @@ from sqlalchemy import text
 from web.app import create_app
 from web.db.session import make_engine
 from web.settings import Settings
+from web.storage import private_sqlite_files
 
 
 def _mode(path: Path) -> int:
@@ -63,3 +64,18 @@ async def test_database_files_an_older_version_left_readable_are_tightened(
             assert _mode(Path(f"{db}-shm")) == 0o600
     finally:
         await engine.dispose()
+
+
+def test_a_file_that_cannot_be_tightened_is_left_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "theirs.db"
+    db.touch(mode=0o644)
+    os.chmod(db, 0o644)
+
+    def refuse(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    private_sqlite_files(db)  # no exception: reading another user's database must still work
+    assert "cannot make" in caplog.text and "theirs.db" in caplog.text

@@ -9,9 +9,11 @@ them private; files left by an older version are tightened when a connection ope
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -27,7 +29,16 @@ def private_dir(path: Path) -> None:
 
 
 def private_sqlite_files(database: Path) -> None:
-    """The database file and whichever of its companions exist, 0600."""
+    """The database file and whichever of its companions exist, 0600.
+
+    A file this user may not chmod (another owner's, a read-only mount) is left as it is, with a
+    warning: reading it, as `understudy turns` may, must still work.
+    """
     for candidate in (database, *(Path(f"{database}{suffix}") for suffix in SQLITE_COMPANIONS)):
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(candidate, FILE_MODE)
+        try:
+            if os.stat(candidate).st_mode & 0o777 != FILE_MODE:
+                os.chmod(candidate, FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot make %s private (%s); check its owner and mode", candidate, exc)
