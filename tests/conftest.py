@@ -13,6 +13,7 @@ folder: the databases (support/database.py), the loopback simulator `upstream`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,30 +176,47 @@ class LiveApp:
         return int(self.process.returncode)
 
 
-def start_live_app(base_dir: Path) -> LiveApp:
+def start_live_app(
+    base_dir: Path,
+    *,
+    cli_args: Sequence[str] = (),
+    serve_args: Sequence[str] = (),
+    env: Mapping[str, str | None] | None = None,
+    stderr_path: Path | None = None,
+) -> LiveApp:
+    """`understudy [cli_args] serve [serve_args]`; ``env`` overrides (None: unset) the test
+    environment; stderr goes to ``stderr_path`` when given, else with stdout to server.log."""
     data_dir = base_dir / "data"
     chain = base_dir / "chain.toml"
     chain.write_text(TEST_CHAIN)
     port = free_port()
-    env = {
+    environment = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("UNDERSTUDY_") and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
     }
-    env.update(
+    environment.update(
         UNDERSTUDY_DATA_DIR=str(data_dir),
         UNDERSTUDY_ADMIN_PASSWORD=ADMIN_PASSWORD,
         UNDERSTUDY_CHAIN=str(chain),
         PYTHONUNBUFFERED="1",
     )
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
     log_path = base_dir / "server.log"
-    with log_path.open("wb") as log_file:
+    command = [*understudy_command(), *cli_args, "serve", "--host", "127.0.0.1"]
+    with contextlib.ExitStack() as files:
+        log_file = files.enter_context(log_path.open("wb"))
+        err_file = files.enter_context(stderr_path.open("wb")) if stderr_path else None
         process = subprocess.Popen(
-            [*understudy_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "--port", str(port), *serve_args],
             cwd=base_dir,  # not the repository: templates and static must be found anyway
-            env=env,
+            env=environment,
             stdout=log_file,
-            stderr=subprocess.STDOUT,
+            stderr=err_file or subprocess.STDOUT,
         )
     app = LiveApp(
         url=f"http://127.0.0.1:{port}",

@@ -71,3 +71,25 @@ def test_sanitizer_removes_scripts_handlers_styles_and_foreign_classes() -> None
 def test_streamed_chunks_are_escaped() -> None:
     assert escape_chunk("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"
     assert escape_chunk("  \n") == "  \n"
+
+
+def test_a_reply_is_rendered_once_however_often_its_page_is_viewed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from web import render
+
+    render.clear_cache()
+    calls: list[str] = []
+    real = render._MARKDOWN.render
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(render._MARKDOWN, "render", counting)
+    text = "[" * 500 + "hostile" + "]" * 500
+    first = render_markdown(text)
+    for _ in range(3):
+        assert render_markdown("".join(text)) == first  # a new str each view, as from a row
+    assert len(calls) == 1
+    render.clear_cache()

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,6 +33,7 @@ from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
 from web.deps import is_htmx
 from web.errors import AppError
+from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
 from web.routes import admin, admin_login, chat, demo
 from web.routes.admin_login import LoginRequired
@@ -41,6 +43,7 @@ from web.security import csrf_token, install_security
 from web.settings import Settings
 from web.sim.server import SimServer, control_app
 from web.state import AppState
+from web.storage import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +69,12 @@ def create_app(settings: Settings) -> FastAPI:
     sim = SimServer() if wants_embedded_sim(settings) else None
     templates = make_templates()
     admin_auth = AdminAuth.from_settings(settings)
+    register_secrets(*settings.secrets(), admin_auth.password)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings
-        current.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(current.data_dir)
         await asyncio.to_thread(upgrade_database, current.database_url)
         engine = make_engine(current.database_url)
         sessions = make_sessionmaker(engine)
@@ -144,9 +148,8 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
             message = "This address does not accept that kind of request."
         else:
             message = str(exc.detail)
-        titles = {403: "Refused", 404: "Not found", 405: "Not allowed", 401: "Sign in"}
         response = error_response(
-            templates, request, exc.status_code, titles.get(exc.status_code, "Error"), message
+            templates, request, exc.status_code, http_error_title(exc.status_code), message
         )
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
@@ -170,6 +173,29 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
             "Something went wrong",
             "The server hit an unexpected error; try again.",
         )
+
+
+HTTP_ERROR_TITLES = {
+    400: "Bad request",
+    401: "Sign in",
+    403: "Refused",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Busy",
+    413: "Too large",
+    422: "Invalid request",
+    429: "Too many requests",
+}
+
+
+def http_error_title(status: int) -> str:
+    """The title of an error page for ``status``: ours, else the standard reason phrase."""
+    if status in HTTP_ERROR_TITLES:
+        return HTTP_ERROR_TITLES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def error_response(

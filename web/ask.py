@@ -27,12 +27,14 @@ from web.events import (
     event_to_json,
 )
 from web.providers.base import ChatMessage, ChatRequest
+from web.redact import register_secrets
 from web.settings import Settings
 from web.status import AttemptOutcome
 
 
 def run_ask(prompt: str, *, as_json: bool, system: str | None) -> int:
     settings = Settings.from_env()
+    register_secrets(*settings.secrets())
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         # The notes below say what happened; per-request INFO logs would only repeat it.
         for name in ("web.chain", "httpx2", "httpx"):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import click
 
+from web.logsafe import configure_logging
 from web.settings import ConfigError
 
 
@@ -15,20 +16,36 @@ from web.settings import ConfigError
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """Understudy: a chat whose models have understudies."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--proxy-headers",
+    is_flag=True,
+    help="Behind a reverse proxy: take the client address from X-Forwarded-For (and the scheme "
+    "from X-Forwarded-Proto), only when the request comes from --forwarded-allow-ips.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    metavar="IPS",
+    help="Comma-separated proxy addresses (or networks) trusted with --proxy-headers "
+    "[default: 127.0.0.1,::1].",
+)
+def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str | None) -> None:
     """Start the chat app (with the simulated upstream when no API keys are set)."""
     from web.server import serve as run_server
 
-    _run(lambda: run_server(host, port))
+    if forwarded_allow_ips and not proxy_headers:
+        raise click.UsageError("--forwarded-allow-ips only applies with --proxy-headers.")
+    _run(
+        lambda: run_server(
+            host, port, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips
+        )
+    )
 
 
 @main.command()

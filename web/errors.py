@@ -1,10 +1,13 @@
 """Errors a user can act on. Each carries its HTTP status; one handler in web.app renders them.
 
 AppError            400  the request cannot be served as sent
+  BadRequest        400  a query parameter out of range (e.g. an admin date filter)
   NotFound          404  unknown, deleted, or another session's conversation
   Conflict          409  a reply is still being generated in this conversation
-  TooLarge          413  a message over the configured limit
-  Invalid           422  an empty message or title
+  TooLarge          413  a message or a name over its limit
+  Invalid           422  an empty message or name, an unknown tier or outage mode
+
+Each class's title names its kind of error, not one of its uses: the message says the rest.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ from __future__ import annotations
 
 class AppError(Exception):
     status = 400
-    title = "Request refused"
+    title = "Bad request"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BadRequest(AppError):
+    status = 400
+    title = "Bad request"
 
 
 class NotFound(AppError):
@@ -31,12 +39,12 @@ class Conflict(AppError):
 
 class TooLarge(AppError):
     status = 413
-    title = "Message too long"
+    title = "Too large"
 
 
 class Invalid(AppError):
     status = 422
-    title = "Nothing to send"
+    title = "Invalid request"
 
 
 CONVERSATION_NOT_FOUND = (

@@ -5,10 +5,15 @@ runs with ``html=False`` so raw HTML in the text stays text; nh3 then removes an
 plain formatting, as a second line of defence. Images are never rendered: a remote image in a reply
 would load by itself and could carry conversation text to another site, so it becomes a link the
 user may choose to follow. Links are limited to http, https and mailto.
+
+A final reply never changes, but every view of its page shows it again, and hostile markdown of
+the size limit takes a quarter of a second to render: the HTML of recent replies is kept, keyed by
+their text (bench/render_cache.py measures it).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from html import escape
 
@@ -33,6 +38,8 @@ ALLOWED_ATTRIBUTES = {
     "td": {"align"},
 }
 URL_SCHEMES = {"http", "https", "mailto"}
+RENDER_CACHE_SIZE = 128
+"""Replies whose HTML is kept: at most ~20 MB for replies of the 32k-character limit."""
 
 
 def _image_as_link(
@@ -78,7 +85,16 @@ def sanitize(html: str) -> str:
 
 def render_markdown(text: str) -> str:
     """A final reply as safe HTML."""
+    return _rendered(text)
+
+
+@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
+def _rendered(text: str) -> str:
     return sanitize(_MARKDOWN.render(text))
+
+
+def clear_cache() -> None:
+    _rendered.cache_clear()
 
 
 def escape_chunk(text: str) -> str:

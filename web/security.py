@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.settings import Settings
+from web.storage import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def secret_key(settings: Settings) -> str:
     except FileNotFoundError:
         pass
     key = secrets.token_urlsafe(48)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key + "\n")

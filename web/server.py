@@ -1,7 +1,13 @@
 """`understudy serve`: the app under uvicorn, from any working directory.
 
 Prints the URL once the socket is bound (so ``--port 0`` shows the real port) and, when no
-UNDERSTUDY_ADMIN_PASSWORD is set, the admin password generated for this run, once.
+UNDERSTUDY_ADMIN_PASSWORD is set, the admin password generated for this run, once, on stdout with
+click.echo: never through logging, so it reaches no log file (and web.redact scrubs it anyway).
+
+Slow clients: a request's line and headers must arrive within UNDERSTUDY_HEADER_TIMEOUT_S (10 s,
+web.header_timeout) and be at most 16 KiB; an idle kept-alive connection closes after 5 s.
+Behind a reverse proxy, ``--proxy-headers`` takes the client address (which the admin login's
+lockout is keyed by) from X-Forwarded-For, but only from the ``--forwarded-allow-ips`` addresses.
 """
 
 from __future__ import annotations
@@ -16,11 +22,17 @@ from fastapi import FastAPI
 
 from web.app import create_app
 from web.db.migrate import check_database
+from web.header_timeout import MAX_HEAD_BYTES, protocol_with_timeout
 from web.settings import ConfigError, Settings
 from web.state import AppState
+from web.storage import private_dir
 
 GRACEFUL_SHUTDOWN_S = 5
 """Open reply streams get this long to close on SIGTERM; running turns are then recorded."""
+KEEP_ALIVE_S = 5
+"""An idle kept-alive connection is closed after this (uvicorn's default, set explicitly)."""
+LOOPBACK = "127.0.0.1,::1"
+"""The proxy addresses trusted with --proxy-headers when --forwarded-allow-ips is not given."""
 
 
 class _Server(uvicorn.Server):
@@ -40,7 +52,9 @@ class _Server(uvicorn.Server):
             announce(self, self._app)
 
 
-def serve(host: str, port: int) -> int:
+def serve(
+    host: str, port: int, *, proxy_headers: bool = False, forwarded_allow_ips: str | None = None
+) -> int:
     # One line per model request is the turn log's job, not the HTTP clients'.
     for name in ("httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -55,7 +69,11 @@ def serve(host: str, port: int) -> int:
         log_config=None,  # keep the CLI's logging set-up
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        proxy_headers=False,
+        http=protocol_with_timeout(settings.header_timeout_s),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=(forwarded_allow_ips or LOOPBACK) if proxy_headers else LOOPBACK,
     )
     server = _Server(config, app)
     server.run()
@@ -66,7 +84,7 @@ def _check_storage(settings: Settings) -> None:
     """Fail before uvicorn starts, in one line, when the data folder or database is unusable
     (inside the app's start-up the same failure would be a long uvicorn traceback)."""
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     except OSError as exc:
         raise ConfigError(
             f"cannot create the data folder {settings.data_dir} ({exc.strerror or exc}). "

@@ -63,6 +63,8 @@ class Settings:
     turn_deadline_s: float = 120.0
     expose_sim: bool = False
     """UNDERSTUDY_EXPOSE_SIM=1: mount /_sim even when real keys are configured."""
+    header_timeout_s: float = 10.0
+    """UNDERSTUDY_HEADER_TIMEOUT_S: a request's line and headers must arrive within this."""
 
     def check_keys(self) -> None:
         """Either no key at all (the simulator answers) or every tier's key. A partial set is a
@@ -75,6 +77,11 @@ class Settings:
                 f"{', '.join(missing)} not set, but other API keys are: every tier needs its key. "
                 "Set the missing variable(s), or unset all keys to run on the simulated upstream."
             )
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value configured: what web.redact must scrub wherever it appears."""
+        values = (*self.api_keys.values(), self.admin_password, self.secret_key)
+        return tuple(v for v in values if v)
 
     def key_for(self, tier: TierConfig) -> str | None:
         return self.api_keys.get(tier.api_key_env)
@@ -101,6 +108,7 @@ class Settings:
             max_message_chars=_int(env, "UNDERSTUDY_MAX_MESSAGE_CHARS", 32_000),
             turn_deadline_s=_float(env, "UNDERSTUDY_TURN_DEADLINE_S", 120.0),
             expose_sim=env.get("UNDERSTUDY_EXPOSE_SIM", "") in ("1", "true", "yes"),
+            header_timeout_s=_float(env, "UNDERSTUDY_HEADER_TIMEOUT_S", 10.0),
         )
 
 

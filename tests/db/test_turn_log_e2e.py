@@ -145,6 +145,11 @@ def follow_until_checkpointed(
             streamed = [html.unescape(body.group(1))]
         elif name == "delta":
             streamed.append(html.unescape(data))
+        else:
+            # A snapshot replaces the text so far, as in the page: under load the stream may
+            # open after the first tokens, which then arrive in it and not as deltas.
+            body = re.search(r'data-testid="reply-body">(.*?)</div>', data, re.DOTALL)
+            streamed[:] = [html.unescape(body.group(1))] if body else []
         text = db.reply(turn_id)
         if text and (not stored or stored[-1][1] != text):
             stored.append((time.monotonic(), text))

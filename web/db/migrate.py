@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from web.db.session import make_engine
 from web.resources import MIGRATIONS_DIR
 from web.settings import ConfigError
+from web.storage import private_dir
 
 # Alembic announces each of its plugins at INFO when imported; keep only its useful lines.
 logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -99,7 +100,7 @@ def check_database(database_url: str) -> None:
     with database_errors(database_url):
         path = _sqlite_path(database_url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
         _run_coroutine(ping)
 
 
@@ -134,7 +135,7 @@ def upgrade_database(database_url: str) -> None:
     """Bring the database to the newest migration; a no-op when it is already there."""
     path = _sqlite_path(database_url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
     cfg = alembic_config(database_url)
     _run_in_own_thread_if_loop(lambda: command.upgrade(cfg, "head"))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from web.db.writelock import write_slot
+from web.storage import private_sqlite_files
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 READ_ONLY = "understudy_read_only"
@@ -34,11 +36,22 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def _sqlite_file(engine: AsyncEngine) -> Path | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
+    database = _sqlite_file(engine)
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        if database is not None:
+            # Before the WAL pragma: SQLite gives -wal and -shm the database file's mode.
+            private_sqlite_files(database)
         # Let SQLAlchemy, not the driver, emit BEGIN, so writes can use BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()

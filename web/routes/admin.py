@@ -57,8 +57,8 @@ CSV_COLUMNS = (
 )
 
 
-@router.get("")
-@router.get("/")
+@router.api_route("", methods=["GET", "HEAD"])
+@router.api_route("/", methods=["GET", "HEAD"])
 async def dashboard(
     request: Request, _admin: AdminDep, sessions: SessionsDep, settings: SettingsDep
 ) -> Response:
@@ -115,7 +115,7 @@ async def degraded_csv(request: Request, _admin: AdminDep, sessions: SessionsDep
     )
 
 
-@router.get("/turns/{turn_id}")
+@router.api_route("/turns/{turn_id}", methods=["GET", "HEAD"])
 async def turn_page(
     request: Request, turn_id: str, _admin: AdminDep, sessions: SessionsDep
 ) -> Response:

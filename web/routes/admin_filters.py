@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 
 from web.db.admin_queries import ListKind, TurnFilter
+from web.errors import BadRequest
 from web.providers.base import ErrorKind
 
 RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -40,8 +41,8 @@ class Filters:
             tier=q.get("tier", "")[:64],
             reason=reason if reason in {k.value for k in ErrorKind} else "",
             range_=range_ if range_ in RANGES else "all",
-            since=_parse_local(q.get("since")),
-            until=_parse_local(q.get("until")),
+            since=_parse_local("since", q.get("since")),
+            until=_parse_local("until", q.get("until")),
             page=_positive_int(q.get("page")),
         )
 
@@ -76,15 +77,27 @@ class Filters:
         return moment.strftime("%Y-%m-%dT%H:%M") if moment else ""
 
 
-def _parse_local(raw: str | None) -> datetime | None:
-    """A datetime-local field ('2026-05-01T13:30'), read as UTC."""
+def _parse_local(name: str, raw: str | None) -> datetime | None:
+    """A datetime-local field ('2026-05-01T13:30'), read as UTC.
+
+    Unreadable text means "no filter", like the other fields; a readable moment whose offset
+    pushes it outside years 1-9999 in UTC is refused (400), since it cannot be shown or queried.
+    """
     if not raw:
         return None
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(
+            f"The {name!r} date {raw[:40]!r} falls outside years 1 to 9999 once converted to "
+            "UTC; choose a date inside that range."
+        ) from None
 
 
 def _positive_int(raw: str | None) -> int:

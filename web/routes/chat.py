@@ -44,6 +44,7 @@ from web.events import TextDelta, TierStarted
 from web.live import Finished, LiveTurn, Subscription, Update
 from web.providers.base import ChatRequest
 from web.render import escape_chunk
+from web.routes.admin_render import NO_STORE
 from web.routes.demo import outage_context
 from web.runner import TurnJob
 from web.settings import Settings
@@ -102,20 +103,21 @@ async def _page(
             "primary_label": settings_of(request).tiers[0].label,
             "outage": await outage_context(request),
         },
+        headers=NO_STORE,  # a conversation must not outlive its deletion in a cache
     )
 
 
-@router.get("/healthz", include_in_schema=False)
+@router.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
 async def healthz() -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def home(request: Request, owner: OwnerDep, sessions: SessionsDep) -> HTMLResponse:
     return await _page(request, owner, sessions, None)
 
 
-@router.get("/c/{conversation_id}", response_class=HTMLResponse)
+@router.api_route("/c/{conversation_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def conversation_page(
     request: Request, conversation_id: str, owner: OwnerDep, sessions: SessionsDep
 ) -> HTMLResponse:
