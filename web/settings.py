@@ -62,7 +62,8 @@ class Settings:
     max_message_chars: int = 32_000
     turn_deadline_s: float = 120.0
     expose_sim: bool = False
-    """UNDERSTUDY_EXPOSE_SIM=1: mount /_sim even when real keys are configured."""
+    """UNDERSTUDY_EXPOSE_SIM=1: /_sim and the outage panel answer every client, not only loopback
+    ones (web.sim.access); and /_sim is mounted even when real keys are configured."""
 
     def check_keys(self) -> None:
         """Either no key at all (the simulator answers) or every tier's key. A partial set is a
