@@ -378,3 +378,16 @@ async def test_a_body_over_the_limit_is_413(either: httpx.AsyncClient) -> None:
     response = await either.post("/faults", content=body, headers=JSON)
     assert response.status_code == 413
     assert str(MAX_CONTROL_BODY_BYTES) in response.json()["error"]
+
+
+@bounded(5)
+async def test_the_raw_servers_control_routes_refuse_a_foreign_host(
+    raw: httpx.AsyncClient,
+) -> None:
+    """DNS rebinding: a page whose name now points at 127.0.0.1 sends that name as Host."""
+    refused = await raw.post(
+        "/faults", json={"model": "*", "kind": "reset"}, headers={"host": "evil.example"}
+    )
+    assert refused.status_code == 421
+    assert "does not name this server" in refused.json()["error"]
+    assert (await raw.get("/faults", headers={"host": "localhost:8100"})).json() == []

@@ -30,7 +30,7 @@ BAD_HOST = (
     "outage panel answer only requests for {allowed}."
 )
 LOOPBACK_HOSTS = "localhost, 127.0.0.1 or [::1]"
-EXPOSED_HOSTS = "localhost, 127.0.0.1, [::1], an IP address, or the host the app serves"
+EXPOSED_HOSTS = "localhost, 127.0.0.1, [::1], an IP address, or the host it was started on"
 
 
 @dataclass(frozen=True)
