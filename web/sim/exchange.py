@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 MESSAGE_ID_PREFIX = {"anthropic": ("msg_01", 22), "openai": ("chatcmpl-", 29)}
 INLINE_TOKENS = 2_000
-"""Replies up to this many tokens are made on the event loop (~3 ms); longer ones in a thread."""
+"""Replies up to this many tokens are made on the event loop (~1.5 ms); longer ones in a thread."""
 YIELD_EVERY = 64
 """Deltas written without a sleep between them before the stream gives the event loop a turn."""
 
