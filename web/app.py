@@ -41,6 +41,7 @@ from web.routes.demo import sim_client
 from web.runner import TurnRunner
 from web.security import csrf_token, install_security
 from web.settings import Settings
+from web.sim.access import SimAccess
 from web.sim.server import SimServer, control_app
 from web.state import AppState
 from web.storage import private_dir
@@ -65,8 +66,10 @@ def wants_embedded_sim(settings: Settings) -> bool:
     return settings.sim_url is None and (not settings.api_keys or settings.expose_sim)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI:
+    """`served_host`: what `understudy serve --host` binds, a Host that /_sim accepts when exposed."""
     sim = SimServer() if wants_embedded_sim(settings) else None
+    sim_access = SimAccess(expose=settings.expose_sim, served_host=served_host)
     templates = make_templates()
     admin_auth = AdminAuth.from_settings(settings)
     register_secrets(*settings.secrets(), admin_auth.password)
@@ -96,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
             admin=admin_auth,
             sim_client=sim_client(current.sim_url) if current.sim_url and demo else None,
             demo_mode=demo,
+            sim_access=sim_access,
         )
         state.attach(app)
         try:
@@ -120,7 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_security(app, settings)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     if sim is not None:
-        app.mount("/_sim", control_app(sim), name="sim")
+        app.mount("/_sim", sim_access.guard(control_app(sim)), name="sim")
     app.include_router(chat.router)
     app.include_router(demo.router)
     app.include_router(admin_login.router)

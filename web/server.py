@@ -24,6 +24,7 @@ from web.app import create_app
 from web.db.migrate import check_database
 from web.header_timeout import MAX_HEAD_BYTES, protocol_with_timeout
 from web.settings import ConfigError, Settings
+from web.sim.access import startup_notice
 from web.state import AppState
 from web.storage import private_dir
 
@@ -61,7 +62,7 @@ def serve(
     settings = Settings.from_env()
     settings.check_keys()
     _check_storage(settings)
-    app = create_app(settings)
+    app = create_app(settings, served_host=host)
     config = uvicorn.Config(
         app,
         host=host,
@@ -95,6 +96,7 @@ def _check_storage(settings: Settings) -> None:
 
 def announce(server: uvicorn.Server, app: FastAPI) -> None:
     url = None
+    bound_host = ""
     for listener in server.servers:
         for sock in listener.sockets:
             bound_host, bound_port = sock.getsockname()[:2]
@@ -109,6 +111,9 @@ def announce(server: uvicorn.Server, app: FastAPI) -> None:
         click.echo(
             f"Demo mode: replies come from the simulated upstream at {state.settings.sim_url}."
         )
+    notice = startup_notice(bound_host, state.settings.expose_sim)
+    if notice and (state.demo_mode or state.settings.expose_sim):
+        click.echo(notice)
     if state.admin.generated:
         click.echo(
             "Admin page /admin password for this run (set UNDERSTUDY_ADMIN_PASSWORD to choose "

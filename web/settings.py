@@ -62,7 +62,8 @@ class Settings:
     max_message_chars: int = 32_000
     turn_deadline_s: float = 120.0
     expose_sim: bool = False
-    """UNDERSTUDY_EXPOSE_SIM=1: mount /_sim even when real keys are configured."""
+    """UNDERSTUDY_EXPOSE_SIM=1: /_sim and the outage panel answer every client, not only loopback
+    ones (web.sim.access); and /_sim is mounted even when real keys are configured."""
     header_timeout_s: float = 10.0
     """UNDERSTUDY_HEADER_TIMEOUT_S: a request's line and headers must arrive within this."""
 

@@ -13,7 +13,7 @@ loudly through :meth:`AppState.of`, while error pages and the template context d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from fastapi.templating import Jinja2Templates
@@ -24,6 +24,7 @@ from web.chain import Chain
 from web.db.session import Factory
 from web.runner import TurnRunner
 from web.settings import Settings
+from web.sim.access import SimAccess
 
 _ATTRIBUTE = "understudy"
 
@@ -41,6 +42,8 @@ class AppState:
     """The simulator's control API (the outage panel), in demo mode only."""
     demo_mode: bool
     """Every tier answers from a simulator."""
+    sim_access: SimAccess = field(default_factory=SimAccess)
+    """Who may use /_sim and the outage panel (loopback only unless UNDERSTUDY_EXPOSE_SIM=1)."""
 
     def attach(self, app: Starlette) -> None:
         setattr(app.state, _ATTRIBUTE, self)

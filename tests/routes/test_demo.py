@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from web.app import create_app
+from web.settings import Settings
+from web.sim.access import NOT_LOOPBACK
+from web.state import AppState
+
+from .conftest import csrf_of
 from support.chat import ChatClient, live_client  # noqa: F401  (`client`: a browser session, not the in-process one)
 
 if TYPE_CHECKING:
@@ -52,3 +64,47 @@ def test_reset_and_bad_input(client: ChatClient, live_app: LiveApp) -> None:
     assert client.post("/demo/outage", {"tier": "haiku", "mode": "explode"}).status_code == 422
     assert client.post("/demo/outage/reset").status_code == 200
     assert live_app.faults() == []
+
+
+# In process, with a chosen client address: no packet goes anywhere but loopback.
+@pytest.fixture
+async def demo_app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    app = create_app(Settings.from_env({"UNDERSTUDY_DATA_DIR": str(tmp_path / "data")}))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def _visitor(app: FastAPI, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
+
+
+async def test_the_panel_is_for_loopback_visitors_only(demo_app: FastAPI) -> None:
+    async with _visitor(demo_app, "127.0.0.1") as local:
+        assert 'data-testid="outage-panel"' in (await local.get("/")).text
+    async with _visitor(demo_app, "10.0.0.5") as outsider:
+        page = (await outsider.get("/")).text
+        assert "demo: simulated models" in page
+        assert 'data-testid="outage-panel"' not in page
+        for path, form in (
+            ("/demo/outage", {"tier": "sonnet", "mode": "hang"}),
+            ("/demo/outage/reset", {}),
+        ):
+            reply = await outsider.post(path, data={"csrf_token": csrf_of(page), **form})
+            assert reply.status_code == 403
+            assert NOT_LOOPBACK in reply.text
+    sim = AppState.of(demo_app).sim_client
+    assert sim is not None
+    assert (await sim.get("/faults")).json() == []  # nothing was set
+
+
+async def test_the_panel_refuses_a_host_that_is_not_loopback(demo_app: FastAPI) -> None:
+    async with _visitor(demo_app, "127.0.0.1") as rebound:
+        page = (await rebound.get("/", headers={"host": "evil.example"})).text
+        assert 'data-testid="outage-panel"' not in page
+        reply = await rebound.post(
+            "/demo/outage",
+            data={"csrf_token": csrf_of(page), "tier": "sonnet", "mode": "hang"},
+            headers={"host": "evil.example"},
+        )
+    assert reply.status_code == 421

@@ -13,6 +13,24 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from web.sim.faults import FaultRegistry
+from web.sim.limits import (
+    MAX_AFTER_TOKENS,
+    MAX_CONTEXT_WINDOW,
+    MAX_CONTROL_BODY_BYTES,
+    MAX_COUNT,
+    MAX_DELAY_S,
+    MAX_DOWN_S,
+    MAX_EVENT_INDEX,
+    MAX_FAULTS,
+    MAX_FIRST_TOKEN_S,
+    MAX_MODEL_CHARS,
+    MAX_PROFILES,
+    MAX_REPLY_TOKENS,
+    MAX_RETRY_AFTER_S,
+    MAX_TEXT_CHARS,
+    MAX_TOKENS_PER_S,
+    shown,
+)
 from web.sim.server import SimServer, control_app
 
 from .clock import FakeClock
@@ -279,3 +297,97 @@ async def test_a_flap_set_over_either_control_api_heals_on_the_servers_clock(rou
 def test_a_clock_goes_with_the_registry_it_belongs_to() -> None:
     with pytest.raises(ValueError, match="pass the clock to the FaultRegistry"):
         SimServer(registry=FaultRegistry(), clock=FakeClock())
+
+
+PAST_BOUNDS = [
+    ("/models", {"model": "*", "reply_tokens": 1_000_000}, "reply_tokens", MAX_REPLY_TOKENS),
+    ("/models", {"model": "*", "first_token_s": 601}, "first_token_s", MAX_FIRST_TOKEN_S),
+    ("/models", {"model": "*", "tokens_per_s": 1e6}, "tokens_per_s", MAX_TOKENS_PER_S),
+    ("/models", {"model": "*", "context_window": 10**9}, "context_window", MAX_CONTEXT_WINDOW),
+    ("/faults", {"model": "m", "kind": "stall", "delay_s": 10**6}, "delay_s", MAX_DELAY_S),
+    ("/faults", {"model": "m", "kind": "slow_first_token", "delay_s": 601}, "delay_s", MAX_DELAY_S),
+    ("/faults", {"model": "m", "kind": "flap", "down_s": 10**7}, "down_s", MAX_DOWN_S),
+    (
+        "/faults",
+        {"model": "m", "kind": "cut", "after_tokens": 10**6},
+        "after_tokens",
+        MAX_AFTER_TOKENS,
+    ),
+    ("/faults", {"model": "m", "kind": "malformed", "n": 10**6}, "n", MAX_EVENT_INDEX),
+    ("/faults", {"model": "m", "kind": "reset", "count": 10**9}, "count", MAX_COUNT),
+    (
+        "/faults",
+        {"model": "m", "kind": "status", "status": 429, "retry_after": 10**6},
+        "retry_after",
+        MAX_RETRY_AFTER_S,
+    ),
+    ("/faults", {"model": "m", "kind": "status", "status": 600}, "status", 599),
+    ("/faults", {"model": "m", "kind": "flap", "down_s": 1, "status": 200}, "status", 599),
+    (
+        "/faults",
+        {"model": "m", "kind": "status", "status": 500, "message": "x" * 1001},
+        "message",
+        MAX_TEXT_CHARS,
+    ),
+    ("/faults", {"model": "m" * 201, "kind": "reset"}, "model", MAX_MODEL_CHARS),
+    ("/models", {"model": "m" * 201, "reply_tokens": 5}, "model", MAX_MODEL_CHARS),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "name", "bound"), PAST_BOUNDS)
+@bounded(5)
+async def test_values_past_a_bound_are_422_naming_the_field_and_the_bound(
+    either: httpx.AsyncClient, path: str, body: dict[str, object], name: str, bound: float
+) -> None:
+    before = (await either.get(path)).json()
+    response = await either.post(path, json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert name in error and shown(bound) in error, error
+    assert (await either.get(path)).json() == before
+
+
+@bounded(5)
+async def test_a_bound_itself_is_accepted(either: httpx.AsyncClient) -> None:
+    response = await either.post("/models", json={"model": "*", "reply_tokens": MAX_REPLY_TOKENS})
+    assert response.status_code == 200
+    fault = {"model": "m", "kind": "stall", "delay_s": MAX_DELAY_S, "count": MAX_COUNT}
+    assert (await either.post("/faults", json=fault)).status_code == 201
+
+
+@bounded(10)
+async def test_faults_and_own_profiles_are_limited_in_number(
+    sim: SimServer, either: httpx.AsyncClient
+) -> None:
+    for index in range(MAX_FAULTS):
+        sim.registry.add({"model": f"m{index}", "kind": "reset"})
+    response = await either.post("/faults", json={"model": "m", "kind": "reset"})
+    assert response.status_code == 422
+    assert f"at most {MAX_FAULTS} faults" in response.json()["error"]
+    for index in range(MAX_PROFILES):
+        sim.set_profile(f"model-{index}", reply_tokens=5)
+    response = await either.post("/models", json={"model": "one-more", "reply_tokens": 5})
+    assert response.status_code == 422
+    assert f"at most {MAX_PROFILES} models" in response.json()["error"]
+    assert (await either.post("/models", json={"model": "*", "reply_tokens": 5})).status_code == 200
+
+
+@bounded(5)
+async def test_a_body_over_the_limit_is_413(either: httpx.AsyncClient) -> None:
+    body = b'{"model": "m", "kind": "reset", "pad": "' + b"x" * MAX_CONTROL_BODY_BYTES + b'"}'
+    response = await either.post("/faults", content=body, headers=JSON)
+    assert response.status_code == 413
+    assert str(MAX_CONTROL_BODY_BYTES) in response.json()["error"]
+
+
+@bounded(5)
+async def test_the_raw_servers_control_routes_refuse_a_foreign_host(
+    raw: httpx.AsyncClient,
+) -> None:
+    """DNS rebinding: a page whose name now points at 127.0.0.1 sends that name as Host."""
+    refused = await raw.post(
+        "/faults", json={"model": "*", "kind": "reset"}, headers={"host": "evil.example"}
+    )
+    assert refused.status_code == 421
+    assert "does not name this server" in refused.json()["error"]
+    assert (await raw.get("/faults", headers={"host": "localhost:8100"})).json() == []

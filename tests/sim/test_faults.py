@@ -16,7 +16,7 @@ from .clock import FakeClock
         ({"kind": "reset"}, '"model" is required'),
         ({"model": "m", "kind": "explode"}, '"kind" must be one of status, reset, hang'),
         ({"model": "m", "kind": "status"}, '"status" is required'),
-        ({"model": "m", "kind": "status", "status": 200}, '"status" must be >= 400'),
+        ({"model": "m", "kind": "status", "status": 200}, '"status" must be between 400 and 599'),
         ({"model": "m", "kind": "status", "status": "429"}, '"status" must be a number'),
         ({"model": "m", "kind": "status", "status": 429.5}, '"status" must be a whole number'),
         ({"model": "m", "kind": "status", "status": 429, "retry_after": -1}, "must be >= 0"),

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import random
 import re
 
-from web.sim.replies import count_tokens, reply_text, tokenize
+import pytest
+
+from web.sim import replies
+from web.sim.limits import MAX_REPLY_TOKENS
+from web.sim.replies import count_tokens, first_tokens, reply_text, reply_tokens_of, tokenize
 
 from .conftest import GPT, HAIKU
 
@@ -52,3 +57,27 @@ def test_generated_sentences_use_an_before_a_vowel_sound() -> None:
     text = " ".join(reply_text(HAIKU, f"prompt {i}", 120) for i in range(100))
     assert re.findall(r"\b[Aa] (?:[aeio]\w*|honest)\b", text) == []
     assert re.search(r"\b[Aa]n (?:[aeio]\w*|honest)\b", text)
+
+
+def test_tokens_are_made_only_as_far_as_they_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+
+    def counting(rng: random.Random) -> str:
+        made.append(sentence_of(rng))
+        return made[-1]
+
+    sentence_of = replies._sentence
+    monkeypatch.setattr(replies, "_sentence", counting)
+    tokens, whole = first_tokens(HAIKU, "hello", MAX_REPLY_TOKENS, 60)
+    assert len(tokens) == 60 and not whole
+    # Every sentence has at least five words: 60 tokens (and the one that says "cut") need at
+    # most 13 of them, whatever the profile's reply length.
+    assert len(made) <= 13
+
+
+def test_first_tokens_are_the_replys_own_and_say_whether_it_was_cut() -> None:
+    whole = tokenize(reply_text(HAIKU, "write some code", 300))
+    assert first_tokens(HAIKU, "write some code", 300, None) == (whole, True)
+    assert first_tokens(HAIKU, "write some code", 300, len(whole)) == (whole, True)
+    assert first_tokens(HAIKU, "write some code", 300, 60) == (whole[:60], False)
+    assert "".join(reply_tokens_of(HAIKU, "write some code", 300)) == "".join(whole)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import threading
+from typing import Any
 
 import anthropic
 import httpx
 import openai
 import pytest
 
-from web.sim.replies import reply_text, tokenize
+from web.sim import exchange, replies
+from web.sim.exchange import INLINE_TOKENS
+from web.sim.limits import MAX_REPLY_TOKENS
+from web.sim.replies import first_tokens, reply_text, tokenize
 from web.sim.server import ModelProfile, SimServer
 
 from .conftest import FAST, GPT, HAIKU, SONNET, bounded, claude, eventually, gpt
@@ -386,3 +392,49 @@ async def test_a_slow_non_stream_request_is_logged_when_it_arrives(sim: SimServe
         call.cancel()
         await asyncio.wait([call])
     assert [e.outcome for e in sim.log.entries()] == ["slow_first_token"]
+
+
+@bounded(10)
+async def test_a_long_profile_costs_only_the_tokens_the_request_asks_for(
+    sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = 0
+    sentence_of = replies._sentence
+
+    def counting(rng: random.Random) -> str:
+        nonlocal made
+        made += 1
+        return sentence_of(rng)
+
+    monkeypatch.setattr(replies, "_sentence", counting)
+    sim.set_profile("*", reply_tokens=MAX_REPLY_TOKENS)
+    async with claude(sim).messages.stream(
+        model=HAIKU, max_tokens=60, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
+        message = await stream.get_final_message()
+    assert made <= 13  # sentences of five words or more: enough for 61 tokens, no more
+    assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 60)
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "".join(tokenize(reply_text(HAIKU, PROMPT, 1000))[:60])
+
+
+@bounded(10)
+async def test_a_long_reply_is_made_off_the_event_loop(
+    sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+
+    def recording(*args: Any) -> tuple[list[str], bool]:
+        threads.append(threading.get_ident())
+        return first_tokens(*args)
+
+    monkeypatch.setattr(exchange, "first_tokens", recording)
+    sim.set_profile("*", reply_tokens=INLINE_TOKENS * 2)
+    for max_tokens in (INLINE_TOKENS * 2, 50):
+        message = await claude(sim).messages.create(
+            model=HAIKU, max_tokens=max_tokens, messages=[{"role": "user", "content": PROMPT}]
+        )
+        assert message.usage.output_tokens == min(max_tokens, len(message.content[0].text.split()))
+    loop_thread = threading.get_ident()
+    assert threads[0] != loop_thread  # the long reply: in a worker thread
+    assert threads[1] == loop_thread  # the short one: not worth the hop

@@ -7,6 +7,9 @@ with `understudy sim`, and what it sets is exactly what `curl .../_sim/faults` w
 
     POST /demo/outage        tier=<name>, mode=rate_limited|overloaded|hang|cut|healthy
     POST /demo/outage/reset  every tier healthy
+
+Like /_sim, the panel is for loopback clients only unless UNDERSTUDY_EXPOSE_SIM=1 (web.sim.access):
+other visitors neither see it nor can post to it (403; a Host that is not loopback: 421).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from web.deps import CSRF, SettingsDep, is_htmx, state_of, templates_of
 from web.errors import AppError, Invalid, NotFound
 from web.settings import Settings, TierConfig
+from web.sim.access import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,20 @@ class SimUnavailable(AppError):
     title = "Simulator unavailable"
 
 
+class SimRefused(AppError):
+    status = 403
+    title = "Refused"
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.status = refusal.status
+
+
+def _refusal(request: Request) -> Refusal | None:
+    client = request.client.host if request.client else None
+    return state_of(request).sim_access.refusal(client, request.headers.get("host"))
+
+
 def sim_client(sim_url: str) -> httpx.AsyncClient:
     """The one client for the simulator's control API (made once: a new client costs ~20 ms of
     CPU for its TLS context, which every page load would otherwise pay)."""
@@ -110,6 +128,9 @@ def _client(request: Request) -> httpx.AsyncClient:
     state = state_of(request)
     if state.sim_client is None or not state.demo_mode:
         raise NotFound("The outage panel exists only in demo mode (no API keys set).")
+    refusal = _refusal(request)
+    if refusal is not None:
+        raise SimRefused(refusal)
     return state.sim_client
 
 
@@ -145,7 +166,7 @@ def _panel(settings: Settings, faults: list[dict[str, Any]]) -> OutagePanel:
 async def outage_context(request: Request) -> OutagePanel | None:
     """The panel for the chat page, or None outside demo mode."""
     state = state_of(request)
-    if state.sim_client is None or not state.demo_mode:
+    if state.sim_client is None or not state.demo_mode or _refusal(request) is not None:
         return None
     try:
         faults = await _faults(state.sim_client)

@@ -17,6 +17,10 @@ profiles, so a fault set through either is seen by the model endpoints.
 A POST (or a DELETE with a body) must say ``content-type: application/json``, else 415: a web
 page can send any site a text/plain POST without a CORS preflight, so the type is what keeps
 other pages from setting faults on a simulator that listens on localhost.
+
+Invalid input is a 400; a value past one of the simulator's bounds (web.sim.limits) is a 422,
+and a body over ``MAX_CONTROL_BODY_BYTES`` a 413. Who may call the routes when they are mounted
+in the app is web.sim.access's business.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from web.sim.faults import FaultError
+from web.sim.limits import MAX_CONTROL_BODY_BYTES, OutOfBounds
 
 if TYPE_CHECKING:
     from web.sim.server import SimServer
@@ -64,6 +69,10 @@ class ControlAPI:
     ) -> ControlReply:
         path = path.rstrip("/") or "/"
         query = query or {}
+        if len(body) > MAX_CONTROL_BODY_BYTES:
+            return ControlReply(
+                413, {"error": f"the body must be at most {MAX_CONTROL_BODY_BYTES} bytes"}
+            )
         if (method == "POST" or (method == "DELETE" and body)) and not _is_json(content_type):
             return _unsupported(content_type)
         if path == "/":
@@ -97,6 +106,8 @@ class ControlAPI:
                 return error
             try:
                 fault = registry.add(data)
+            except OutOfBounds as exc:
+                return ControlReply(422, {"error": str(exc)})
             except FaultError as exc:
                 return ControlReply(400, {"error": str(exc)})
             return ControlReply(201, fault.to_json())
@@ -130,6 +141,8 @@ class ControlAPI:
                 return ControlReply(400, {"error": '"model" is required: a model id, or "*"'})
             try:
                 profile = self._sim.set_profile(model, **changes)
+            except OutOfBounds as exc:
+                return ControlReply(422, {"error": str(exc)})
             except (ValueError, TypeError) as exc:
                 return ControlReply(400, {"error": str(exc)})
             return ControlReply(200, {"model": model, **profile.to_json()})
@@ -164,7 +177,11 @@ def control_app(sim: SimServer) -> Starlette:
     api = ControlAPI(sim)
 
     async def endpoint(request: StarletteRequest) -> Response:
-        body = await request.body()
+        body = b""
+        async for piece in request.stream():
+            body += piece
+            if len(body) > MAX_CONTROL_BODY_BYTES:
+                break  # handle() refuses it; no need to hold the rest
         query = {k: request.query_params.getlist(k) for k in request.query_params}
         reply = api.handle(
             request.method,

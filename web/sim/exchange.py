@@ -3,6 +3,11 @@
 The fault plan (web.sim.faults) says what goes wrong; the dialect (one module per wire format)
 says which bytes carry it. Timing follows the model's profile: the first token `first_token_s`
 after the request, then one token every 1/`tokens_per_s` seconds.
+
+The embedded simulator shares the app's event loop, so an exchange does no more work than the
+request asks for (at most `max_tokens` tokens are made, see web.sim.replies.first_tokens), does a
+long reply's making and encoding in a thread, and gives the loop a turn every few deltas of a
+stream too fast to sleep between them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from web.sim.faults import Plan
 from web.sim.http import LAST_CHUNK, Request, chunk, head, reset
-from web.sim.replies import reply_text, tokenize
+from web.sim.replies import first_tokens
 from web.sim.requestlog import LoggedRequest
 from web.sim.wire import Dialect, InvalidCall, ModelCall, Reply, compact_json, random_id
 
@@ -20,6 +25,10 @@ if TYPE_CHECKING:
     from web.sim.server import SimServer
 
 MESSAGE_ID_PREFIX = {"anthropic": ("msg_01", 22), "openai": ("chatcmpl-", 29)}
+INLINE_TOKENS = 2_000
+"""Replies up to this many tokens are made on the event loop (~1.5 ms); longer ones in a thread."""
+YIELD_EVERY = 64
+"""Deltas written without a sleep between them before the stream gives the event loop a turn."""
 
 
 class Exchange:
@@ -76,11 +85,11 @@ class Exchange:
             return self._reply(call, status_reply, plan)
         if call.input_tokens > profile.context_window:
             return self._reply(call, dialect.context_too_long(call, profile.context_window, rid))
-        tokens = tokenize(reply_text(call.model, call.prompt, profile.reply_tokens))
-        stop = call.max_tokens is None or len(tokens) <= call.max_tokens
-        if not stop:
-            assert call.max_tokens is not None
-            tokens = tokens[: call.max_tokens]
+        reply = (call.model, call.prompt, profile.reply_tokens, call.max_tokens)
+        if min(profile.reply_tokens, call.max_tokens or profile.reply_tokens) <= INLINE_TOKENS:
+            tokens, stop = first_tokens(*reply)
+        else:
+            tokens, stop = await asyncio.to_thread(first_tokens, *reply)
         first_token_s = (
             plan.first_token_s if plan.first_token_s is not None else profile.first_token_s
         )
@@ -127,10 +136,13 @@ class Exchange:
             )
         )
 
-    async def _sleep_until(self, deadline: float) -> None:
+    async def _sleep_until(self, deadline: float) -> bool:
+        """Sleep until `deadline` on the loop's clock; False when it is (nearly) past already."""
         delay = deadline - self.loop.time()
         if delay > 0.0005:
             await asyncio.sleep(delay)
+            return True
+        return False
 
     def _non_stream_error(self, plan: Plan) -> Reply | None:
         """error_event without a stream: the HTTP error the provider sends for that type."""
@@ -157,8 +169,10 @@ class Exchange:
         await self._sleep_until(done_at)
         if error is not None:
             return self._send(error)
-        message = dialect.message(call, "".join(tokens), len(tokens), stop, self.message_id)
-        body = compact_json(message).encode()
+        if len(tokens) <= INLINE_TOKENS:
+            body = self._body(call, tokens, stop)
+        else:
+            body = await asyncio.to_thread(self._body, call, tokens, stop)
         headers = {"content-type": "application/json", **dialect.id_header(self.request_id)}
         if plan.outcome == "malformed":
             body = body[: len(body) // 2]
@@ -174,6 +188,10 @@ class Exchange:
             await asyncio.sleep(plan.stall_s)
         self.writer.close()
         return False
+
+    def _body(self, call: ModelCall, tokens: list[str], stop: bool) -> bytes:
+        message = self.dialect.message(call, "".join(tokens), len(tokens), stop, self.message_id)
+        return compact_json(message).encode()
 
     async def _stream(
         self,
@@ -204,8 +222,14 @@ class Exchange:
             writer.write(chunk(dialect.ping))
         await writer.drain()
         count = len(tokens) if plan.break_after is None else min(plan.break_after, len(tokens))
+        unslept = 0
         for index, token in enumerate(tokens[:count]):
-            await self._sleep_until(first_at + index * interval)
+            if await self._sleep_until(first_at + index * interval):
+                unslept = 0
+            else:
+                unslept += 1
+                if unslept % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             emit(dialect.stream_delta(call, self.message_id, token), token)
             await writer.drain()
         if plan.break_how in ("cut", "stall"):

@@ -25,6 +25,9 @@ Without a stream: slow_first_token delays the whole response; cut and stall send
 error_event becomes the HTTP error the provider uses for that type (Anthropic overloaded_error:
 529, OpenAI server_error: 500); malformed sends a truncated JSON body; no_terminator neither hits
 nor is used up by non-stream requests.
+
+Every parameter has an upper bound (web.sim.limits), and so have ``count``, the texts and the
+number of faults set at once; past one, :class:`FaultOutOfBounds` (the control API's 422).
 """
 
 from __future__ import annotations
@@ -34,8 +37,22 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from web.sim.limits import (
+    MAX_AFTER_TOKENS,
+    MAX_COUNT,
+    MAX_DELAY_S,
+    MAX_DOWN_S,
+    MAX_EVENT_INDEX,
+    MAX_FAULTS,
+    MAX_MODEL_CHARS,
+    MAX_RETRY_AFTER_S,
+    MAX_TEXT_CHARS,
+    OutOfBounds,
+    shown,
+)
 
 Break = Literal["cut", "stall", "error"]
 Drop = Literal["reset", "hang"]
@@ -45,6 +62,10 @@ Clock = Callable[[], float]
 
 class FaultError(ValueError):
     """A fault definition that cannot be used; the message says which field and why."""
+
+
+class FaultOutOfBounds(FaultError, OutOfBounds):
+    """A fault past one of the simulator's bounds (web.sim.limits)."""
 
 
 @dataclass
@@ -77,6 +98,8 @@ class Param:
     required: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    range_is_bound: bool = False
+    """Below `minimum` is out of bounds too (an HTTP status outside 400-599), not just invalid."""
 
 
 @dataclass(frozen=True)
@@ -128,29 +151,33 @@ def _no_terminator(plan: Plan, p: Mapping[str, Any]) -> None:
     plan.terminated = False
 
 
-_STATUS = Param("int", required=True, minimum=400, maximum=599)
-_RETRY_AFTER = Param("number", minimum=0)
-_AFTER = Param("int", default=3, minimum=0)
-_ERROR_TEXT = {"code": Param("str"), "error_type": Param("str"), "message": Param("str")}
+_STATUS = Param("int", required=True, minimum=400, maximum=599, range_is_bound=True)
+_RETRY_AFTER = Param("number", minimum=0, maximum=MAX_RETRY_AFTER_S)
+_AFTER = Param("int", default=3, minimum=0, maximum=MAX_AFTER_TOKENS)
+_DELAY = Param("number", required=True, minimum=0, maximum=MAX_DELAY_S)
+_TEXT = Param("str", maximum=MAX_TEXT_CHARS)
+_ERROR_TEXT = {"code": _TEXT, "error_type": _TEXT, "message": _TEXT}
 
 KINDS: dict[str, Kind] = {
     "status": Kind({"status": _STATUS, "retry_after": _RETRY_AFTER, **_ERROR_TEXT}, _status),
     "reset": Kind({}, _reset),
     "hang": Kind({}, _hang),
-    "slow_first_token": Kind({"delay_s": Param("number", required=True, minimum=0)}, _slow),
+    "slow_first_token": Kind({"delay_s": _DELAY}, _slow),
     "cut": Kind({"after_tokens": _AFTER}, _cut),
     "stall": Kind(
-        {"after_tokens": _AFTER, "delay_s": Param("number", default=60.0, minimum=0)}, _stall
+        {"after_tokens": _AFTER, "delay_s": replace(_DELAY, required=False, default=60.0)}, _stall
     ),
     "error_event": Kind(
-        {"after_tokens": _AFTER, "error_type": Param("str"), "message": Param("str")}, _error_event
+        {"after_tokens": _AFTER, "error_type": _TEXT, "message": _TEXT}, _error_event
     ),
-    "malformed": Kind({"n": Param("int", minimum=1), "after_tokens": _AFTER}, _malformed),
+    "malformed": Kind(
+        {"n": Param("int", minimum=1, maximum=MAX_EVENT_INDEX), "after_tokens": _AFTER}, _malformed
+    ),
     "no_terminator": Kind({}, _no_terminator, stream_only=True),
     "flap": Kind(
         {
-            "status": Param("int", default=503, minimum=400, maximum=599),
-            "down_s": Param("number", required=True, minimum=0),
+            "status": replace(_STATUS, required=False, default=503),
+            "down_s": Param("number", required=True, minimum=0, maximum=MAX_DOWN_S),
             "retry_after": _RETRY_AFTER,
             **_ERROR_TEXT,
         },
@@ -199,6 +226,8 @@ def parse_fault(data: object, fault_id: str) -> Fault:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise FaultError('"model" is required: a model id, or "*" for every model')
+    if len(model) > MAX_MODEL_CHARS:
+        raise FaultOutOfBounds(f'"model" must be at most {MAX_MODEL_CHARS} characters')
     kind_name = data.get("kind")
     if kind_name not in KINDS:
         raise FaultError(f'"kind" must be one of {", ".join(KINDS)}; got {kind_name!r}')
@@ -212,6 +241,8 @@ def parse_fault(data: object, fault_id: str) -> Fault:
     count = data.get("count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise FaultError('"count" must be a whole number >= 1, or null for "until deleted"')
+    if count is not None and count > MAX_COUNT:
+        raise FaultOutOfBounds(f'"count" must be <= {MAX_COUNT}, or null for "until deleted"')
     params = {name: _check(name, spec, data.get(name)) for name, spec in kind.params.items()}
     return Fault(id=fault_id, model=model, kind=kind_name, params=params, count=count)
 
@@ -224,6 +255,8 @@ def _check(name: str, spec: Param, value: Any) -> Any:
     if spec.kind == "str":
         if not isinstance(value, str) or not value:
             raise FaultError(f'"{name}" must be a non-empty string')
+        if spec.maximum is not None and len(value) > spec.maximum:
+            raise FaultOutOfBounds(f'"{name}" must be at most {shown(spec.maximum)} characters')
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FaultError(f'"{name}" must be a number')
@@ -231,10 +264,13 @@ def _check(name: str, spec: Param, value: Any) -> Any:
         raise FaultError(f'"{name}" must be a whole number')
     if not math.isfinite(value):
         raise FaultError(f'"{name}" must be finite')
-    if spec.minimum is not None and value < spec.minimum:
-        raise FaultError(f'"{name}" must be >= {spec.minimum:g}')
-    if spec.maximum is not None and value > spec.maximum:
-        raise FaultError(f'"{name}" must be <= {spec.maximum:g}')
+    low, high = spec.minimum, spec.maximum
+    if spec.range_is_bound and low is not None and high is not None and not low <= value <= high:
+        raise FaultOutOfBounds(f'"{name}" must be between {shown(low)} and {shown(high)}')
+    if low is not None and value < low:
+        raise FaultError(f'"{name}" must be >= {low:g}')
+    if high is not None and value > high:
+        raise FaultOutOfBounds(f'"{name}" must be <= {shown(high)}')
     return value
 
 
@@ -254,6 +290,11 @@ class FaultRegistry:
     def add(self, data: object) -> Fault:
         fault = parse_fault(data, "")
         with self._lock:
+            self._purge(self._clock())
+            if len(self._faults) >= MAX_FAULTS:
+                raise FaultOutOfBounds(
+                    f"at most {MAX_FAULTS} faults can be set at once; delete some first"
+                )
             fault.id = f"f{next(self._ids)}"
             fault.set_at = self._clock()
             self._faults[fault.id] = fault

@@ -4,6 +4,9 @@ A model is known when it has a profile of its own or is one of the built-in ids;
 any other id gets the provider's 404. A known model without a profile of its own uses the default.
 Setting the default (model ``"*"``) also applies the same fields to every model's own profile, so
 ``POST /models {"model": "*", "first_token_s": 0, ...}`` makes every model fast at once.
+
+Every field has an upper bound (web.sim.limits); past it the profile is refused with
+:class:`~web.sim.limits.OutOfBounds`, and so is a new model id once there are ``MAX_PROFILES``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,17 @@ import math
 import threading
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from web.sim.limits import (
+    MAX_CONTEXT_WINDOW,
+    MAX_FIRST_TOKEN_S,
+    MAX_MODEL_CHARS,
+    MAX_PROFILES,
+    MAX_REPLY_TOKENS,
+    MAX_TOKENS_PER_S,
+    OutOfBounds,
+    shown,
+)
 
 ALL_MODELS = "*"
 
@@ -44,11 +58,20 @@ class ModelProfile:
             raise ValueError("reply_tokens must be >= 1")
         if self.context_window < 1:
             raise ValueError("context_window must be >= 1")
+        for name, bound in PROFILE_BOUNDS.items():
+            if getattr(self, name) > bound:
+                raise OutOfBounds(f"{name} must be <= {shown(bound)}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+PROFILE_BOUNDS: dict[str, float] = {
+    "first_token_s": MAX_FIRST_TOKEN_S,
+    "tokens_per_s": MAX_TOKENS_PER_S,
+    "reply_tokens": MAX_REPLY_TOKENS,
+    "context_window": MAX_CONTEXT_WINDOW,
+}
 PROFILE_FIELDS = tuple(f.name for f in fields(ModelProfile))
 
 # Feel real in the demo: sonnet a little slower than haiku.
@@ -112,11 +135,18 @@ class Profiles:
             )
         if not isinstance(model, str) or not model:
             raise ValueError('"model" must be a model id or "*"')
+        if len(model) > MAX_MODEL_CHARS:
+            raise OutOfBounds(f'"model" must be at most {MAX_MODEL_CHARS} characters')
         with self._lock:
             if model == ALL_MODELS:
                 self._default = replace(self._default, **changes)
                 self._own = {m: replace(p, **changes) for m, p in self._own.items()}
                 return self._default
+            if model not in self._own and len(self._own) >= MAX_PROFILES:
+                raise OutOfBounds(
+                    f"at most {MAX_PROFILES} models can have a profile of their own; "
+                    'set the default with "model": "*" instead'
+                )
             profile = replace(self.get(model), **changes)
             self._own[model] = profile
             return profile

@@ -12,8 +12,10 @@ gives the reply back exactly, and each token is streamed as one delta.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import re
+from collections.abc import Iterator
 
 ECHO_CHARS = 200
 
@@ -192,6 +194,12 @@ def count_tokens(text: str) -> int:
 
 def reply_text(model: str, prompt: str, reply_tokens: int) -> str:
     """The reply `model` gives to `prompt`: about `reply_tokens` tokens, never fewer than the opening."""
+    return "".join(reply_tokens_of(model, prompt, reply_tokens))
+
+
+def reply_tokens_of(model: str, prompt: str, reply_tokens: int) -> Iterator[str]:
+    """The tokens of :func:`reply_text`, made one sentence at a time as they are taken: a reply
+    cut at `max_tokens` costs its first `max_tokens` tokens, however long the profile's reply."""
     seed = hashlib.sha256(f"{model}\x00{prompt}".encode()).digest()
     rng = random.Random(seed)
     parts = [f"{model} here. You asked: «{prompt[:ECHO_CHARS]}»."]
@@ -200,13 +208,26 @@ def reply_text(model: str, prompt: str, reply_tokens: int) -> str:
         parts.append(f"Here is a small example:\n\n```python\n{snippet}\n```\n\n")
     text = " ".join(parts)
     used = len(tokenize(text))
-    sentences: list[str] = []
-    while not sentences or used < reply_tokens:
-        sentence = _sentence(rng)
-        sentences.append(sentence)
-        used += len(sentence.split())
     separator = "" if text.endswith("\n") else " "
-    return text + separator + " ".join(sentences)
+    yield from tokenize(text + separator)
+    while True:
+        sentence = _sentence(rng)
+        used += len(sentence.split())
+        if used >= reply_tokens:
+            yield from tokenize(sentence)
+            return
+        yield from tokenize(sentence + " ")
+
+
+def first_tokens(
+    model: str, prompt: str, reply_tokens: int, max_tokens: int | None
+) -> tuple[list[str], bool]:
+    """The reply's tokens up to `max_tokens`, and whether that is the whole reply (False: cut)."""
+    tokens = reply_tokens_of(model, prompt, reply_tokens)
+    if max_tokens is None:
+        return list(tokens), True
+    taken = list(itertools.islice(tokens, max_tokens + 1))
+    return taken[:max_tokens], len(taken) <= max_tokens
 
 
 def _sentence(rng: random.Random) -> str:

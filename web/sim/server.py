@@ -7,6 +7,10 @@
 This module owns the listener and the connections (keep-alive, clean shutdown); one model request
 is an Exchange (web.sim.exchange). It is built on `asyncio.start_server`, not ASGI, so that a reset before
 any byte and a body without its terminating chunk happen exactly as they do in the wild.
+
+Its control routes answer any client that reaches the port it was started on, but only for a
+``Host`` that is loopback, an IP address or that host (421 otherwise): a web page whose name was
+rebound to 127.0.0.1 must not set faults on a simulator that listens there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import signal
 from types import TracebackType
 from typing import Any
 
+from web.sim.access import SimAccess
 from web.sim.anthropic_wire import AnthropicWire
 from web.sim.control import ControlAPI, control_app, is_control_path
 from web.sim.exchange import Exchange
@@ -66,6 +71,7 @@ class SimServer:
         self.url = ""
         self._control = ControlAPI(self)
         self._server: asyncio.Server | None = None
+        self._access = SimAccess(expose=True)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -79,6 +85,7 @@ class SimServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = await asyncio.start_server(self._connection, host, port)
+        self._access = SimAccess(expose=True, served_host=host)
         bound_host, bound_port = self._server.sockets[0].getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
@@ -158,6 +165,11 @@ class SimServer:
                 return True
             return await Exchange(self, dialect, request, reader, writer).run()
         if is_control_path(request.path):
+            refused = self._access.refusal(None, request.headers.get("host"))
+            if refused is not None:
+                payload = {"error": refused.message}
+                writer.write(json_response(refused.status, payload, keep_alive=request.keep_alive))
+                return True
             reply = self._control.handle(
                 request.method,
                 request.path,
