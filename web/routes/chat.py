@@ -161,6 +161,9 @@ async def send_message(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     text = check_message(content, settings)
+    # Ownership before the claim: another session's conversation is a plain 404 (never "busy",
+    # which would tell it exists and is answering), and a stranger never holds its claim.
+    await db.get_conversation(sessions, owner, conversation_id)
     with runner.claim(conversation_id) as claimed:
         if not claimed:
             raise Conflict(BUSY)
@@ -277,7 +280,7 @@ async def regenerate_turn(
     owner: OwnerDep,
     runner: RunnerDep,
 ) -> Response:
-    row = await _owned_turn(request, owner, conversation_id, turn_id)
+    row = await _owned_turn(request, owner, conversation_id, turn_id)  # before the claim
     user_message_id = row.turn.user_message_id
     with runner.claim(conversation_id) as claimed:
         if not claimed:
