@@ -99,3 +99,30 @@ async def test_admin_dep_sends_anyone_else_to_the_login_and_back(
     assert response.headers["location"] == "/admin/probe?tier=haiku&page=2"
     response = await client.get(response.headers["location"])
     assert (response.status_code, response.text, served) == (200, "for admins", ["probe"])
+
+
+async def test_logout_ends_the_login_for_a_copy_of_the_cookie_too(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await log_in(client)
+    copy = dict(client.cookies)  # taken before logout, e.g. by someone at the same browser
+    page = await client.get("/admin")
+    await client.post("/admin/logout", data={"csrf_token": csrf_of(page.text)})
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", cookies=copy
+    ) as thief:
+        response = await thief.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/login")
+
+
+async def test_a_password_change_ends_every_login_even_to_the_same_password(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await log_in(client)
+    assert (await client.get("/admin")).status_code == 200
+    state = AppState.of(app)
+    replace(state, admin=state.admin.with_password(PASSWORD)).attach(app)
+    assert (await client.get("/admin")).status_code == 303

@@ -4,7 +4,8 @@
     POST /admin/login            password, next: 303 to ``next``; 401 wrong; 429 rate limited
     POST /admin/logout
 
-What a login is, and why it cannot outlive a password change or a restart: web.admin_auth.
+What a login is, and why it cannot outlive a logout, a password change or a restart:
+web.admin_auth.
 """
 
 from __future__ import annotations
@@ -109,5 +110,5 @@ async def login(
 
 @router.post("/logout", dependencies=CSRF)
 async def logout(request: Request) -> Response:
-    request.session.pop(SESSION_KEY, None)
+    state_of(request).admin.logout(request.session.pop(SESSION_KEY, None))
     return RedirectResponse(LOGIN_PATH, status_code=303)
