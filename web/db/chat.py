@@ -89,6 +89,18 @@ async def list_conversations(factory: Factory, owner: str) -> list[ConversationR
         return [ConversationRow(id=r.id, title=r.title) for r in rows]
 
 
+async def move_conversations(factory: Factory, old_owner: str, new_owner: str) -> int:
+    """Give a session's conversations to the session that replaced it (after a rotation)."""
+    async with session_scope(factory) as session:
+        moved = await session.execute(
+            update(Conversation)
+            .where(Conversation.owner == old_owner)
+            .values(owner=new_owner)
+            .execution_options(synchronize_session=False)
+        )
+        return int(moved.rowcount)  # type: ignore[attr-defined]
+
+
 async def get_conversation(factory: Factory, owner: str, conversation_id: str) -> ConversationRow:
     # Every reply stream checks ownership with this: columns, not an ORM object, and no transaction
     # beyond the one statement.
