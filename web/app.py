@@ -32,6 +32,7 @@ from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
 from web.deps import is_htmx
 from web.errors import AppError
+from web.ratelimit import SlidingWindow
 from web.resources import STATIC_DIR, TEMPLATES_DIR
 from web.routes import admin, admin_login, chat, demo
 from web.routes.admin_login import LoginRequired
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
             admin=admin_auth,
             sim_client=sim_client(current.sim_url) if current.sim_url and demo else None,
             demo_mode=demo,
+            new_chats=SlidingWindow(current.new_chats_per_minute),
         )
         state.attach(app)
         try:
@@ -134,7 +136,9 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
-        return error_response(templates, request, exc.status, exc.title, exc.message)
+        response = error_response(templates, request, exc.status, exc.title, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

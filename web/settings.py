@@ -63,6 +63,8 @@ class Settings:
     turn_deadline_s: float = 120.0
     expose_sim: bool = False
     """UNDERSTUDY_EXPOSE_SIM=1: mount /_sim even when real keys are configured."""
+    new_chats_per_minute: int = 20
+    """How many conversations one browser session may start in a sliding minute."""
 
     def check_keys(self) -> None:
         """Either no key at all (the simulator answers) or every tier's key. A partial set is a
@@ -101,6 +103,7 @@ class Settings:
             max_message_chars=_int(env, "UNDERSTUDY_MAX_MESSAGE_CHARS", 32_000),
             turn_deadline_s=_float(env, "UNDERSTUDY_TURN_DEADLINE_S", 120.0),
             expose_sim=env.get("UNDERSTUDY_EXPOSE_SIM", "") in ("1", "true", "yes"),
+            new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
         )
 
 
