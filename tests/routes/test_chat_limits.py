@@ -74,6 +74,8 @@ async def test_the_sidebar_pages_through_every_conversation(
         assert full.status_code == 200 and "<html" in full.text
     assert (pages, len(seen), len(set(seen))) == (3, expected, expected)
     assert seen[-2:] == [f"{1:032x}", f"{0:032x}"]  # the oldest come last
+    malformed = await client.get("/conversations?before=yesterday", headers={"HX-Request": "true"})
+    assert malformed.status_code == 422
 
 
 async def test_new_conversations_are_limited_per_session_and_say_when_to_try_again(
