@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from web.admin_auth import ADMIN_SESSION_MAX_AGE_S, AdminAuth, LoginLimiter
+from web.admin_auth import ADMIN_SESSION_MAX_AGE_S, AdminAuth, LocalAdminLogins, LoginLimiter
 from web.settings import Settings
 
 
@@ -72,3 +72,21 @@ def test_the_password_is_the_configured_one_or_random(tmp_path: Path) -> None:
     first, second = AdminAuth.from_settings(unset), AdminAuth.from_settings(unset)
     assert first.generated and len(first.password) >= 16
     assert first.password != second.password and first.nonce != second.nonce
+
+
+def test_logout_closes_the_login_on_the_server() -> None:
+    auth = AdminAuth("secret", generated=False)
+    login, other = auth.login(0.0), auth.login(0.0)
+    auth.logout(dict(login))  # a copy of the cookie's value: the same login id
+    assert not auth.admits(login, 1.0)
+    assert auth.admits(other, 1.0)  # another browser's login is untouched
+    auth.logout(None)  # a session that was no login: nothing to end
+    assert not auth.with_password("secret").admits(other, 1.0)
+
+
+def test_expired_logins_are_forgotten() -> None:
+    logins = LocalAdminLogins(max_age_s=10.0)
+    old = logins.open(0.0)
+    assert logins.is_open(old, 10.0) and not logins.is_open(old, 10.5)
+    logins.open(11.0)
+    assert len(logins._opened) == 1

@@ -108,7 +108,11 @@ def test_a_missing_chain_file_says_how_to_fix_it(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("UNDERSTUDY_MAX_MESSAGE_CHARS", "lots"), ("UNDERSTUDY_TURN_DEADLINE_S", "-3")],
+    [
+        ("UNDERSTUDY_MAX_MESSAGE_CHARS", "lots"),
+        ("UNDERSTUDY_TURN_DEADLINE_S", "-3"),
+        ("UNDERSTUDY_NEW_CHATS_PER_MINUTE", "0"),
+    ],
 )
 def test_bad_numbers_in_the_environment_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -121,6 +125,7 @@ def test_environment_values_reach_the_settings(tmp_path: Path) -> None:
             "UNDERSTUDY_DATA_DIR": str(tmp_path),
             "UNDERSTUDY_MAX_MESSAGE_CHARS": "500",
             "UNDERSTUDY_TURN_DEADLINE_S": "7.5",
+            "UNDERSTUDY_NEW_CHATS_PER_MINUTE": "5",
             "ANTHROPIC_API_KEY": "sk-ant-x",
             "UNRELATED_KEY": "nope",
         }
@@ -128,6 +133,7 @@ def test_environment_values_reach_the_settings(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path.resolve()
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path.resolve() / 'understudy.db'}"
     assert (settings.max_message_chars, settings.turn_deadline_s) == (500, 7.5)
+    assert settings.new_chats_per_minute == 5
     assert dict(settings.api_keys) == {"ANTHROPIC_API_KEY": "sk-ant-x"}
 
 

@@ -1,9 +1,12 @@
 """The admin's login: one password, a token derived from it, a session age and a rate limit.
 
-A logged-in admin's session holds ``{"token": ..., "at": <login time>}`` under SESSION_KEY. The
-token is an HMAC of a random value made once per app (the nonce) keyed with the admin password, so:
+A logged-in admin's session holds ``{"token": ..., "at": <login time>, "id": <login id>}`` under
+SESSION_KEY. The token is an HMAC of a random value made once per app (the nonce) keyed with the
+admin password; the login id names a login the server keeps (:class:`AdminLogins`). So:
 
 - a changed password or a restart logs every admin out;
+- logout ends the login on the server: a copy of the cookie taken before it opens nothing (a
+  signed cookie alone cannot be taken back, so the server must know which logins are open);
 - the cookie never carries the password or a hash of the password alone;
 - a login expires ADMIN_SESSION_MAX_AGE_S after it was made, whatever the cookie says.
 
@@ -18,7 +21,8 @@ import hashlib
 import hmac
 import secrets
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from web.settings import Settings
 
@@ -60,6 +64,42 @@ class LoginLimiter:
         self._failures.pop(client, None)
 
 
+class AdminLogins(Protocol):
+    """The admin logins that are open, by id: what logout and a password change revoke.
+
+    One in-process implementation for now; several processes would share one through a store.
+    """
+
+    def open(self, now: float) -> str: ...
+    def is_open(self, login_id: str, now: float) -> bool: ...
+    def close(self, login_id: str) -> None: ...
+    def close_all(self) -> None: ...
+
+
+class LocalAdminLogins:
+    def __init__(self, max_age_s: float = ADMIN_SESSION_MAX_AGE_S) -> None:
+        self.max_age_s = max_age_s
+        self._opened: dict[str, float] = {}
+
+    def open(self, now: float) -> str:
+        # Logins that expired are forgotten here, so the table holds only live ones.
+        for stale in [i for i, at in self._opened.items() if now - at > self.max_age_s]:
+            del self._opened[stale]
+        login_id = secrets.token_urlsafe(24)
+        self._opened[login_id] = now
+        return login_id
+
+    def is_open(self, login_id: str, now: float) -> bool:
+        at = self._opened.get(login_id)
+        return at is not None and now - at <= self.max_age_s
+
+    def close(self, login_id: str) -> None:
+        self._opened.pop(login_id, None)
+
+    def close_all(self) -> None:
+        self._opened.clear()
+
+
 @dataclass(frozen=True)
 class AdminAuth:
     """The admin password of this app and what checks logins against it."""
@@ -69,6 +109,7 @@ class AdminAuth:
     """True when no UNDERSTUDY_ADMIN_PASSWORD was set: the password is random, printed at start."""
     nonce: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     limiter: LoginLimiter = field(default_factory=LoginLimiter, repr=False, compare=False)
+    logins: AdminLogins = field(default_factory=LocalAdminLogins, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdminAuth:
@@ -83,17 +124,27 @@ class AdminAuth:
     def password_matches(self, candidate: str) -> bool:
         return hmac.compare_digest(candidate.encode(), self.password.encode())
 
+    def with_password(self, password: str) -> AdminAuth:
+        """This app's auth with a new password: every open login ends."""
+        self.logins.close_all()
+        return replace(self, password=password)
+
     def login(self, now: float) -> dict[str, str | int]:
         """What the session keeps under SESSION_KEY for an admin who logged in at ``now``."""
-        return {"token": self.token(), "at": int(now)}
+        return {"token": self.token(), "at": int(now), "id": self.logins.open(now)}
+
+    def logout(self, login: object) -> None:
+        """End ``login`` (the session's SESSION_KEY value) for every copy of the cookie."""
+        if isinstance(login, dict) and isinstance(login_id := login.get("id"), str):
+            self.logins.close(login_id)
 
     def admits(self, login: object, now: float) -> bool:
         """Whether ``login`` (the session's SESSION_KEY value, anything) is a current login."""
         if not isinstance(login, dict):
             return False
-        token, at = login.get("token"), login.get("at")
+        token, at, login_id = login.get("token"), login.get("at"), login.get("id")
         if not isinstance(token, str) or not isinstance(at, int | float):
             return False
-        if now - at > ADMIN_SESSION_MAX_AGE_S:
+        if not isinstance(login_id, str) or now - at > ADMIN_SESSION_MAX_AGE_S:
             return False
-        return hmac.compare_digest(token, self.token())
+        return hmac.compare_digest(token, self.token()) and self.logins.is_open(login_id, now)

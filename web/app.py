@@ -33,6 +33,7 @@ from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
 from web.deps import is_htmx
 from web.errors import AppError
+from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
 from web.routes import admin, admin_login, chat, demo
@@ -100,6 +101,7 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
             sim_client=sim_client(current.sim_url) if current.sim_url and demo else None,
             demo_mode=demo,
             sim_access=sim_access,
+            new_chats=SlidingWindow(current.new_chats_per_minute),
         )
         state.attach(app)
         try:
@@ -142,7 +144,9 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
-        return error_response(templates, request, exc.status, exc.title, exc.message)
+        response = error_response(templates, request, exc.status, exc.title, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

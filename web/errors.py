@@ -6,6 +6,7 @@ AppError            400  the request cannot be served as sent
   Conflict          409  a reply is still being generated in this conversation
   TooLarge          413  a message or a name over its limit
   Invalid           422  an empty message or name, an unknown tier or outage mode
+  TooMany           429  too many new conversations from one session; says when to try again
 
 Each class's title names its kind of error, not one of its uses: the message says the rest.
 """
@@ -20,6 +21,10 @@ class AppError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
 
 
 class BadRequest(AppError):
@@ -45,6 +50,19 @@ class TooLarge(AppError):
 class Invalid(AppError):
     status = 422
     title = "Invalid request"
+
+
+class TooMany(AppError):
+    status = 429
+    title = "Slow down"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 CONVERSATION_NOT_FOUND = (

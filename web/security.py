@@ -2,6 +2,8 @@
 
 - A signed, HttpOnly, SameSite=lax session cookie carries a random session id and a CSRF token.
   Conversations are owned by ``sha256(session id)``: the database never holds the id itself.
+  Admin login and logout rotate both (:func:`rotate_session`) and the conversations move along:
+  any app on another port of the same host can plant a cookie, since cookies ignore ports.
 - Every state-changing route depends on :func:`verify_csrf`: the token must come back in the form
   field ``csrf_token`` or the ``X-CSRF-Token`` header (htmx sends it through ``hx-headers``).
 - Every response gets a CSP without inline scripts; model output is untrusted, so even if markup got
@@ -88,6 +90,16 @@ def owner_of(request: Request) -> str:
 
 def csrf_token(request: Request) -> str:
     return _session_value(request, "csrf")
+
+
+def rotate_session(request: Request) -> tuple[str, str]:
+    """A new session id and CSRF token for this browser (at admin login and logout), so a cookie
+    planted or copied before is worth nothing after. Returns (old owner, new owner): the caller
+    moves the conversations over."""
+    old = owner_of(request)
+    request.session["sid"] = secrets.token_urlsafe(32)
+    request.session["csrf"] = secrets.token_urlsafe(32)
+    return old, owner_of(request)
 
 
 async def verify_csrf(request: Request) -> None:

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from web.admin_auth import AdminAuth
 from web.chain import Chain
 from web.db.session import Factory
+from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
 from web.sim.access import SimAccess
@@ -42,6 +43,8 @@ class AppState:
     """The simulator's control API (the outage panel), in demo mode only."""
     demo_mode: bool
     """Every tier answers from a simulator."""
+    new_chats: SlidingWindow
+    """New conversations per browser session (UNDERSTUDY_NEW_CHATS_PER_MINUTE)."""
     sim_access: SimAccess = field(default_factory=SimAccess)
     """Who may use /_sim and the outage panel (loopback only unless UNDERSTUDY_EXPOSE_SIM=1)."""
 

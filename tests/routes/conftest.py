@@ -20,6 +20,7 @@ from web.admin_auth import AdminAuth
 from web.app import create_app, make_templates
 from web.chain import Chain
 from web.db.session import Factory
+from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
 from web.state import AppState
@@ -43,6 +44,7 @@ async def running(app: FastAPI, settings: Settings, sessions: Factory) -> AsyncI
         admin=AdminAuth.from_settings(settings),
         sim_client=None,
         demo_mode=False,
+        new_chats=SlidingWindow(settings.new_chats_per_minute),
     )
     state.attach(app)
     try:

@@ -100,3 +100,72 @@ async def test_admin_dep_sends_anyone_else_to_the_login_and_back(
     assert response.headers["location"] == "/admin/probe?tier=haiku&page=2"
     response = await client.get(response.headers["location"])
     assert (response.status_code, response.text, served) == (200, "for admins", ["probe"])
+
+
+async def test_logout_ends_the_login_for_a_copy_of_the_cookie_too(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await log_in(client)
+    copy = dict(client.cookies)  # taken before logout, e.g. by someone at the same browser
+    page = await client.get("/admin")
+    await client.post("/admin/logout", data={"csrf_token": csrf_of(page.text)})
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", cookies=copy
+    ) as thief:
+        response = await thief.get("/admin")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/login")
+
+
+async def test_a_password_change_ends_every_login_even_to_the_same_password(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await log_in(client)
+    assert (await client.get("/admin")).status_code == 200
+    state = AppState.of(app)
+    replace(state, admin=state.admin.with_password(PASSWORD)).attach(app)
+    assert (await client.get("/admin")).status_code == 303
+
+
+def _chat_session(app: FastAPI, cookies: dict[str, str] | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", cookies=cookies)
+
+
+async def _new_chat(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post(
+        "/c", data={"content": "hello"}, headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
+
+
+async def test_login_and_logout_rotate_the_session_and_keep_its_conversations(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    async with _chat_session(app) as attacker:
+        # The attacker's cookie, planted in the victim's browser (cookies ignore ports).
+        planted_token = csrf_of((await attacker.get("/")).text)
+        client.cookies.update(attacker.cookies)
+        before = await _new_chat(client, planted_token)
+        mine = before.headers["HX-Redirect"]
+        assert mine in (await attacker.get("/")).text  # unavoidable before the rotation
+
+        await log_in(client)
+        page = await client.get("/")
+        assert mine in page.text  # the conversation moved with the session
+        token = csrf_of(page.text)
+        assert token != planted_token
+        assert (await _new_chat(client, planted_token)).status_code == 403
+        after = await _new_chat(client, token)
+        assert after.status_code == 200
+        later = after.headers["HX-Redirect"]
+        seen = await attacker.get("/")
+        assert mine not in seen.text and later not in seen.text
+        assert (await attacker.get(later)).status_code == 404
+
+        await client.post("/admin/logout", data={"csrf_token": token})
+        page = await client.get("/")
+        assert mine in page.text and later in page.text
+        assert csrf_of(page.text) != token
+        assert (await _new_chat(client, token)).status_code == 403

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from playwright.sync_api import Page, expect
+
+from web.db.chat import LIST_LIMIT
 
 from .helpers import SONNET, composer, conversation_url, replies, send, wait_done
 
@@ -127,3 +130,55 @@ def test_usable_on_a_390px_phone(page: Page, live_app: LiveApp) -> None:
     expect(page.get_by_test_id("outage-panel")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("conversation-list")).to_be_hidden()
+
+
+def test_show_older_loads_the_next_page_of_conversations_in_place(
+    page: Page, live_app: LiveApp
+) -> None:
+    page.goto(live_app.url)
+    send(page, "the newest")
+    newest = conversation_url(page).rsplit("/", 1)[1]
+    wait_done(page)
+    with sqlite3.connect(live_app.data_dir / "understudy.db") as db:
+        (owner,) = db.execute("SELECT owner FROM conversations WHERE id = ?", (newest,)).fetchone()
+        db.executemany(
+            "INSERT INTO conversations (id, owner, title, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    f"{i:031x}f",  # ids no other test uses
+                    owner,
+                    f"older {i}",
+                    "2026-01-01 00:00:00.000000",
+                    f"2026-01-01 {i // 60:02d}:{i % 60:02d}:00.000000",
+                )
+                for i in range(LIST_LIMIT)
+            ],
+        )
+    page.goto(live_app.url)
+    links = page.get_by_test_id("conversation-list").get_by_role("link")
+    expect(links).to_have_count(LIST_LIMIT + 1)  # the page, and "Show older"
+    page.get_by_test_id("show-older").click()
+    expect(links).to_have_count(LIST_LIMIT + 1)  # every conversation, and no more link
+    expect(page.get_by_test_id("show-older")).to_have_count(0)
+    expect(links.last).to_have_text("older 0")
+    assert page.url == f"{live_app.url}/"  # loaded in place
+
+
+def test_one_conversation_too_many_says_when_to_try_again_and_keeps_the_text(
+    page: Page, live_app: LiveApp
+) -> None:
+    page.goto(live_app.url)
+    token = page.locator('input[name="csrf_token"]').first.input_value()
+    for i in range(20):  # the default UNDERSTUDY_NEW_CHATS_PER_MINUTE
+        reply = page.request.post(
+            f"{live_app.url}/c",
+            form={"content": f"chat {i}"},
+            headers={"X-CSRF-Token": token, "HX-Request": "true"},
+        )
+        assert reply.status == 200
+    send(page, "one too many")
+    expect(page.locator("#flash")).to_contain_text("Try again in")
+    expect(page.locator("#flash")).to_contain_text("your message is still in the box")
+    expect(composer(page)).to_have_value("one too many")
+    assert page.url == f"{live_app.url}/"

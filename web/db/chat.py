@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.models import Conversation, Message, Turn, utcnow
 from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
-from web.errors import CONVERSATION_NOT_FOUND, NotFound
+from web.errors import CONVERSATION_NOT_FOUND, Invalid, NotFound
 from web.providers.base import ChatMessage
 from web.status import TurnStatus
 
 TITLE_CHARS = 60
 LIST_LIMIT = 100
+"""Conversations per page of the sidebar; "Show older" loads the next page."""
 TURN_NOT_FOUND = "This reply does not exist in this conversation."
 
 #: Replies whose text is part of the conversation the next turn sends to the model.
@@ -36,6 +38,27 @@ _HISTORY_STATUSES = frozenset(
 class ConversationRow:
     id: str
     title: str
+
+
+@dataclass(frozen=True)
+class ConversationPage:
+    """One page of a session's conversations, newest activity first."""
+
+    rows: list[ConversationRow]
+    older: str | None
+    """The cursor of the next page (``before=``), None on the last one."""
+
+
+def _cursor(updated_at: datetime, conversation_id: str) -> str:
+    return f"{updated_at.isoformat()}~{conversation_id}"
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+    stamp, _, conversation_id = cursor.partition("~")
+    try:
+        return datetime.fromisoformat(stamp), conversation_id
+    except ValueError:
+        raise Invalid("This list link is malformed; reload the page.") from None
 
 
 @dataclass(frozen=True)
@@ -79,14 +102,50 @@ async def _owned(session: AsyncSession, owner: str, conversation_id: str) -> Con
 
 
 async def list_conversations(factory: Factory, owner: str) -> list[ConversationRow]:
-    async with read_scope(factory) as session:
-        rows = await session.execute(
-            select(Conversation.id, Conversation.title)
-            .where(Conversation.owner == owner)
-            .order_by(Conversation.updated_at.desc(), Conversation.id)
-            .limit(LIST_LIMIT)
+    """The newest page's conversations."""
+    return (await conversation_page(factory, owner)).rows
+
+
+async def conversation_page(
+    factory: Factory, owner: str, before: str | None = None, limit: int = LIST_LIMIT
+) -> ConversationPage:
+    """A page of conversations: the newest, or those after the cursor ``before`` (keyset on
+    updated_at and id, so a conversation touched meanwhile is neither lost nor shown twice
+    within one walk down the list)."""
+    query = select(Conversation.id, Conversation.title, Conversation.updated_at).where(
+        Conversation.owner == owner
+    )
+    if before:
+        at, last_id = _parse_cursor(before)
+        query = query.where(
+            or_(
+                Conversation.updated_at < at,
+                and_(Conversation.updated_at == at, Conversation.id < last_id),
+            )
         )
-        return [ConversationRow(id=r.id, title=r.title) for r in rows]
+    async with read_scope(factory) as session:
+        rows = (
+            await session.execute(
+                query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(
+                    limit + 1
+                )
+            )
+        ).all()
+    page = [ConversationRow(id=r.id, title=r.title) for r in rows[:limit]]
+    older = _cursor(rows[limit - 1].updated_at, rows[limit - 1].id) if len(rows) > limit else None
+    return ConversationPage(page, older)
+
+
+async def move_conversations(factory: Factory, old_owner: str, new_owner: str) -> int:
+    """Give a session's conversations to the session that replaced it (after a rotation)."""
+    async with session_scope(factory) as session:
+        moved = await session.execute(
+            update(Conversation)
+            .where(Conversation.owner == old_owner)
+            .values(owner=new_owner)
+            .execution_options(synchronize_session=False)
+        )
+        return int(moved.rowcount)  # type: ignore[attr-defined]
 
 
 async def get_conversation(factory: Factory, owner: str, conversation_id: str) -> ConversationRow:

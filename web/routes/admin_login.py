@@ -4,7 +4,8 @@
     POST /admin/login            password, next: 303 to ``next``; 401 wrong; 429 rate limited
     POST /admin/logout
 
-What a login is, and why it cannot outlive a password change or a restart: web.admin_auth.
+What a login is, and why it cannot outlive a logout, a password change or a restart:
+web.admin_auth.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from web.admin_auth import SESSION_KEY
+from web.db.chat import move_conversations
 from web.deps import CSRF, state_of
 from web.routes.admin_render import render
+from web.security import rotate_session
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,7 @@ async def login(
             status_code=401,
         )
     auth.limiter.succeeded(client)
+    await _rotate(request)
     request.session[SESSION_KEY] = auth.login(now)
     log.info("admin logged in from %s", client)
     return RedirectResponse(_safe_next(next), status_code=303)
@@ -109,5 +113,13 @@ async def login(
 
 @router.post("/logout", dependencies=CSRF)
 async def logout(request: Request) -> Response:
-    request.session.pop(SESSION_KEY, None)
+    state_of(request).admin.logout(request.session.pop(SESSION_KEY, None))
+    await _rotate(request)
     return RedirectResponse(LOGIN_PATH, status_code=303)
+
+
+async def _rotate(request: Request) -> None:
+    """A new session id and CSRF token; the browser's conversations go with it. The redirect
+    that follows loads a page with the new token."""
+    old, new = rotate_session(request)
+    await move_conversations(state_of(request).sessions, old, new)

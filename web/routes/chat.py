@@ -3,6 +3,7 @@
     GET  /                                  a new chat (nothing is stored until the first message)
     POST /c                                 first message: creates the conversation -> /c/{id}
     GET  /c/{id}                            a conversation
+    GET  /conversations?before=...          older conversations: sidebar items (htmx) or a page
     POST /c/{id}/messages                   a message: the user's turn is committed, a reply starts
     GET  /c/{id}/turns/{turn}/stream        SSE: the reply so far, then live updates, then "done"
     POST /c/{id}/turns/{turn}/stop          cancel the reply, keep its partial text
@@ -17,6 +18,7 @@ The prompt only ever travels in POST bodies: the stream URL names a turn, never 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -37,9 +39,10 @@ from web.deps import (
     runner_of,
     sessions_of,
     settings_of,
+    state_of,
     templates_of,
 )
-from web.errors import Conflict, Invalid, TooLarge
+from web.errors import Conflict, Invalid, TooLarge, TooMany
 from web.events import TextDelta, TierStarted
 from web.live import Finished, LiveTurn, Subscription, Update
 from web.providers.base import ChatRequest
@@ -83,9 +86,10 @@ async def _page(
     owner: str,
     sessions: Factory,
     conversation: db.ConversationRow | None,
+    before: str | None = None,
 ) -> HTMLResponse:
     views = replies_of(request)
-    conversations = await db.list_conversations(sessions, owner)
+    listed = await db.conversation_page(sessions, owner, before)
     exchanges = await db.load_exchanges(sessions, owner, conversation.id) if conversation else []
     items = [
         (e.user, views.reply(e.turn, e.reply) if e.turn is not None else None) for e in exchanges
@@ -96,7 +100,8 @@ async def _page(
         "chat.html",
         {
             "conversation": conversation,
-            "conversations": conversations,
+            "conversations": listed.rows,
+            "older": listed.older,
             "items": items,
             "streaming": streaming,
             "max_chars": settings_of(request).max_message_chars,
@@ -125,6 +130,38 @@ async def conversation_page(
     return await _page(request, owner, sessions, conversation)
 
 
+@router.get("/conversations", response_class=HTMLResponse)
+async def older_conversations(
+    request: Request, owner: OwnerDep, sessions: SessionsDep, before: str | None = None
+) -> HTMLResponse:
+    if not is_htmx(request):
+        return await _page(request, owner, sessions, None, before)
+    listed = await db.conversation_page(sessions, owner, before)
+    html = replies_of(request).render(
+        "_conversation_items.html", conversations=listed.rows, older=listed.older
+    )
+    return HTMLResponse(html)
+
+
+def check_new_chat_allowed(request: Request, owner: str) -> None:
+    """Refuse a new conversation over the session's limit, before anything is stored."""
+    limiter = state_of(request).new_chats
+    wait = limiter.retry_after(owner)
+    if wait is None:
+        limiter.hit(owner)
+        return
+    seconds = max(1, math.ceil(wait))
+    raise TooMany(too_many_new_chats(limiter.limit, seconds), retry_after_s=seconds)
+
+
+def too_many_new_chats(limit: int, seconds: int) -> str:
+    return (
+        f"You started {limit} conversations in the last minute, the most one browser session "
+        f"may. Try again in {seconds} second{'s' if seconds != 1 else ''}, or continue an "
+        "existing conversation. Nothing was saved; your message is still in the box."
+    )
+
+
 async def _start(request: Request, new: db.NewTurn) -> LiveTurn:
     """The background task that runs a turn whose row is committed."""
     job = TurnJob(new.turn_id, new.conversation_id, ChatRequest(messages=new.history))
@@ -142,6 +179,7 @@ async def new_conversation(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     text = check_message(content, settings)
+    check_new_chat_allowed(request, owner)
     with urgent_writes():
         new = await db.start_conversation(sessions, owner, text)
     await _start(request, new)
@@ -163,6 +201,9 @@ async def send_message(
     content: Annotated[str, Form()] = "",
 ) -> Response:
     text = check_message(content, settings)
+    # Ownership before the claim: another session's conversation is a plain 404 (never "busy",
+    # which would tell it exists and is answering), and a stranger never holds its claim.
+    await db.get_conversation(sessions, owner, conversation_id)
     with runner.claim(conversation_id) as claimed:
         if not claimed:
             raise Conflict(BUSY)
@@ -279,7 +320,7 @@ async def regenerate_turn(
     owner: OwnerDep,
     runner: RunnerDep,
 ) -> Response:
-    row = await _owned_turn(request, owner, conversation_id, turn_id)
+    row = await _owned_turn(request, owner, conversation_id, turn_id)  # before the claim
     user_message_id = row.turn.user_message_id
     with runner.claim(conversation_id) as claimed:
         if not claimed:
@@ -309,9 +350,12 @@ async def rename_conversation(
     conversation = await db.rename_conversation(sessions, owner, conversation_id, clean)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
-    conversations = await db.list_conversations(sessions, owner)
+    listed = await db.conversation_page(sessions, owner)
     html = replies_of(request).render(
-        "_renamed.html", conversation=conversation, conversations=conversations
+        "_renamed.html",
+        conversation=conversation,
+        conversations=listed.rows,
+        older=listed.older,
     )
     return HTMLResponse(html)
 
