@@ -8,7 +8,6 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-import httpx
 import pytest
 from sim.clock import FakeClock
 
@@ -17,12 +16,10 @@ from web.events import AttemptRecord, TextDelta, TierStarted
 from web.providers.anthropic_provider import AnthropicProvider
 from web.providers.base import ChatMessage, ChatRequest, ErrorKind
 from web.sim.replies import reply_text, tokenize
-from web.sim.server import SimServer
 from web.tiers import Tier
 
 from support.engine import (
     DEFAULT_TIERS,
-    FAST,
     GPT,
     GPT_TIER,
     HAIKU,
@@ -34,6 +31,7 @@ from support.engine import (
     SONNET_TIER,
     Upstream,
     run_turn,
+    running_upstream,
 )
 from support.wall import ANTHROPIC_START, Wall, anthropic_text
 
@@ -172,13 +170,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def clocked(clock: FakeClock) -> AsyncIterator[Upstream]:
     """Like ``upstream``, but its faults' time moves only when the test advances ``clock``."""
-    sim = SimServer(default_profile=FAST, clock=clock)
-    await sim.start()
-    try:
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            yield Upstream(sim, client)
-    finally:
-        await asyncio.wait_for(sim.stop(), 5)
+    async with running_upstream(clock) as running:
+        yield running
 
 
 async def _until(condition: Callable[[], bool], within_s: float = 5.0) -> None:

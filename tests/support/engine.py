@@ -4,9 +4,10 @@ helper that runs one turn and checks the invariants every event stream must keep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,15 +117,23 @@ class Upstream:
         return Chain(tiers, deadline_s=deadline_s, rng=rng or random.Random(7), **kwargs)
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    sim = SimServer(default_profile=FAST)
+@contextlib.asynccontextmanager
+async def running_upstream(clock: Callable[[], float] | None = None) -> AsyncIterator[Upstream]:
+    """A fast simulator on loopback and a client for its control API; with ``clock``, its faults'
+    time moves only when that clock does."""
+    sim = SimServer(default_profile=FAST, clock=clock)
     await sim.start()
     try:
         async with httpx.AsyncClient(timeout=5.0) as client:
             yield Upstream(sim, client)
     finally:
         await asyncio.wait_for(sim.stop(), 5)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    async with running_upstream() as running:
+        yield running
 
 
 @dataclass
