@@ -16,7 +16,6 @@ from fastapi.templating import Jinja2Templates
 from web.db.models import Message, Turn
 from web.events import TierInfo, tier_infos
 from web.live import LiveTurn, LiveTurns
-from web.outcome import CutBy, CutShort
 from web.render import render_markdown
 from web.settings import Settings
 from web.status import ReplyState, TurnStatus
@@ -55,18 +54,21 @@ def _badge(tier: TierInfo | None) -> str | None:
     return tier.badge or tier.label
 
 
+def _note(status: TurnStatus, error: str | None, hit_length_limit: bool) -> str | None:
+    """The line under a finished reply, live or stored: the same words either way."""
+    if status is TurnStatus.STOPPED:
+        return STOPPED_NOTE
+    if status is TurnStatus.INTERRUPTED:
+        return error or INTERRUPTED_NOTE
+    return LENGTH_NOTE if hit_length_limit else None
+
+
 def from_live(live: LiveTurn) -> ReplyView:
     """The live turn as it is now (finished or not)."""
     outcome = live.outcome
     note = None
     if outcome is not None:
-        match outcome.ending:
-            case CutShort(by=CutBy.STOP):
-                note = STOPPED_NOTE
-            case CutShort(by=CutBy.SHUTDOWN):
-                note = outcome.error
-            case _ if outcome.hit_length_limit:
-                note = LENGTH_NOTE
+        note = _note(outcome.status, outcome.error, outcome.hit_length_limit)
     tier = live.tier
     state = live.state
     return ReplyView(
@@ -88,13 +90,7 @@ def from_row(turn: Turn, reply: Message | None, tiers: Mapping[str, TierInfo]) -
     status = TurnStatus(turn.status)
     state = status.reply_state
     info = _tier_info(turn, tiers)
-    note = None
-    if status is TurnStatus.STOPPED:
-        note = STOPPED_NOTE
-    elif status is TurnStatus.INTERRUPTED:
-        note = turn.error_message or INTERRUPTED_NOTE
-    elif turn.hit_length_limit:
-        note = LENGTH_NOTE
+    note = _note(status, turn.error_message, turn.hit_length_limit)
     return ReplyView(
         turn_id=turn.id,
         conversation_id=turn.conversation_id,
