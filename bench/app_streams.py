@@ -51,7 +51,9 @@ MODEL = "claude-sonnet-4-6"
 START_TIMEOUT_S = 30.0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 STREAM_URL = re.compile(r'sse-connect="([^"]+)"')
-BODY = re.compile(r'data-testid="reply-body">(.*?)</div>', re.S)
+BODY = re.compile(
+    r'(?:data-testid="reply-body"|id="body-[0-9a-f]+" hx-swap-oob="innerHTML")>(.*?)</div>', re.S
+)
 RAW = re.compile(r'<template id="raw-[0-9a-f]+">(.*?)</template>', re.S)
 STATE = re.compile(r'data-state="([a-z]+)"')
 
@@ -210,8 +212,9 @@ class AppChat:
                         if not first and text:
                             first = now
                         return first, last or now, text, state.group(1) if state else "?"
-                    has_text = event == "delta" or (
-                        event == "snapshot" and (body := BODY.search(payload)) and body.group(1)
+                    # A body with text in it: a snapshot's, or an update swapping the body.
+                    has_text = event in ("snapshot", "update") and bool(
+                        (body := BODY.search(payload)) and body.group(1).strip()
                     )
                     if has_text:
                         last = now

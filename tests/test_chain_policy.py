@@ -215,7 +215,10 @@ async def test_failure_after_text_restarts_the_reply_on_the_next_tier(upstream: 
     second_start = turn.events.index(turn.starts[1])
     partial = "".join(e.text for e in turn.events[:second_start] if isinstance(e, TextDelta))
     assert partial == "".join(tokenize(reply_text(SONNET, PROMPT, REPLY_TOKENS))[:5])
-    assert turn.starts[1] == TierStarted(turn.starts[1].tier, 2, restart=True, retry=False)
+    second = turn.starts[1]
+    assert (second.attempt, second.restart, second.retry) == (2, True, False)
+    assert second.next is not None and second.next.name == "openai"
+    assert turn.starts[0].next == second.tier  # what "Answer with Haiku now" would have asked
     assert turn.failures[0].after_text
     assert turn.completed.text == reply_text(HAIKU, PROMPT, REPLY_TOKENS)
 

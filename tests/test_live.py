@@ -45,9 +45,15 @@ def test_apply_follows_a_restart_on_another_tier() -> None:
         None,
         ReplyState.STREAMING,
     )
-    for update in updates[2:5]:
+    for update in updates[2:4]:
         turn.apply(update)
-    # The cut text is gone and the new tier's reason names why the primary did not answer.
+    # The cut text is gone; Haiku is asked but has not answered, so nothing names it yet.
+    assert (turn.tier, turn.text, turn.reason) == (None, "", None)
+    assert turn.waiting is not None and turn.waiting.tier == HAIKU
+    assert turn.last_attempt == CUT
+    turn.apply(updates[4])
+    # With its first text Haiku answers, and its reason names why the primary did not.
+    assert turn.waiting is None
     assert (turn.tier, turn.text) == (HAIKU, "Whole ")
     assert turn.reason == degraded_reason(HAIKU, [CUT])
     for update in updates[5:]:
@@ -60,11 +66,28 @@ def test_apply_follows_a_restart_on_another_tier() -> None:
     )
 
 
-def test_a_failed_turn_claims_no_tier() -> None:
+def test_a_failed_turn_claims_no_tier_at_any_moment() -> None:
     turn = LiveTurn("t1", "c1")
     turn.apply(TierStarted(HAIKU, 1))
+    assert (turn.tier, turn.reason) == (None, None)  # asked, not answering
     turn.apply(Finished(unanswered(Exhausted("No model could answer."), [], started_at=0.0)))
-    assert (turn.tier, turn.reason, turn.state) == (None, None, ReplyState.FAILED)
+    assert (turn.tier, turn.reason, turn.state, turn.waiting) == (
+        None,
+        None,
+        ReplyState.FAILED,
+        None,
+    )
+
+
+def test_a_tier_answers_with_its_first_text_not_when_it_is_asked() -> None:
+    turn = LiveTurn("t1", "c1")
+    started = TierStarted(SONNET, 1, started_at=100.0, next=HAIKU)
+    turn.apply(started)
+    assert (turn.tier, turn.waiting) == (None, started)
+    turn.apply(TextDelta("Hi"))
+    assert (turn.tier, turn.waiting, turn.text) == (SONNET, None, "Hi")
+    copy = turn.copy()
+    assert (copy.tier, copy.waiting, copy.started_at) == (SONNET, None, turn.started_at)
 
 
 async def test_a_subscriber_gets_the_state_so_far_and_every_later_update_once() -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from web.chain import TurnControl
 from web.db.models import Message, Turn
 from web.db.session import read_scope
 from web.events import AttemptRecord, ChainEvent, Completed, TextDelta, TierStarted
@@ -29,7 +30,11 @@ class SlowToCloseChain:
         self.closing = asyncio.Event()
 
     async def run(
-        self, request: ChatRequest, *, on_attempt: Callable[[AttemptRecord], None] | None = None
+        self,
+        request: ChatRequest,
+        *,
+        on_attempt: Callable[[AttemptRecord], None] | None = None,
+        control: TurnControl | None = None,
     ) -> AsyncGenerator[ChainEvent, None]:
         assert on_attempt is not None
         try:

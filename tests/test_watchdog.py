@@ -326,3 +326,44 @@ def test_expired_is_an_exception_not_a_cancellation() -> None:
     # The chain catches Exception subclasses as failed attempts; CancelledError must stay apart.
     assert issubclass(Expired, Exception)
     assert not issubclass(Expired, asyncio.CancelledError)
+
+
+async def test_expire_now_ends_the_wait_at_once() -> None:
+    timers = Timers()
+    gate = Gate()
+    watchdog = timers.watchdog()
+    wait = consume(watchdog, gate, deadline=10.0)
+    await settle()
+    watchdog.expire_now()
+    with pytest.raises(Expired):
+        await wait
+    assert gate.cancelled == 1
+    timers.advance_to(10.0)  # the timer that was armed for the deadline does nothing more
+    with pytest.raises(Expired):  # and the next wait expires too: the try is over
+        await watchdog.next(gate, 20.0)
+    assert gate.cancelled == 1
+
+
+async def test_expire_now_between_items_expires_the_next_wait() -> None:
+    timers = Timers()
+    gate = Gate()
+    watchdog = timers.watchdog()
+    gate.release("a")
+    assert await watchdog.next(gate, 10.0) == "a"
+    watchdog.expire_now()  # while the consumer handles "a": nothing to cancel
+    with pytest.raises(Expired):
+        await watchdog.next(gate, 10.0)
+    assert gate.cancelled == 0
+
+
+async def test_expire_now_after_the_deadline_fired_cancels_once() -> None:
+    timers = Timers()
+    gate = Gate()
+    watchdog = timers.watchdog()
+    wait = consume(watchdog, gate, deadline=1.0)
+    await settle()
+    timers.advance_to(1.0)
+    watchdog.expire_now()  # the same wait, already being cancelled by the deadline
+    with pytest.raises(Expired):  # not CancelledError: one cancellation, ours
+        await wait
+    assert gate.cancelled == 1

@@ -44,7 +44,8 @@ class RunningAttempt:
             self.first_at = self.loop.time()
         self.parts.append(chunk)
 
-    def record(self, outcome: AttemptOutcome) -> AttemptRecord:
+    def record(self, outcome: AttemptOutcome, note: str | None = None) -> AttemptRecord:
+        """``note``: what happened, for an outcome that is not an error (an abandoned try)."""
         error = self.error if outcome is AttemptOutcome.FAILED else None
         usage = self.usage
         return AttemptRecord(
@@ -55,7 +56,7 @@ class RunningAttempt:
             ttft_s=None if self.first_at is None else self.first_at - self.start,
             outcome=outcome,
             error_kind=error.kind if error else None,
-            error_message=error.message if error else None,
+            error_message=error.message if error else note,
             status=error.status if error else None,
             request_id=error.request_id if error else usage.request_id if usage else None,
             retry_after=error.retry_after if error else None,

@@ -28,9 +28,13 @@ Policy, all of it here:
 - Each tier's request asks for at most the tier's ``max_output_tokens``. A reply that reaches it
   is complete but cut: Completed carries ``hit_length_limit=True`` (never a silent success, never
   a fallback: another tier would be cut the same way).
+- The user may abandon a try that has sent no text yet ("Answer with Haiku now", through
+  :class:`TurnControl`): it ends at once as "abandoned" (its HTTP request closed) and the chain
+  moves to the next tier, which each TierStarted names in ``next``. It is not a failure: no
+  retry, and no tier is excluded because of it.
 - The stream ends with exactly one Completed or Exhausted.
 - Every try ends in exactly one AttemptRecord, handed to ``on_attempt`` when it ends: "ok",
-  "failed", or "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which
+  "failed", "abandoned", or "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which
   also closes the upstream HTTP response). A callback and not an event, because it is the one
   channel that also reaches a consumer that is closing the stream: a generator being closed
   cannot yield.
@@ -48,7 +52,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
 
 from web.attempts import RunningAttempt
-from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierStarted
+from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo, TierStarted
 from web.providers.base import ChatRequest, ErrorKind, ProviderError, Usage
 from web.settings import Settings, TierConfig
 from web.status import AttemptOutcome
@@ -56,7 +60,7 @@ from web.tiers import Tier, build_tiers
 from web.watchdog import Expired, Watchdog
 from web.wording import degraded_reason, exhausted_message, final_message, too_long_message
 
-__all__ = ["AttemptSink", "Chain"]
+__all__ = ["AttemptSink", "Chain", "TurnControl"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +71,41 @@ _MIN_ATTEMPT_S = 0.01
 
 _TRANSIENT = frozenset({ErrorKind.OVERLOADED, ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION})
 _FINAL = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.NOT_FOUND, ErrorKind.CONTENT_POLICY})
+
+
+class TurnControl:
+    """What a user can do to a running turn besides Stop: not wait any longer for the try in
+    progress, before it has sent text, when there is a tier after it."""
+
+    def __init__(self) -> None:
+        self._attempt: RunningAttempt | None = None
+        self._watchdog: Watchdog | None = None
+        self._next: TierInfo | None = None
+        self._abandoned: set[int] = set()
+
+    def skip(self, attempt: int) -> TierInfo | None:
+        """Abandon try number ``attempt`` if it is still the one waited for; returns the tier
+        that is asked next, or None when there is nothing to skip (it already answered, it is
+        over, or it is the last tier)."""
+        running, watchdog, next_tier = self._attempt, self._watchdog, self._next
+        if running is None or watchdog is None or next_tier is None:
+            return None
+        if running.number != attempt or running.after_text:
+            return None
+        self._abandoned.add(attempt)
+        watchdog.expire_now()
+        return next_tier
+
+    def abandoned(self, attempt: int) -> bool:
+        return attempt in self._abandoned
+
+    def _begin(
+        self, attempt: RunningAttempt, watchdog: Watchdog, next_tier: TierInfo | None
+    ) -> None:
+        self._attempt, self._watchdog, self._next = attempt, watchdog, next_tier
+
+    def _end(self) -> None:
+        self._attempt = self._watchdog = self._next = None
 
 
 class Chain:
@@ -104,12 +143,17 @@ class Chain:
             await tier.provider.aclose()
 
     async def run(
-        self, request: ChatRequest, *, on_attempt: AttemptSink | None = None
+        self,
+        request: ChatRequest,
+        *,
+        on_attempt: AttemptSink | None = None,
+        control: TurnControl | None = None,
     ) -> AsyncGenerator[ChainEvent, None]:
         """One turn. Close it with ``aclose()`` (or ``contextlib.aclosing``) if you stop early."""
         turn = _Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt)
+        control = control or TurnControl()
         restart = False
-        for tier in self._tiers:
+        for index, tier in enumerate(self._tiers):
             if not turn.admits(tier.config):
                 continue
             tier_request = replace(request, max_tokens=tier.config.max_output_tokens)
@@ -122,11 +166,20 @@ class Chain:
                 timeouts = tier.config.timeouts
                 hard = min(turn.deadline, attempt.start + timeouts.total_s)
                 watchdog = Watchdog(turn.loop)
+                next_tier = self._next_after(index, turn)
+                control._begin(attempt, watchdog, next_tier)
                 soft = 0.0
                 try:
                     # Inside the try: a consumer that goes away right here still gets the
                     # attempt's "cancelled" record.
-                    yield TierStarted(tier.info, attempt.number, restart=restart, retry=retried)
+                    yield TierStarted(
+                        tier.info,
+                        attempt.number,
+                        restart=restart,
+                        retry=retried,
+                        started_at=attempt.started_at,
+                        next=next_tier,
+                    )
                     restart = False
                     while True:
                         wait = timeouts.idle_s if attempt.parts else timeouts.first_token_s
@@ -147,7 +200,8 @@ class Chain:
                 except ProviderError as exc:
                     attempt.error = exc
                 except Expired:
-                    attempt.error = _timeout_error(attempt, turn, soft, hard)
+                    if not control.abandoned(attempt.number):
+                        attempt.error = _timeout_error(attempt, turn, soft, hard)
                 except Exception as exc:  # a provider bug must not end the turn without an event
                     logger.exception("provider %s raised a non-ProviderError", tier.info.name)
                     attempt.error = ProviderError(
@@ -157,11 +211,15 @@ class Chain:
                     turn.end(attempt, AttemptOutcome.CANCELLED)
                     raise
                 finally:
+                    control._end()
                     watchdog.close()
                     aclose = getattr(stream, "aclose", None)
                     if aclose is not None:
                         await aclose()
 
+                if control.abandoned(attempt.number):
+                    turn.abandoned(attempt, next_tier)
+                    break
                 error = attempt.error
                 if error is None:
                     yield turn.completed(attempt)
@@ -180,6 +238,13 @@ class Chain:
             if turn.remaining() <= _MIN_ATTEMPT_S:
                 break
         yield turn.exhausted_summary(out_of_time=turn.remaining() <= _MIN_ATTEMPT_S)
+
+    def _next_after(self, index: int, turn: _Turn) -> TierInfo | None:
+        """The tier the chain would try after this one, as things stand."""
+        for tier in self._tiers[index + 1 :]:
+            if turn.admits(tier.config):
+                return tier.info
+        return None
 
     def _retry_delay(self, error: ProviderError) -> float | None:
         """Seconds to wait before the one same-tier retry, or None to move on at once."""
@@ -241,8 +306,10 @@ class _Turn:
     def begin(self, tier: Tier) -> RunningAttempt:
         return RunningAttempt(tier.info, tier.config, len(self.records) + 1, self.loop)
 
-    def end(self, attempt: RunningAttempt, outcome: AttemptOutcome) -> AttemptRecord:
-        record = attempt.record(outcome)
+    def end(
+        self, attempt: RunningAttempt, outcome: AttemptOutcome, note: str | None = None
+    ) -> AttemptRecord:
+        record = attempt.record(outcome, note)
         self.records.append(record)
         if self._on_attempt is not None:
             self._on_attempt(record)
@@ -262,6 +329,11 @@ class _Turn:
             hit_length_limit=usage.hit_length_limit if usage else False,
             stop_reason=usage.stop_reason if usage else None,
         )
+
+    def abandoned(self, attempt: RunningAttempt, next_tier: TierInfo | None) -> None:
+        label = next_tier.label if next_tier else "the next model"
+        logger.info("tier %s attempt %d abandoned by the user", attempt.tier.name, attempt.number)
+        self.end(attempt, AttemptOutcome.ABANDONED, f"the user chose to answer with {label} now")
 
     def failed(self, attempt: RunningAttempt, error: ProviderError) -> None:
         self._last_error = error

@@ -86,12 +86,19 @@ class AttemptRecord:
 
 @dataclass(frozen=True)
 class TierStarted:
+    """A try of a tier has begun. It has not answered yet: it answers once text follows."""
+
     tier: TierInfo
     attempt: int
     restart: bool = False
     """True when text from an earlier attempt was shown and must be replaced."""
     retry: bool = False
     """True when this is the same tier again after a transient failure."""
+    started_at: float = 0.0
+    """Unix time the try began (what a wait is measured from)."""
+    next: TierInfo | None = None
+    """The tier the chain would move to if this try were abandoned now (None: it is the last
+    one worth trying); what "Answer with ... now" offers."""
 
 
 @dataclass(frozen=True)

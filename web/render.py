@@ -93,6 +93,12 @@ def _rendered(text: str) -> str:
     return sanitize(_MARKDOWN.render(text))
 
 
+def render_streaming(text: str) -> str:
+    """A reply's text so far, as safe HTML: the same as :func:`render_markdown` would give, but
+    not cached (partial texts must not push final replies out of the cache)."""
+    return sanitize(_MARKDOWN.render(text))
+
+
 def clear_cache() -> None:
     _rendered.cache_clear()
 

@@ -24,11 +24,11 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from web.chain import AttemptSink
+from web.chain import AttemptSink, TurnControl
 from web.checkpoint import CHECKPOINT_S, Checkpointer
 from web.db.session import Factory
 from web.db.turnlog import record_outcome
-from web.events import AttemptRecord, ChainEvent, Completed, Exhausted
+from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo
 from web.live import Finished, LiveTurn, LiveTurns, LocalLiveTurns
 from web.outcome import CutBy, TurnOutcome, answered, crashed, cut_short, unanswered
 from web.providers.base import ChatRequest
@@ -44,7 +44,11 @@ class TurnSource(Protocol):
     """What the runner needs of the chain: one turn's event stream (see :mod:`web.chain`)."""
 
     def run(
-        self, request: ChatRequest, *, on_attempt: AttemptSink | None = None
+        self,
+        request: ChatRequest,
+        *,
+        on_attempt: AttemptSink | None = None,
+        control: TurnControl | None = None,
     ) -> AsyncGenerator[ChainEvent, None]: ...
 
 
@@ -67,6 +71,7 @@ class _Running:
     """Set once the turn's end is known: from then on Stop has nothing to cancel, and the
     checkpoint must not overwrite the final write with stale text."""
     attempts: list[AttemptRecord] = field(default_factory=list)
+    control: TurnControl = field(default_factory=TurnControl)
 
 
 class TurnRunner:
@@ -136,6 +141,14 @@ class TurnRunner:
         await asyncio.wait([running.task], timeout=STOP_WAIT_S)
         return True
 
+    def skip(self, turn_id: str, attempt: int) -> TierInfo | None:
+        """The user's "Answer with ... now": abandon the try being waited for. Returns the tier
+        asked next, or None when that try is no longer waited for (or there is no next tier)."""
+        running = self._running.get(turn_id)
+        if running is None or running.finishing:
+            return None
+        return running.control.skip(attempt)
+
     async def shutdown(self) -> None:
         """Cancel every running turn (recorded "interrupted", partial text kept); wait for them."""
         self._checkpointer.cancel()
@@ -162,7 +175,9 @@ class TurnRunner:
         started, started_at = time.monotonic(), time.time()
         end: Completed | Exhausted | None = None
         events = self._chain.run(
-            running.job.request, on_attempt=lambda r: self._attempt_ended(running, r)
+            running.job.request,
+            on_attempt=lambda r: self._attempt_ended(running, r),
+            control=running.control,
         )
         try:
             async with (

@@ -68,6 +68,9 @@ class Settings:
     """UNDERSTUDY_HEADER_TIMEOUT_S: a request's line and headers must arrive within this."""
     new_chats_per_minute: int = 20
     """How many conversations one browser session may start in a sliding minute."""
+    answer_now_after_s: float = 4.0
+    """UNDERSTUDY_ANSWER_NOW_AFTER_S: how long a reply waits for a first token before the page
+    offers "Answer with <next tier> now"."""
 
     def check_keys(self) -> None:
         """Either no key at all (the simulator answers) or every tier's key. A partial set is a
@@ -112,6 +115,7 @@ class Settings:
             turn_deadline_s=_float(env, "UNDERSTUDY_TURN_DEADLINE_S", 120.0),
             expose_sim=env.get("UNDERSTUDY_EXPOSE_SIM", "") in ("1", "true", "yes"),
             header_timeout_s=_float(env, "UNDERSTUDY_HEADER_TIMEOUT_S", 10.0),
+            answer_now_after_s=_float(env, "UNDERSTUDY_ANSWER_NOW_AFTER_S", 4.0),
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
         )
 

@@ -53,3 +53,5 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     """The consumer went away (Stop, shutdown, a closed stream) while the attempt ran."""
+    ABANDONED = "abandoned"
+    """The user chose not to wait for it ("Answer with Haiku now") before it sent any text."""

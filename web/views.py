@@ -7,8 +7,10 @@ database once it has ended) are turned into it here, so the page and the SSE str
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.templating import Jinja2Templates
@@ -16,10 +18,20 @@ from fastapi.templating import Jinja2Templates
 from web.db.models import Message, Turn
 from web.events import TierInfo, tier_infos
 from web.live import LiveTurn, LiveTurns
-from web.render import render_markdown
+from web.render import render_markdown, render_streaming
 from web.settings import Settings
 from web.status import ReplyState, TurnStatus
-from web.wording import INTERRUPTED_NOTE, LENGTH_NOTE, NO_MODEL_MESSAGE, STOPPED_NOTE
+from web.wording import (
+    INTERRUPTED_NOTE,
+    LENGTH_NOTE,
+    NO_MODEL_MESSAGE,
+    STOPPED_NOTE,
+    answer_now_label,
+    waiting_status,
+)
+
+STARTING_STATUS = "Waiting for a model…"
+"""The status for the moment between a turn's start and its first try."""
 
 
 @dataclass(frozen=True)
@@ -35,17 +47,43 @@ class ReplyView:
     text: str
     error: str | None = None
     note: str | None = None
+    status: str | None = None
+    """While a reply waits for a tier's first text: who is being asked, and why (else None)."""
+    waited_s: float = 0.0
+    """How long the current wait has lasted so far (the page counts on from here)."""
+    attempt: int | None = None
+    """The try being waited for (what "answer now" abandons)."""
+    answer_now: str | None = None
+    """The label of the button that stops waiting ("Answer with Haiku now"), if there is a next
+    tier to ask."""
+    ttft_s: float | None = None
+    total_s: float | None = None
+    started_at: datetime | None = None
 
     @property
     def live(self) -> bool:
         return self.state is ReplyState.STREAMING
 
     @property
-    def html(self) -> str | None:
-        """The rendered markdown once the reply is final (streamed text stays plain until then)."""
-        if self.live or not self.text:
+    def html(self) -> str:
+        """The reply as sanitised HTML: rendered as it streams, the same way as once final."""
+        if not self.text:
+            return ""
+        return render_markdown(self.text) if not self.live else render_streaming(self.text)
+
+    @property
+    def timing(self) -> str | None:
+        """ "first token 0.4 s · 2.1 s in all", under a finished reply."""
+        if self.state is not ReplyState.DONE or self.total_s is None:
             return None
-        return render_markdown(self.text)
+        total = f"{_seconds(self.total_s)} in all"
+        if self.ttft_s is None:
+            return total
+        return f"first token {_seconds(self.ttft_s)} · {total}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
 def _badge(tier: TierInfo | None) -> str | None:
@@ -63,14 +101,24 @@ def _note(status: TurnStatus, error: str | None, hit_length_limit: bool) -> str 
     return LENGTH_NOTE if hit_length_limit else None
 
 
-def from_live(live: LiveTurn) -> ReplyView:
-    """The live turn as it is now (finished or not)."""
+def from_live(live: LiveTurn, now: float | None = None) -> ReplyView:
+    """The live turn as it is now (finished or not). ``now``: Unix time, for the wait so far."""
     outcome = live.outcome
     note = None
     if outcome is not None:
         note = _note(outcome.status, outcome.error, outcome.hit_length_limit)
     tier = live.tier
     state = live.state
+    status, waited_s, attempt, answer_now = None, 0.0, None, None
+    waiting = live.waiting
+    if waiting is not None:
+        before = live.last_attempt
+        status = waiting_status(waiting.tier, before, retry=waiting.retry)
+        waited_s = max(0.0, (time.time() if now is None else now) - waiting.started_at)
+        attempt = waiting.attempt
+        answer_now = answer_now_label(waiting.next) if waiting.next is not None else None
+    elif outcome is None and not live.text:
+        status = STARTING_STATUS
     return ReplyView(
         turn_id=live.turn_id,
         conversation_id=live.conversation_id,
@@ -82,6 +130,13 @@ def from_live(live: LiveTurn) -> ReplyView:
         text=live.text,
         error=outcome.error if outcome is not None and state is ReplyState.FAILED else None,
         note=note,
+        status=status,
+        waited_s=waited_s,
+        attempt=attempt,
+        answer_now=answer_now,
+        ttft_s=outcome.ttft_s if outcome is not None else None,
+        total_s=outcome.total_s if outcome is not None else None,
+        started_at=datetime.fromtimestamp(live.started_at, UTC),
     )
 
 
@@ -102,6 +157,9 @@ def from_row(turn: Turn, reply: Message | None, tiers: Mapping[str, TierInfo]) -
         text=reply.content if reply else "",
         error=(turn.error_message or NO_MODEL_MESSAGE) if state is ReplyState.FAILED else None,
         note=note,
+        ttft_s=turn.ttft_ms / 1000 if turn.ttft_ms is not None else None,
+        total_s=turn.total_ms / 1000 if turn.total_ms is not None else None,
+        started_at=turn.started_at,
     )
 
 
@@ -132,6 +190,7 @@ class Replies:
         self.tiers = {info.name: info for info in tier_infos(settings.tiers)}
         self.live_turns = live_turns
         self.templates = templates
+        self.answer_now_after_s = settings.answer_now_after_s
 
     def reply(self, turn: Turn, reply: Message | None) -> ReplyView:
         """The reply as the page shows it: from the live state while live, else as stored.
@@ -152,10 +211,18 @@ class Replies:
         return view
 
     def render(self, name: str, **context: Any) -> str:
+        context.setdefault("answer_now_after_s", self.answer_now_after_s)
         return self.templates.get_template(name).render(**context)
 
-    def reply_fragment(self, view: ReplyView) -> str:
-        return self.render("_reply.html", r=view, oob=True)
+    def reply_fragment(self, view: ReplyView, *, quiet: bool = False) -> str:
+        """The whole reply, replacing the one on the page. ``quiet``: with its status region
+        empty, so that filling it next is announced (a region inserted with its text is not)."""
+        return self.render("_reply.html", r=view, oob=True, quiet=quiet)
+
+    def update_fragment(self, view: ReplyView, *, status: bool, body: bool) -> str:
+        """Parts of a reply, each swapped into the element already on the page: its status
+        line (a live region, so a change is announced) and "answer now" button, its body."""
+        return self.render("_reply_update.html", r=view, status=status, body=body)
 
     def done_fragment(self, view: ReplyView) -> str:
         return self.render("_done.html", r=view)

@@ -22,7 +22,16 @@ class Expired(Exception):
 
 
 class Watchdog:
-    __slots__ = ("_armed_at", "_deadline", "_fired", "_handle", "_loop", "_task", "_waiting")
+    __slots__ = (
+        "_armed_at",
+        "_deadline",
+        "_expired",
+        "_fired",
+        "_handle",
+        "_loop",
+        "_task",
+        "_waiting",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -32,9 +41,13 @@ class Watchdog:
         self._deadline = 0.0
         self._waiting = False
         self._fired = False
+        self._expired = False
 
     async def next(self, stream: AsyncIterator[T], deadline: float) -> T:
-        """``anext(stream)``, or :class:`Expired` if it is not done by ``deadline`` (loop time)."""
+        """``anext(stream)``, or :class:`Expired` if it is not done by ``deadline`` (loop time)
+        or :meth:`expire_now` was called."""
+        if self._expired:
+            raise Expired
         self._deadline = deadline
         if self._handle is None or deadline < self._armed_at:
             self._arm(deadline)
@@ -64,6 +77,15 @@ class Watchdog:
             raise Expired
         return item
 
+    def expire_now(self) -> None:
+        """End the wait at once (the user chose not to wait): the current or next ``next()``
+        raises :class:`Expired`."""
+        self._expired = True
+        if self._waiting and not self._fired:
+            self._fired = True
+            assert self._task is not None
+            self._task.cancel()
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
@@ -77,8 +99,8 @@ class Watchdog:
 
     def _fire(self) -> None:
         self._handle = None
-        if not self._waiting:
-            return  # the consumer has the event; the next wait re-arms
+        if not self._waiting or self._fired:
+            return  # the consumer has the event (the next wait re-arms), or already expired
         if self._deadline > self._armed_at:
             self._arm(self._deadline)  # text came since this timer was set
             return

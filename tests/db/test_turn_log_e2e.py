@@ -3,9 +3,7 @@ simulator, messages posted the way the browser posts them, then the database ins
 
 from __future__ import annotations
 
-import html
 import itertools
-import re
 import signal
 import tempfile
 import time
@@ -18,6 +16,7 @@ import pytest
 from conftest import HAIKU, OPENAI, SONNET, LiveApp, start_live_app
 
 from support.browser import Browser, LogDB
+from support.fragments import ShownReply, words
 
 SLOW = {"first_token_s": 0.02, "tokens_per_s": 25.0, "reply_tokens": 400}
 """A reply that takes ~16 s: long enough to act in the middle of it."""
@@ -120,7 +119,7 @@ def test_browser_disconnect_does_not_lose_the_turn(
     live_app.set_profile(SONNET, first_token_s=0.02, tokens_per_s=200.0, reply_tokens=200)
     conversation_id, turn_id = ask(chat, db, "Tell me a long story")
     for event in chat.events(conversation_id, turn_id):
-        if event == "delta":
+        if event == "update":
             break  # the tab closes mid-reply
     turn = db.wait_final(turn_id)
     # The reply runs on without its viewer and is logged whole.
@@ -133,24 +132,19 @@ def follow_until_checkpointed(
 ) -> tuple[str, list[tuple[float, str]]]:
     """Read a reply's stream, looking at the stored text at each event, until `checkpoints`
     distinct texts have been stored: (the text streamed, [(when seen, text stored)])."""
-    streamed: list[str] = []
+    shown = ShownReply(turn_id)
     stored: list[tuple[float, str]] = []
     deadline = time.monotonic() + 20
     for name, data in chat.stream(conversation_id, turn_id):
-        assert name in ("snapshot", "delta"), (name, stored)
-        if name == "snapshot":  # the text so far: the first tokens may come before we connect
-            body = re.search(r'data-testid="reply-body">(.*?)</div>', data, re.S)
-            assert body, data
-            streamed = [html.unescape(body.group(1))]
-        else:
-            streamed.append(html.unescape(data))
+        assert name in ("snapshot", "update"), (name, stored)
+        shown.apply(name, data)  # the text so far: the first tokens may come before we connect
         text = db.reply(turn_id)
         if text and (not stored or stored[-1][1] != text):
             stored.append((time.monotonic(), text))
             if len(stored) == checkpoints:
                 break
         assert time.monotonic() < deadline, stored
-    return "".join(streamed), stored
+    return shown.screens[-1].body, stored
 
 
 def test_stop_keeps_the_partial_text(live_app: LiveApp, chat: Browser, db: LogDB) -> None:
@@ -168,7 +162,7 @@ def test_stop_keeps_the_partial_text(live_app: LiveApp, chat: Browser, db: LogDB
     turn = db.wait_final(turn_id)
     assert (turn["status"], turn["tier"]) == ("stopped", "sonnet")
     partial = db.reply(turn_id)
-    assert partial.startswith(streamed) and len(partial.split()) < 400
+    assert words(partial).startswith(streamed) and len(partial.split()) < 400
     assert all(partial.startswith(text) for _, text in stored)
     assert [a["outcome"] for a in db.attempts(turn_id)] == ["cancelled"]
 
@@ -179,7 +173,7 @@ def test_server_stop_marks_the_turn_interrupted_with_its_partial_text(
     live_app.set_profile(SONNET, **SLOW)
     conversation_id, turn_id = ask(chat, db, "Tell me an endless story")
     for event in chat.events(conversation_id, turn_id):
-        if event == "delta":
+        if event == "update":
             break
     chat.close()
     code = live_app.stop()  # SIGTERM; the next test gets a fresh server

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from typing import TYPE_CHECKING
 
+from web.providers.base import ErrorKind
 from web.sim.replies import reply_text
+from web.wording import waiting_status
 
+from support.browser import LogDB
 from support.chat import ChatClient, SSEEvent, live_client  # noqa: F401  (`client`: a browser session, not the in-process one)
+from support.fragments import Screen, ShownReply, words
+from support.outcomes import HAIKU as HAIKU_INFO
+from support.outcomes import SONNET as SONNET_INFO
+from support.outcomes import failed
 
 if TYPE_CHECKING:
     from tests.conftest import LiveApp
@@ -16,19 +24,27 @@ if TYPE_CHECKING:
 SONNET = "claude-sonnet-4-6"
 HAIKU = "claude-haiku-4-5-20251001"
 GPT = "gpt-5.5"
-BODY = re.compile(r'data-testid="reply-body">(.*?)</div>', re.S)
 RAW = re.compile(r"<template id=\"raw-[0-9a-f]+\">(.*?)</template>", re.S)
 
 
-def shown_text(events: list[SSEEvent]) -> str:
-    """What a browser applying the events shows before "done": snapshots reset, deltas append."""
-    text = ""
+def screens(turn_id: str, events: list[SSEEvent]) -> list[Screen]:
+    """What the reply showed after each event, applied as the page applies them."""
+    shown = ShownReply(turn_id)
     for event in events:
-        if event.event == "snapshot":
-            text = html.unescape(BODY.search(event.data).group(1))  # type: ignore[union-attr]
-        elif event.event == "delta":
-            text += html.unescape(event.data)
-    return text
+        shown.apply(event.event, event.data)
+    return shown.screens
+
+
+def shown_text(turn_id: str, events: list[SSEEvent]) -> str:
+    """The body's words at the end, after checking that every screen of the tier that answered
+    showed a beginning of them (the body is re-rendered from the text so far; the newest words
+    may come with "done")."""
+    shown = screens(turn_id, events)
+    final = shown[-1].body
+    for screen in shown:
+        if screen.tier == shown[-1].tier:  # an earlier tier's text was replaced, not extended
+            assert final.startswith(screen.body), (screen.body, final)
+    return final
 
 
 def final_text(events: list[SSEEvent]) -> str:
@@ -39,11 +55,13 @@ def test_the_stream_replays_the_reply_once_and_ends(client: ChatClient, live_app
     # Connect while it streams: ~2.3 s to do so, not 0.4 s.
     live_app.set_profile(SONNET, first_token_s=0.3, tokens_per_s=20.0)
     conversation = client.new_conversation("stream me")
-    events = client.finish(conversation, client.last_turn(conversation))
+    turn = client.last_turn(conversation)
+    events = client.finish(conversation, turn)
     assert events[0].event == "snapshot"
     assert [e.event for e in events].count("done") == 1
+    assert "update" in [e.event for e in events]  # the body grew while it streamed
     expected = reply_text(SONNET, "stream me", 40)
-    assert shown_text(events) == expected
+    assert shown_text(turn, events) == words(expected)
     assert final_text(events) == expected
 
 
@@ -70,7 +88,7 @@ def test_a_disconnect_does_not_cancel_the_reply(client: ChatClient, live_app: Li
     assert [e.event for e in partial][:1] == ["snapshot"]
     rest = client.finish(conversation, turn)  # a reload: snapshot of the text so far, then live
     expected = reply_text(SONNET, "keep going", 40)
-    assert shown_text(rest) == expected
+    assert shown_text(turn, rest) == words(expected)
     assert final_text(rest) == expected
     assert client.turns(conversation)[-1][2] == "done"
     assert len(live_app.requests(SONNET)) == 1
@@ -96,17 +114,31 @@ def test_stop_keeps_the_partial_text_and_cancels_upstream(
     assert len(live_app.requests(SONNET)) == 1  # stopped, not re-made
 
 
-def test_the_badge_arrives_before_the_first_token(client: ChatClient, live_app: LiveApp) -> None:
+def test_the_status_says_who_is_asked_and_the_badge_comes_with_the_first_text(
+    client: ChatClient, live_app: LiveApp
+) -> None:
     live_app.set_fault(SONNET, "status", status=429)
-    # The stream connects before the first token, or at least while Haiku streams (~2.5 s).
-    live_app.set_profile(HAIKU, first_token_s=0.5, tokens_per_s=20.0)
+    # Haiku's first token in 2 s: the stream connects long before (a loopback GET).
+    live_app.set_profile(HAIKU, first_token_s=2.0, tokens_per_s=50.0)
     conversation = client.new_conversation("who answers?")
-    events = client.finish(conversation, client.last_turn(conversation))
-    first_delta = next(i for i, e in enumerate(events) if e.event == "delta")
-    snapshots = [e for e in events[:first_delta] if e.event == "snapshot"]
-    assert 'data-tier="haiku"' in snapshots[-1].data
-    assert "fast mode (smaller model)</span>" in snapshots[-1].data
-    assert "Sonnet was unavailable (rate limited)" in snapshots[-1].data
+    turn = client.last_turn(conversation)
+    events = client.finish(conversation, turn)
+    shown = screens(turn, events)
+    first_text = next(i for i, s in enumerate(shown) if s.body)
+    waiting = shown[:first_text]
+    assert waiting, "the stream connected after the first text"
+    rate_limited = failed(SONNET_INFO, 1, ErrorKind.RATE_LIMITED, 429)
+    expected = waiting_status(HAIKU_INFO, rate_limited, retry=False)
+    assert expected == "Sonnet was rate limited; asking Haiku (fast mode)…"
+    assert waiting[-1].status == expected
+    for screen in waiting:  # nothing claims Haiku answered before it wrote a word
+        assert not screen.badge and not screen.reason and screen.tier == ""
+    answering = shown[first_text]
+    assert answering.tier == "haiku" and answering.badge and answering.status == ""
+    assert (
+        answering.reason
+        == "Reply generated by Haiku because Sonnet was unavailable (rate limited)."
+    )
     assert final_text(events) == reply_text(HAIKU, "who answers?", 40)
 
 
@@ -115,14 +147,26 @@ def test_a_tier_switch_mid_reply_replaces_the_partial_text(
 ) -> None:
     live_app.set_profile(SONNET, tokens_per_s=10.0)  # slow enough to see its text first
     live_app.set_fault(SONNET, "cut", after_tokens=20)  # 2 s to connect before the cut, not 0.5
+    live_app.set_profile(HAIKU, first_token_s=0.5)  # the restart is on screen for a moment
     conversation = client.new_conversation("cut me off")
-    events = client.finish(conversation, client.last_turn(conversation))
-    switch = [e.event for e in events].index("snapshot", 1)
-    before = shown_text(events[:switch])
-    assert before.startswith("claude-sonnet-4-6 here.")  # sonnet's partial text was shown
-    assert 'data-tier="haiku"' in events[switch].data
+    turn = client.last_turn(conversation)
+    events = client.finish(conversation, turn)
+    shown = screens(turn, events)
+    assert shown[1].body.startswith("claude-sonnet-4-6")  # sonnet's partial text was shown
+    restart = next(i for i, s in enumerate(shown) if s.status.startswith("Sonnet's reply broke"))
+    assert (
+        shown[restart].status
+        == "Sonnet's reply broke off; asking Haiku (fast mode) to answer from the start…"
+    )
+    assert shown[restart].body == "" and not shown[restart].badge  # the cut text is gone
+    haiku = next(s for s in shown[restart:] if s.body)
+    assert (
+        haiku.tier == "haiku"
+        and haiku.reason
+        == "Reply generated by Haiku because Sonnet's reply broke off (connection failed)."
+    )
     expected = reply_text(HAIKU, "cut me off", 40)
-    assert shown_text(events) == expected  # the sonnet text was dropped, not kept in front
+    assert shown_text(turn, events) == words(expected)  # the sonnet text was dropped
     assert final_text(events) == expected
     assert 'data-tier="haiku"' in events[-1].data
 
@@ -167,3 +211,41 @@ def test_history_reaches_the_model_as_one_conversation(client: ChatClient) -> No
     events = client.finish(conversation, client.last_turn(conversation))
     # The simulator echoes the last user message, so the newest turn answers the newest message.
     assert final_text(events) == reply_text(SONNET, "second question", 40)
+
+
+ATTEMPT = re.compile(
+    r"hx-vals='\{&#34;attempt&#34;: &#34;(\d+)&#34;\}'|hx-vals='\{\"attempt\": \"(\d+)\"\}'"
+)
+
+
+def test_answer_now_abandons_the_wait_and_the_log_says_the_user_chose_it(
+    client: ChatClient, live_app: LiveApp
+) -> None:
+    live_app.set_fault(SONNET, "hang")  # Sonnet would keep the reply waiting 5 s (its timeout)
+    conversation = client.new_conversation("no time to wait")
+    turn = client.last_turn(conversation)
+    deadline = time.monotonic() + 5
+    while True:  # until the reply waits on Sonnet (its first try has begun)
+        [snapshot] = client.stream(conversation, turn, limit=1)
+        found = ATTEMPT.search(snapshot.data)
+        if found:
+            break
+        assert time.monotonic() < deadline, snapshot.data
+    attempt = found.group(1) or found.group(2)
+    assert 'data-testid="answer-now"' in snapshot.data and "Answer with Haiku now" in snapshot.data
+    skipped = client.post(f"/c/{conversation}/turns/{turn}/skip", {"attempt": attempt})
+    assert skipped.status_code == 204
+    events = client.finish(conversation, turn)
+    assert 'data-tier="haiku"' in events[-1].data
+    assert "Reply generated by Haiku because you chose not to wait for Sonnet." in events[-1].data
+    assert final_text(events) == reply_text(HAIKU, "no time to wait", 40)
+    attempts = LogDB(live_app.database_url).attempts(turn)
+    assert [(a["tier"], a["outcome"]) for a in attempts] == [
+        ("sonnet", "abandoned"),
+        ("haiku", "ok"),
+    ]
+    assert attempts[0]["error_message"] == "the user chose to answer with Haiku now"
+    assert attempts[0]["elapsed_ms"] < 5000  # it did not wait for Sonnet's timeout
+    again = client.post(f"/c/{conversation}/turns/{turn}/skip", {"attempt": attempt})
+    assert again.status_code == 204  # too late: nothing happens
+    assert len(LogDB(live_app.database_url).attempts(turn)) == 2

@@ -7,6 +7,7 @@
     POST /c/{id}/messages                   a message: the user's turn is committed, a reply starts
     GET  /c/{id}/turns/{turn}/stream        SSE: the reply so far, then live updates, then "done"
     POST /c/{id}/turns/{turn}/stop          cancel the reply, keep its partial text
+    POST /c/{id}/turns/{turn}/skip          stop waiting for the tier being asked: ask the next
     POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
     POST /c/{id}/rename, /c/{id}/delete
     GET  /healthz
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -43,10 +45,8 @@ from web.deps import (
     templates_of,
 )
 from web.errors import Conflict, Invalid, TooLarge, TooMany
-from web.events import TextDelta, TierStarted
-from web.live import Finished, LiveTurn, Subscription, Update
+from web.live import LiveTurn, Subscription
 from web.providers.base import ChatRequest
-from web.render import escape_chunk
 from web.routes.admin_render import NO_STORE
 from web.routes.demo import outage_context
 from web.runner import TurnJob
@@ -61,7 +61,8 @@ BUSY = (
     "then send again. Your message is still in the box."
 )
 SSE_PING_S = 15
-DELTA_BATCH_S = 0.04
+BODY_INTERVAL_S = 0.1
+"""The body of a streaming reply is re-rendered at most this often (markdown so far)."""
 
 
 def check_message(content: str, settings: Settings) -> str:
@@ -106,6 +107,7 @@ async def _page(
             "streaming": streaming,
             "max_chars": settings_of(request).max_message_chars,
             "primary_label": settings_of(request).tiers[0].label,
+            "answer_now_after_s": settings_of(request).answer_now_after_s,
             "outage": await outage_context(request),
         },
         headers=NO_STORE,  # a conversation must not outlive its deletion in a cache
@@ -246,42 +248,65 @@ async def _replay(views: Replies, final: ReplyView) -> AsyncIterator[ServerSentE
 
 
 async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+    """The reply so far, then what changes, then "done".
+
+    "snapshot" replaces the whole reply: when it connects, and when the tier whose text is shown
+    changes (its first text, or a restart). "update" swaps parts into the reply on the page: the
+    status line while a tier is waited for, and the body, re-rendered from the text so far at
+    most every ``BODY_INTERVAL_S`` (the first text is never held), so markdown shows as it
+    streams with no reflow at the end.
+    """
     reply = subscription.turn
+    shown = _Shown.of(reply)
     yield ServerSentEvent(views.reply_fragment(from_live(reply)), event="snapshot")
     async for batch in subscription.updates:
-        events = _coalesce(views, reply, batch)
+        for update in batch:
+            reply.apply(update)
+        if reply.finished:
+            yield ServerSentEvent(views.done_fragment(from_live(reply)), event="done")
+            return
+        now = _Shown.of(reply)
+        events = _changes(views, reply, shown, now)
+        shown = now
         for event in events:
             yield event
-        if events and events[-1].event == "delta":
-            # Text that arrives in the next moment goes out in one event: fewer, larger writes
-            # (a frame's worth of delay, invisible to a reader; the first token is never held).
-            await asyncio.sleep(DELTA_BATCH_S)
+        if now.text_len and any(e.event == "update" for e in events):
+            await asyncio.sleep(BODY_INTERVAL_S)
 
 
-def _coalesce(views: Replies, reply: LiveTurn, batch: list[Update]) -> list[ServerSentEvent]:
-    """Apply a batch to the watcher's copy of the reply and turn it into events. Consecutive
-    deltas become one event: a reader that fell behind catches up in one write."""
-    out: list[ServerSentEvent] = []
-    pending: list[str] = []
+@dataclass(frozen=True)
+class _Shown:
+    """What a watcher's page shows of a reply, to tell which parts an update changed."""
 
-    def flush() -> None:
-        if pending:
-            out.append(ServerSentEvent(escape_chunk("".join(pending)), event="delta"))
-            pending.clear()
+    tier: str | None
+    reason: str | None
+    waiting: int | None
+    text_len: int
 
-    for update in batch:
-        reply.apply(update)
-        if isinstance(update, TextDelta):
-            pending.append(update.text)
-        elif isinstance(update, TierStarted):
-            pending.clear()  # text before a tier change is replaced by the new reply
-            out.clear()
-            out.append(ServerSentEvent(views.reply_fragment(from_live(reply)), event="snapshot"))
-        elif isinstance(update, Finished):
-            flush()
-            out.append(ServerSentEvent(views.done_fragment(from_live(reply)), event="done"))
-    flush()
-    return out
+    @classmethod
+    def of(cls, reply: LiveTurn) -> _Shown:
+        waiting = reply.waiting
+        return cls(
+            reply.tier.name if reply.tier else None,
+            reply.reason,
+            waiting.attempt if waiting else None,
+            sum(len(p) for p in reply.parts),
+        )
+
+
+def _changes(views: Replies, reply: LiveTurn, before: _Shown, now: _Shown) -> list[ServerSentEvent]:
+    view = from_live(reply)
+    if (now.tier, now.reason) != (before.tier, before.reason):
+        events = [ServerSentEvent(views.reply_fragment(view, quiet=True), event="snapshot")]
+        if view.status:  # announced: the region is on the page, empty, before it gets its text
+            html = views.update_fragment(view, status=True, body=False)
+            events.append(ServerSentEvent(html, event="update"))
+        return events
+    status = now.waiting != before.waiting
+    body = now.text_len != before.text_len
+    if not (status or body):
+        return []
+    return [ServerSentEvent(views.update_fragment(view, status=status, body=body), event="update")]
 
 
 async def _owned_turn(
@@ -310,6 +335,24 @@ async def stop_turn(
         else views.settled(row.turn, row.reply)
     )
     return HTMLResponse(views.done_fragment(final))
+
+
+@router.post("/c/{conversation_id}/turns/{turn_id}/skip", dependencies=CSRF)
+async def skip_attempt(
+    request: Request,
+    conversation_id: str,
+    turn_id: str,
+    owner: OwnerDep,
+    runner: RunnerDep,
+    attempt: Annotated[int, Form()] = 0,
+) -> Response:
+    """ "Answer with <next tier> now": stop waiting for the try in progress. The stream shows
+    what follows; a try that answered meanwhile (or a reply that ended) is left alone."""
+    await _owned_turn(request, owner, conversation_id, turn_id)
+    runner.skip(turn_id, attempt)
+    if not is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    return Response(status_code=204)
 
 
 @router.post("/c/{conversation_id}/turns/{turn_id}/regenerate", dependencies=CSRF)
