@@ -83,6 +83,10 @@ max_output_tokens = 60
 timeouts = { connect_s = 2.0, first_token_s = 5.0, idle_s = 5.0, total_s = 30.0 }
 """
 
+#: "Answer with ... now" shows after this long without a first token (well inside the 5 s
+#: first-token timeout above, so a test can press it before the chain moves on by itself).
+ANSWER_NOW_AFTER_S = 1.0
+
 SONNET = "claude-sonnet-4-6"
 HAIKU = "claude-haiku-4-5-20251001"
 OPENAI = "gpt-5.5"
@@ -199,6 +203,7 @@ def start_live_app(
         UNDERSTUDY_DATA_DIR=str(data_dir),
         UNDERSTUDY_ADMIN_PASSWORD=ADMIN_PASSWORD,
         UNDERSTUDY_CHAIN=str(chain),
+        UNDERSTUDY_ANSWER_NOW_AFTER_S=str(ANSWER_NOW_AFTER_S),
         PYTHONUNBUFFERED="1",
     )
     for name, value in (env or {}).items():
