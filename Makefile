@@ -28,6 +28,7 @@ test: lint
 bench: setup
 	$(BIN)/python bench/chain_overhead.py
 	$(BIN)/python bench/app_streams.py
+	$(BIN)/python bench/render_stream.py
 
 clean:
 	rm -rf $(VENV)

@@ -6,14 +6,24 @@ plain formatting, as a second line of defence. Images are never rendered: a remo
 would load by itself and could carry conversation text to another site, so it becomes a link the
 user may choose to follow. Links are limited to http, https and mailto.
 
+Code blocks are web/highlight.py's: highlighted, labelled, with a copy button. That HTML is not
+the model's, so it must not pass through (or be allowed by) the sanitiser meant for the model's:
+each block is rendered as a placeholder carrying this render's random nonce, the reply's HTML is
+sanitised, and then the placeholders are replaced by the blocks. Text a model wrote cannot be a
+placeholder (it cannot know the nonce), so it stays text.
+
 A final reply never changes, but every view of its page shows it again, and hostile markdown of
 the size limit takes a quarter of a second to render: the HTML of recent replies is kept, keyed by
-their text (bench/render_cache.py measures it).
+their text (bench/render_cache.py measures it). A reply still being written is rendered again and
+again as it grows (:func:`render_streaming`): to the same HTML, but never into that cache.
+bench/render_stream.py measures what one such render costs.
 """
 
 from __future__ import annotations
 
 import functools
+import re
+import secrets
 from collections.abc import Sequence
 from html import escape
 
@@ -22,6 +32,8 @@ from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
+
+from web import highlight
 
 ALLOWED_TAGS = {
     "a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
@@ -39,7 +51,8 @@ ALLOWED_ATTRIBUTES = {
 }
 URL_SCHEMES = {"http", "https", "mailto"}
 RENDER_CACHE_SIZE = 128
-"""Replies whose HTML is kept: at most ~20 MB for replies of the 32k-character limit."""
+"""Replies whose HTML is kept: at most ~20 MB for replies of the 32k-character limit (~45 MB
+if every one is hostile code highlighted to its budget, web.highlight.HIGHLIGHT_BUDGET_CHARS)."""
 
 
 def _image_as_link(
@@ -51,10 +64,30 @@ def _image_as_link(
     return f'<a href="{escape(src)}">image: {escape(alt)}</a>'
 
 
+_BLOCKS = "code_blocks"
+"""The env key of a render's code blocks, by placeholder."""
+_NONCE = "nonce"
+_BUDGET = "highlight_budget"
+_PLACEHOLDER = re.compile(r"\bcodeblock-[0-9a-f]{32}-\d+\b")
+
+
+def _block_placeholder(
+    renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    # A fence and an indented code block (no info string) alike.
+    token = tokens[idx]
+    blocks: dict[str, str] = env[_BLOCKS]
+    placeholder = f"codeblock-{env[_NONCE]}-{len(blocks)}"
+    blocks[placeholder] = highlight.code_block(token.content, token.info, env[_BUDGET])
+    return f"{placeholder}\n"
+
+
 def _make_markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.add_render_rule("image", _image_as_link)
+    md.add_render_rule("fence", _block_placeholder)
+    md.add_render_rule("code_block", _block_placeholder)
     return md
 
 
@@ -88,21 +121,26 @@ def render_markdown(text: str) -> str:
     return _rendered(text)
 
 
+def render_streaming(text: str) -> str:
+    """The text so far of a reply still being written: the HTML :func:`render_markdown` gives
+    for the same text (an open fence is an open code block), but kept out of its cache."""
+    return _render(text)
+
+
 @functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
 def _rendered(text: str) -> str:
-    return sanitize(_MARKDOWN.render(text))
+    return _render(text)
 
 
-def render_streaming(text: str) -> str:
-    """A reply's text so far, as safe HTML: the same as :func:`render_markdown` would give, but
-    not cached (partial texts must not push final replies out of the cache)."""
-    return sanitize(_MARKDOWN.render(text))
+def _render(text: str) -> str:
+    blocks: dict[str, str] = {}
+    env = {_BLOCKS: blocks, _NONCE: secrets.token_hex(16), _BUDGET: highlight.Budget()}
+    html = sanitize(_MARKDOWN.render(text, env))
+    if not blocks:
+        return html
+    return _PLACEHOLDER.sub(lambda m: blocks.get(m.group(0), m.group(0)), html)
 
 
 def clear_cache() -> None:
     _rendered.cache_clear()
-
-
-def escape_chunk(text: str) -> str:
-    """A streamed chunk as HTML text (it is shown raw, in a pre-wrap block, until the reply ends)."""
-    return escape(text, quote=False)
+    highlight.clear_cache()

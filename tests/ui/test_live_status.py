@@ -169,7 +169,10 @@ def test_markdown_and_code_render_while_the_reply_streams(page: Page, live_app: 
     expect(code).to_be_visible()
     expect(reply).to_have_attribute("data-state", "streaming")  # rendered before the end
     expect(reply.locator(".msg-body")).not_to_contain_text("```")  # no raw fences
-    offset = "el => el.querySelector('.msg-body pre').getBoundingClientRect().top - el.getBoundingClientRect().top"
+    offset = (
+        "el => el.querySelector('.msg-body pre').getBoundingClientRect().top"
+        " - el.getBoundingClientRect().top"
+    )
     before = reply.evaluate(offset)
     wait_done(page)
     assert reply.evaluate(offset) == before  # nothing above it moved when the reply ended
