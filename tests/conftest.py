@@ -47,9 +47,10 @@ START_TIMEOUT_S = 30.0
 #: Profiles applied to every model before each test: replies of ~40 tokens in ~0.15 s.
 FAST_PROFILE: dict[str, Any] = {"first_token_s": 0.02, "tokens_per_s": 400.0, "reply_tokens": 40}
 
-#: The default chain. No live test hangs a tier, so the first-token and idle timeouts only have
-#: to be long enough that a busy machine never trips them, and that a test can hold a first token
-#: back for a couple of seconds to look at the page before it comes.
+#: The default chain, with breakers that never stay open: the server is shared by tests that each
+#: set their own faults (the breakers' own tests start a server of their own). The first-token and
+#: idle timeouts only have to be long enough that a busy machine never trips them, and that a
+#: test can hold a first token back for a couple of seconds to look at the page before it comes.
 TEST_CHAIN = """
 [[tiers]]
 name = "sonnet"
@@ -60,6 +61,7 @@ badge = ""
 api_key_env = "ANTHROPIC_API_KEY"
 context_window = 200000
 timeouts = { connect_s = 2.0, first_token_s = 5.0, idle_s = 5.0, total_s = 30.0 }
+breaker = { min_calls = 1000000, open_s = 0.001, max_open_s = 0.001 }
 
 [[tiers]]
 name = "haiku"
@@ -70,6 +72,7 @@ badge = "fast mode (smaller model)"
 api_key_env = "ANTHROPIC_API_KEY"
 context_window = 200000
 timeouts = { connect_s = 2.0, first_token_s = 5.0, idle_s = 5.0, total_s = 30.0 }
+breaker = { min_calls = 1000000, open_s = 0.001, max_open_s = 0.001 }
 
 [[tiers]]
 name = "openai"
@@ -81,6 +84,7 @@ api_key_env = "OPENAI_API_KEY"
 context_window = 400000
 max_output_tokens = 60
 timeouts = { connect_s = 2.0, first_token_s = 5.0, idle_s = 5.0, total_s = 30.0 }
+breaker = { min_calls = 1000000, open_s = 0.001, max_open_s = 0.001 }
 """
 
 #: "Answer with ... now" shows after this long without a first token (well inside the 5 s

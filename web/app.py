@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from web import __version__
 from web.admin_auth import AdminAuth
+from web.breaker_store import Breakers, LocalStore, RedisStore
 from web.chain import Chain
 from web.db.migrate import upgrade_database
 from web.db.session import make_engine, make_sessionmaker
@@ -63,6 +64,12 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_template_context])
 
 
+def breakers_for(settings: Settings) -> Breakers:
+    """One breaker per tier; in Redis when UNDERSTUDY_REDIS_URL is set, so processes agree."""
+    store = RedisStore(settings.redis_url) if settings.redis_url else LocalStore()
+    return Breakers({t.name: t.breaker for t in settings.tiers}, store)
+
+
 def wants_embedded_sim(settings: Settings) -> bool:
     return settings.sim_url is None and (not settings.api_keys or settings.expose_sim)
 
@@ -88,7 +95,7 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
             if not current.api_keys:
                 current = current.with_sim(sim.url)
             log.info("simulated upstream at %s (control API at /_sim)", sim.url)
-        chain = Chain.from_settings(current)
+        chain = Chain.from_settings(current, breakers_for(current))
         runner = TurnRunner(chain, sessions, deadline_s=current.turn_deadline_s)
         demo = current.sim_url is not None  # every tier answers from a simulator
         state = AppState(
@@ -111,6 +118,8 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
             if state.sim_client is not None:
                 await state.sim_client.aclose()
             await chain.aclose()
+            if chain.breakers is not None:
+                await chain.breakers.aclose()
             if sim is not None:
                 await sim.stop()
             await engine.dispose()

@@ -32,9 +32,14 @@ Policy, all of it here:
   :class:`TurnControl`): it ends at once as "abandoned" (its HTTP request closed) and the chain
   moves to the next tier, which each TierStarted names in ``next``. It is not a failure: no
   retry, and no tier is excluded because of it.
+- Each tier has a circuit breaker (:mod:`web.breaker`, when the chain is given ``breakers``):
+  a tier whose breaker is open is not tried; its skip is an AttemptRecord "skipped" that says
+  since when and why, so the page and the log tell the truth. A half-open breaker lets exactly
+  one live try through as a probe. If every tier still worth trying is open, the one that opened
+  first is tried anyway rather than refusing without trying anything.
 - The stream ends with exactly one Completed or Exhausted.
 - Every try ends in exactly one AttemptRecord, handed to ``on_attempt`` when it ends: "ok",
-  "failed", "abandoned", or "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which
+  "failed", "abandoned", "skipped" (breaker open), or "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which
   also closes the upstream HTTP response). A callback and not an event, because it is the one
   channel that also reaches a consumer that is closing the stream: a generator being closed
   cannot yield.
@@ -48,17 +53,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
 
 from web.attempts import RunningAttempt
+from web.breaker import Verdict
+from web.breaker_store import Admission, Breakers
 from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo, TierStarted
 from web.providers.base import ChatRequest, ErrorKind, ProviderError, Usage
 from web.settings import Settings, TierConfig
 from web.status import AttemptOutcome
 from web.tiers import Tier, build_tiers
 from web.watchdog import Expired, Watchdog
-from web.wording import degraded_reason, exhausted_message, final_message, too_long_message
+from web.wording import (
+    circuit_open_note,
+    degraded_reason,
+    exhausted_message,
+    final_message,
+    too_long_message,
+)
 
 __all__ = ["AttemptSink", "Chain", "TurnControl"]
 
@@ -117,18 +131,25 @@ class Chain:
         rng: random.Random | None = None,
         retry_after_cap_s: float = 2.0,
         backoff_s: float = 0.25,
+        breakers: Breakers | None = None,
     ) -> None:
         if not tiers:
             raise ValueError("a chain needs at least one tier")
         self._tiers = tuple(tiers)
+        self._breakers = breakers
+        self._reports: set[asyncio.Task[None]] = set()
         self._deadline_s = deadline_s
         self._rng = rng or random.Random()
         self._retry_after_cap_s = retry_after_cap_s
         self._backoff_s = backoff_s
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Chain:
-        return cls(build_tiers(settings), deadline_s=settings.turn_deadline_s)
+    def from_settings(cls, settings: Settings, breakers: Breakers | None = None) -> Chain:
+        return cls(build_tiers(settings), deadline_s=settings.turn_deadline_s, breakers=breakers)
+
+    @property
+    def breakers(self) -> Breakers | None:
+        return self._breakers
 
     @property
     def tiers(self) -> tuple[Tier, ...]:
@@ -159,6 +180,15 @@ class Chain:
             tier_request = replace(request, max_tokens=tier.config.max_output_tokens)
             retried = False
             while turn.remaining() > _MIN_ATTEMPT_S:
+                probe = False
+                if self._breakers is not None:
+                    admission = await self._breakers.admit(tier.info.name)
+                    if admission.verdict is Verdict.SKIP and not await self._last_resort(
+                        index, turn
+                    ):
+                        turn.skipped(tier, admission)
+                        break
+                    probe = admission.verdict is not Verdict.PASS
                 attempt = turn.begin(tier)
                 # The attempt's stream is driven inline, not in a helper generator: every layer
                 # of async generator costs each token a few microseconds. Creating it sends nothing.
@@ -208,7 +238,9 @@ class Chain:
                         ErrorKind.SERVER_ERROR, f"unexpected {type(exc).__name__}: {exc}"
                     )
                 except BaseException:  # the consumer went away: aclose() or cancellation
-                    turn.end(attempt, AttemptOutcome.CANCELLED)
+                    cancelled = turn.end(attempt, AttemptOutcome.CANCELLED)
+                    if probe:  # free the probe now, not when it times out (nothing to await)
+                        self._report_later(cancelled, probe)
                     raise
                 finally:
                     control._end()
@@ -218,13 +250,15 @@ class Chain:
                         await aclose()
 
                 if control.abandoned(attempt.number):
-                    turn.abandoned(attempt, next_tier)
+                    await self._report(turn.abandoned(attempt, next_tier), probe)
                     break
                 error = attempt.error
                 if error is None:
-                    yield turn.completed(attempt)
+                    completed = turn.completed(attempt)
+                    await self._report(turn.records[-1], probe)
+                    yield completed
                     return
-                turn.failed(attempt, error)
+                await self._report(turn.failed(attempt, error), probe)
                 restart = attempt.after_text
                 if error.kind in _FINAL:
                     yield turn.exhausted(final_message(tier.config, error), error.kind)
@@ -238,6 +272,35 @@ class Chain:
             if turn.remaining() <= _MIN_ATTEMPT_S:
                 break
         yield turn.exhausted_summary(out_of_time=turn.remaining() <= _MIN_ATTEMPT_S)
+
+    async def _report(self, record: AttemptRecord, probe: bool) -> None:
+        if self._breakers is not None:
+            await self._breakers.report(record.tier.name, record, probe=probe)
+
+    def _report_later(self, record: AttemptRecord, probe: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._report(record, probe))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _last_resort(self, index: int, turn: _Turn) -> bool:
+        """This tier's breaker is open: try it anyway if every tier still worth trying is open
+        too and this one opened first."""
+        assert self._breakers is not None
+        if turn.last_resort_used:
+            return False
+        opened: list[tuple[float, int]] = []
+        for later in range(index, len(self._tiers)):
+            tier = self._tiers[later]
+            if not turn.admits(tier.config):
+                continue
+            passes, since = await self._breakers.passes(tier.info.name)
+            if passes and later != index:
+                return False  # a later tier will answer
+            opened.append((since if since is not None else float("inf"), later))
+        if not opened or min(opened)[1] != index:
+            return False
+        turn.last_resort_used = True
+        return True
 
     def _next_after(self, index: int, turn: _Turn) -> TierInfo | None:
         """The tier the chain would try after this one, as things stand."""
@@ -285,6 +348,8 @@ class _Turn:
         self._rejected_keys: set[str] = set()
         self._window_above: int | None = None
         self._last_error: ProviderError | None = None
+        self.last_resort_used = False
+        """Every tier was open and the one that opened first got a try (once per turn)."""
 
     def remaining(self) -> float:
         return self.deadline - self.loop.time()
@@ -330,12 +395,33 @@ class _Turn:
             stop_reason=usage.stop_reason if usage else None,
         )
 
-    def abandoned(self, attempt: RunningAttempt, next_tier: TierInfo | None) -> None:
+    def abandoned(self, attempt: RunningAttempt, next_tier: TierInfo | None) -> AttemptRecord:
         label = next_tier.label if next_tier else "the next model"
         logger.info("tier %s attempt %d abandoned by the user", attempt.tier.name, attempt.number)
-        self.end(attempt, AttemptOutcome.ABANDONED, f"the user chose to answer with {label} now")
+        return self.end(
+            attempt, AttemptOutcome.ABANDONED, f"the user chose to answer with {label} now"
+        )
 
-    def failed(self, attempt: RunningAttempt, error: ProviderError) -> None:
+    def skipped(self, tier: Tier, admission: Admission) -> AttemptRecord:
+        now = time.time()
+        since = admission.opened_at if admission.opened_at is not None else now
+        record = AttemptRecord(
+            tier=tier.info,
+            attempt=len(self.records) + 1,
+            started_at=now,
+            elapsed_s=0.0,
+            ttft_s=None,
+            outcome=AttemptOutcome.SKIPPED,
+            error_kind=admission.reason,
+            error_message=circuit_open_note(since, admission.reason),
+            open_since=since,
+        )
+        self.records.append(record)
+        if self._on_attempt is not None:
+            self._on_attempt(record)
+        return record
+
+    def failed(self, attempt: RunningAttempt, error: ProviderError) -> AttemptRecord:
         self._last_error = error
         logger.info(
             "tier %s attempt %d failed: %s (status %s, request id %s, after text %s)",
@@ -346,7 +432,7 @@ class _Turn:
             error.request_id,
             attempt.after_text,
         )
-        self.end(attempt, AttemptOutcome.FAILED)
+        return self.end(attempt, AttemptOutcome.FAILED)
 
     def exhausted(self, message: str, kind: ErrorKind | None) -> Exhausted:
         return Exhausted(message=message, total_s=self.loop.time() - self.start, final_kind=kind)

@@ -82,6 +82,9 @@ class AttemptRecord:
     request_id: str | None = None
     retry_after: float | None = None
     after_text: bool = False
+    open_since: float | None = None
+    """A skipped try: since when (Unix time) the tier's breaker has been open; ``error_kind``
+    is then what opened it."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from web.breaker import BreakerConfig
 from web.providers import PROVIDERS
 
 DEFAULT_CHAIN_FILE = Path(__file__).with_name("chain.toml")
@@ -45,6 +46,7 @@ class TierConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     """The most tokens a reply from this tier may have; the chain sends it as the request's limit."""
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Settings:
     """UNDERSTUDY_HEADER_TIMEOUT_S: a request's line and headers must arrive within this."""
     new_chats_per_minute: int = 20
     """How many conversations one browser session may start in a sliding minute."""
+    redis_url: str | None = None
+    """UNDERSTUDY_REDIS_URL: share live state between processes (the breakers, for now)."""
     answer_now_after_s: float = 4.0
     """UNDERSTUDY_ANSWER_NOW_AFTER_S: how long a reply waits for a first token before the page
     offers "Answer with <next tier> now"."""
@@ -86,7 +90,7 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value configured: what web.redact must scrub wherever it appears."""
-        values = (*self.api_keys.values(), self.admin_password, self.secret_key)
+        values = (*self.api_keys.values(), self.admin_password, self.secret_key, self.redis_url)
         return tuple(v for v in values if v)
 
     def key_for(self, tier: TierConfig) -> str | None:
@@ -116,6 +120,7 @@ class Settings:
             expose_sim=env.get("UNDERSTUDY_EXPOSE_SIM", "") in ("1", "true", "yes"),
             header_timeout_s=_float(env, "UNDERSTUDY_HEADER_TIMEOUT_S", 10.0),
             answer_now_after_s=_float(env, "UNDERSTUDY_ANSWER_NOW_AFTER_S", 4.0),
+            redis_url=env.get("UNDERSTUDY_REDIS_URL") or None,
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
         )
 
@@ -173,6 +178,7 @@ _TIER_KEYS = {
     "context_window",
     "max_output_tokens",
     "timeouts",
+    "breaker",
 }
 _REQUIRED = ("name", "provider", "model", "label", "api_key_env")
 
@@ -260,7 +266,36 @@ def _parse_tier(raw: Any, where: str) -> TierConfig:
         context_window=window,
         max_output_tokens=max_output,
         timeouts=_parse_timeouts(raw.get("timeouts", {}), where),
+        breaker=_parse_breaker(raw.get("breaker", {}), where),
     )
+
+
+_BREAKER_EXAMPLE = (
+    "{ window_s = 60, min_calls = 5, failure_rate = 0.5, open_s = 30, max_open_s = 300 }"
+)
+
+
+def _parse_breaker(raw: Any, where: str) -> BreakerConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: breaker must be a table like {_BREAKER_EXAMPLE}.")
+    allowed = {"window_s", "min_calls", "failure_rate", "open_s", "max_open_s"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown breaker setting(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}."
+        )
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}: breaker.{key} must be a positive number.")
+    if "min_calls" in raw and not isinstance(raw["min_calls"], int):
+        raise ConfigError(f"{where}: breaker.min_calls must be a whole number of tries.")
+    if raw.get("failure_rate", 0.5) > 1:
+        raise ConfigError(f"{where}: breaker.failure_rate is a share of tries, from 0 to 1.")
+    config = BreakerConfig(**raw)
+    if config.max_open_s < config.open_s:
+        raise ConfigError(f"{where}: breaker.max_open_s must be at least open_s.")
+    return config
 
 
 def _parse_timeouts(raw: Any, where: str) -> Timeouts:

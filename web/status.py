@@ -55,3 +55,5 @@ class AttemptOutcome(StrEnum):
     """The consumer went away (Stop, shutdown, a closed stream) while the attempt ran."""
     ABANDONED = "abandoned"
     """The user chose not to wait for it ("Answer with Haiku now") before it sent any text."""
+    SKIPPED = "skipped"
+    """Not tried: the tier's circuit breaker is open (see web.breaker)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 
 from web.events import AttemptRecord, TierInfo
 from web.providers.base import ErrorKind, ProviderError
@@ -59,7 +60,24 @@ def phrase(kind: ErrorKind) -> str:
     return _PHRASES[kind]
 
 
-_PASSED_OVER = frozenset({AttemptOutcome.FAILED, AttemptOutcome.ABANDONED})
+_PASSED_OVER = frozenset({AttemptOutcome.FAILED, AttemptOutcome.ABANDONED, AttemptOutcome.SKIPPED})
+
+
+def clock_time(when: float) -> str:
+    """ "10:42 UTC": when something began today (the page has no time zone of its own)."""
+    return datetime.fromtimestamp(when, UTC).strftime("%H:%M UTC")
+
+
+def circuit_open_note(since: float, kind: ErrorKind | None) -> str:
+    """What the log says of a try skipped because its breaker is open."""
+    why = f" ({phrase(kind)})" if kind is not None else ""
+    return f"circuit open since {clock_time(since)}{why}"
+
+
+def _unavailable_since(record: AttemptRecord) -> str:
+    since = record.open_since if record.open_since is not None else record.started_at
+    why = f" ({phrase(record.error_kind)})" if record.error_kind is not None else ""
+    return f"{record.tier.label} has been unavailable since {clock_time(since)}{why}"
 
 
 def degraded_reason(tier: TierInfo, attempts: Sequence[AttemptRecord]) -> str | None:
@@ -78,6 +96,8 @@ def _why_not(record: AttemptRecord) -> str | None:
     label, kind = record.tier.label, record.error_kind
     if record.outcome is AttemptOutcome.ABANDONED:
         return f"you chose not to wait for {label}"
+    if record.outcome is AttemptOutcome.SKIPPED:
+        return _unavailable_since(record)
     if kind is None:
         return None
     if record.after_text:
@@ -98,6 +118,8 @@ def waiting_status(trying: TierInfo, before: AttemptRecord | None, *, retry: boo
     kind = before.error_kind
     if before.outcome is AttemptOutcome.ABANDONED:
         return f"Asking {asking}…"
+    if before.outcome is AttemptOutcome.SKIPPED:
+        return f"{_unavailable_since(before)}; asking {asking}…"
     if kind is None:
         return f"Asking {asking}…"
     if retry:
@@ -171,6 +193,15 @@ def exhausted_message(
     if rejected_keys:
         return message + f" Check {' and '.join(sorted(rejected_keys))}."
     return message + " Try again in a moment."
+
+
+def _what_it_did(record: AttemptRecord) -> str:
+    if record.outcome is AttemptOutcome.ABANDONED:
+        return f"{record.tier.label} was skipped at your request"
+    if record.outcome is AttemptOutcome.SKIPPED:
+        return _unavailable_since(record)
+    assert record.error_kind is not None
+    return f"{record.tier.label} {_FAILED_AS[record.error_kind]}"
 
 
 def _last_per_tier(records: Sequence[AttemptRecord]) -> list[AttemptRecord]:

@@ -29,8 +29,9 @@ from web.db.admin_queries import (
 from web.db.logged_turns import LoggedTurn
 from web.db.session import read_scope
 from web.db.tier_mix import tier_mix
-from web.deps import SessionsDep, SettingsDep
+from web.deps import SessionsDep, SettingsDep, state_of
 from web.errors import NotFound
+from web.health import tier_health
 from web.providers.base import ErrorKind
 from web.routes.admin_chart import build_chart
 from web.routes.admin_filters import RANGES, Filters
@@ -95,6 +96,7 @@ async def dashboard(
             "range_options": ["all", *RANGES],
             "page_url": lambda n: f"/admin?{filters.query(page=n)}",
             "csv_url": f"/admin/degraded.csv?{filters.query(page=None)}",
+            "breakers": await tier_health(state_of(request).chain),
         },
     )
 

@@ -10,6 +10,7 @@
     POST /c/{id}/turns/{turn}/skip          stop waiting for the tier being asked: ask the next
     POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
     POST /c/{id}/rename, /c/{id}/delete
+    GET  /degraded-banner                   the degraded-mode banner (polled by the page)
     GET  /healthz
 
 POSTs need the session's CSRF token. htmx requests get fragments; plain form posts get redirects.
@@ -45,6 +46,7 @@ from web.deps import (
     templates_of,
 )
 from web.errors import Conflict, Invalid, TooLarge, TooMany
+from web.health import banner_text, tier_health
 from web.live import LiveTurn, Subscription
 from web.providers.base import ChatRequest
 from web.routes.admin_render import NO_STORE
@@ -109,9 +111,25 @@ async def _page(
             "primary_label": settings_of(request).tiers[0].label,
             "answer_now_after_s": settings_of(request).answer_now_after_s,
             "outage": await outage_context(request),
+            **await _banner_context(request),
         },
         headers=NO_STORE,  # a conversation must not outlive its deletion in a cache
     )
+
+
+BANNER_POLL_S = 10
+"""The degraded-mode banner is refreshed this often (it follows the primary's breaker)."""
+
+
+async def _banner_context(request: Request) -> dict[str, object]:
+    health = await tier_health(state_of(request).chain)
+    return {"banner": banner_text(health), "banner_poll_s": BANNER_POLL_S}
+
+
+@router.get("/degraded-banner", response_class=HTMLResponse)
+async def degraded_banner(request: Request, _owner: OwnerDep) -> HTMLResponse:
+    html = replies_of(request).render("_degraded_banner.html", **await _banner_context(request))
+    return HTMLResponse(html, headers=NO_STORE)
 
 
 @router.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
