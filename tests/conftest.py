@@ -191,12 +191,13 @@ def start_live_app(
     serve_args: Sequence[str] = (),
     env: Mapping[str, str | None] | None = None,
     stderr_path: Path | None = None,
+    chain_text: str = TEST_CHAIN,
 ) -> LiveApp:
     """`understudy [cli_args] serve [serve_args]`; ``env`` overrides (None: unset) the test
     environment; stderr goes to ``stderr_path`` when given, else with stdout to server.log."""
     data_dir = base_dir / "data"
     chain = base_dir / "chain.toml"
-    chain.write_text(TEST_CHAIN)
+    chain.write_text(chain_text)
     port = free_port()
     environment = {
         k: v
