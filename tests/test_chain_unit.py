@@ -155,6 +155,16 @@ async def test_at_most_one_retry_per_tier() -> None:
     assert isinstance(events[-1], Completed) and events[-1].tier.name == "haiku"
 
 
+async def test_a_try_that_already_waited_long_is_not_retried() -> None:
+    # A connection closed after 0.3 s of silence: longer than the retry cap (0.1 s here), so the
+    # user has waited enough and Haiku is asked at once instead of Sonnet again.
+    slow_to_fail = FakeProvider([[0.3, err(ErrorKind.CONNECTION)], OK])
+    haiku = FakeProvider([OK])
+    events = await collect(chain_of(slow_to_fail, haiku, retry_after_cap_s=0.1))
+    assert slow_to_fail.opened == 1 and haiku.opened == 1
+    assert isinstance(events[-1], Completed) and events[-1].tier.name == "haiku"
+
+
 @pytest.mark.parametrize(
     "kind",
     [ErrorKind.TIMEOUT, ErrorKind.TRUNCATED, ErrorKind.MALFORMED, ErrorKind.QUOTA_EXHAUSTED],

@@ -9,8 +9,9 @@ Policy, all of it here:
   the attempt is also bounded by the tier's ``total_s`` and the turn by ``deadline_s``
   (``Settings.turn_deadline_s``). A hanging upstream is cut by the first-token timeout; nothing
   waits past the turn deadline, and no attempt starts after it.
-- At most one same-tier retry per tier and turn, only before any text was shown and only for a
-  transient error (``_TRANSIENT``): overloaded, server error, connection error (after a
+- At most one same-tier retry per tier and turn, only before any text was shown, only for a try
+  that failed within ``retry_after_cap_s`` (one that kept the user waiting longer moves on), and
+  only for a transient error (``_TRANSIENT``): overloaded, server error, connection error (after a
   full-jitter sleep, ``uniform(0, backoff_s)``), or rate limited with a retry-after; a
   retry-after is honoured when it is at most ``retry_after_cap_s`` (the sleep is retry-after
   plus the jitter) and means "move on at once" when longer. Quota exhausted, timeouts, truncated
@@ -263,7 +264,12 @@ class Chain:
                 if error.kind in _FINAL:
                     yield turn.exhausted(final_message(tier.config, error), error.kind)
                     return
-                delay = None if retried or attempt.after_text else self._retry_delay(error)
+                waited = turn.loop.time() - attempt.start
+                # One retry, and only for a try that failed fast: one that already kept the
+                # user waiting longer than a retry would (a connection closed after seconds of
+                # silence) moves on.
+                fresh = not (retried or attempt.after_text or waited > self._retry_after_cap_s)
+                delay = self._retry_delay(error) if fresh else None
                 if delay is None or delay >= turn.remaining():
                     turn.exclude_after(tier.config, error)
                     break
