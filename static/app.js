@@ -102,8 +102,10 @@
     form.addEventListener("htmx:afterRequest", function (event) {
       if (event.target !== form) return;
       sending = false;
-      // Only a message the server accepted leaves the box; after any error the text stays.
-      if (event.detail.successful) {
+      // Only a message the server accepted leaves the box; after any refusal or error the text
+      // stays. (A 4xx counts as "successful" to htmx: base.html's config has it swapped, not logged.)
+      var xhr = event.detail.xhr;
+      if (event.detail.successful && xhr && xhr.status < 400) {
         textarea.value = "";
         autoResize(textarea);
         updateHint(textarea);
