@@ -1,6 +1,6 @@
-// Understudy: the little the server cannot do. htmx does the requests and swaps; this file does
-// the composer keys, the send button's state, auto-scroll, copy, errors shown inline and the
-// phone sidebar. No inline scripts anywhere (the CSP forbids them).
+// Understudy: the little the server cannot do. htmx does the requests and swaps (stream.js the
+// reply streams); this file does the composer keys, the send button's state, auto-scroll, copy,
+// errors shown inline, the phone sidebar and Esc. No inline scripts anywhere (the CSP forbids them).
 (function () {
   "use strict";
 
@@ -102,8 +102,10 @@
     form.addEventListener("htmx:afterRequest", function (event) {
       if (event.target !== form) return;
       sending = false;
-      // Only a message the server accepted leaves the box; after any error the text stays.
-      if (event.detail.successful) {
+      // Only a message the server accepted leaves the box; after any refusal or error the text
+      // stays. (A 4xx counts as "successful" to htmx: base.html's config has it swapped, not logged.)
+      var xhr = event.detail.xhr;
+      if (event.detail.successful && xhr && xhr.status < 400) {
         textarea.value = "";
         autoResize(textarea);
         updateHint(textarea);
@@ -167,11 +169,26 @@
     }
   });
 
+  // --- Esc: closes what is open on top (the phone sidebar, a dialog), else stops the reply ------
+  function dialogOpen() {
+    var found = document.querySelectorAll('dialog[open], [role="dialog"], [role="alertdialog"]');
+    return Array.prototype.some.call(found, function (el) { return el.getClientRects().length > 0; });
+  }
+
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && document.body.classList.contains("sidebar-open")) {
+    // An IME uses Esc to cancel what it is composing; a handler of a dialog may have used it.
+    if (event.key !== "Escape" || event.isComposing || event.keyCode === 229 || event.defaultPrevented) return;
+    if (document.body.classList.contains("sidebar-open")) {
       document.body.classList.remove("sidebar-open");
       var toggle = document.querySelector('[data-action="toggle-sidebar"]');
       if (toggle) { toggle.setAttribute("aria-expanded", "false"); toggle.focus(); }
+      return;
+    }
+    if (dialogOpen()) return; // the dialog closes itself first
+    var stop = document.querySelector('[data-testid="assistant-message"][data-state="streaming"] [data-testid="stop"]');
+    if (stop && !stop.disabled) {
+      event.preventDefault();
+      stop.click(); // exactly what pressing Stop does; focus stays where it was (the composer)
     }
   });
 

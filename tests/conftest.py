@@ -42,7 +42,7 @@ from support.engine import upstream  # noqa: F401
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ADMIN_PASSWORD = "test-admin-password"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine can take 20 s to import the SDKs
 
 #: Profiles applied to every model before each test: replies of ~40 tokens in ~0.15 s.
 FAST_PROFILE: dict[str, Any] = {"first_token_s": 0.02, "tokens_per_s": 400.0, "reply_tokens": 40}
@@ -124,6 +124,10 @@ class LiveApp:
     def __post_init__(self) -> None:
         self._client = httpx.Client(base_url=self.url, timeout=10.0)
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     # --- the simulator's control API, through the app's own /_sim mount -------------------
     def set_fault(self, model: str, kind: str, **params: Any) -> dict[str, Any]:
         reply = self._client.post("/_sim/faults", json={"model": model, "kind": kind, **params})
@@ -192,13 +196,16 @@ def start_live_app(
     env: Mapping[str, str | None] | None = None,
     stderr_path: Path | None = None,
     chain_text: str = TEST_CHAIN,
+    port: int | None = None,
 ) -> LiveApp:
     """`understudy [cli_args] serve [serve_args]`; ``env`` overrides (None: unset) the test
-    environment; stderr goes to ``stderr_path`` when given, else with stdout to server.log."""
+    environment; stderr goes to ``stderr_path`` when given, else with stdout to server.log.
+    Called again with the same ``base_dir`` and the stopped app's ``port``, it restarts that app
+    (same data folder and address)."""
     data_dir = base_dir / "data"
     chain = base_dir / "chain.toml"
     chain.write_text(chain_text)
-    port = free_port()
+    port = port or free_port()
     environment = {
         k: v
         for k, v in os.environ.items()

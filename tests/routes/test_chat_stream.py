@@ -76,7 +76,9 @@ def test_a_finished_turn_replays_its_final_state_and_never_calls_a_model(
         again = client.stream(conversation, turn)
         assert [e.event for e in again] == ["done"]
         assert final_text(again) == final_text(first)
-        assert f'id="stream-{turn}" hx-swap-oob="delete"' in again[0].data
+        # ...and it ends the stream: its element is replaced by one with nothing to connect to.
+        assert f'<div id="stream-{turn}" class="turn-stream-ended" hx-swap-oob' in again[0].data
+        assert "sse-connect" not in again[0].data
     assert len(live_app.requests()) == calls
 
 

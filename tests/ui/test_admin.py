@@ -8,6 +8,7 @@ from conftest import SONNET, LiveApp
 from playwright.sync_api import Page, expect
 
 from support.browser import Browser, LogDB
+from support.console import ConsoleErrors
 
 
 def make_turns(live_app: LiveApp) -> tuple[str, str]:
@@ -26,8 +27,9 @@ def make_turns(live_app: LiveApp) -> tuple[str, str]:
 
 
 def test_admin_needs_login_and_lists_the_degraded_turn_with_its_reason(
-    live_app: LiveApp, page: Page
+    live_app: LiveApp, page: Page, console_errors: ConsoleErrors
 ) -> None:
+    console_errors.allow_failed("/admin/login", status=401)  # the wrong password, on purpose
     primary, degraded = make_turns(live_app)
 
     page.goto(f"{live_app.url}/admin")

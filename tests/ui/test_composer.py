@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from web.db.chat import LIST_LIMIT
 
 from .helpers import SONNET, composer, conversation_url, replies, send, wait_done
+from support.console import ConsoleErrors
 
 if TYPE_CHECKING:
     from tests.conftest import LiveApp
@@ -54,7 +55,11 @@ def test_send_is_disabled_while_a_reply_streams(page: Page, live_app: LiveApp) -
     expect(replies(page)).to_have_count(1)
 
 
-def test_refused_messages_keep_the_text_and_say_why(page: Page, live_app: LiveApp) -> None:
+def test_refused_messages_keep_the_text_and_say_why(
+    page: Page, live_app: LiveApp, console_errors: ConsoleErrors
+) -> None:
+    console_errors.allow_failed("/c", status=422)  # blank
+    console_errors.allow_failed("/c", status=413)  # too long
     page.goto(live_app.url)
     send(page, "   ")
     expect(page.get_by_test_id("flash")).to_contain_text("Type a message")
@@ -71,7 +76,10 @@ def test_refused_messages_keep_the_text_and_say_why(page: Page, live_app: LiveAp
     expect(page.get_by_test_id("flash")).to_be_hidden()
 
 
-def test_server_errors_in_a_conversation_keep_the_text(page: Page, live_app: LiveApp) -> None:
+def test_server_errors_in_a_conversation_keep_the_text(
+    page: Page, live_app: LiveApp, console_errors: ConsoleErrors
+) -> None:
+    console_errors.allow_failed("/c/[0-9a-f]{32}/messages", status=413)
     page.goto(live_app.url)
     send(page, "hello")
     wait_done(page)
@@ -82,7 +90,10 @@ def test_server_errors_in_a_conversation_keep_the_text(page: Page, live_app: Liv
     expect(page.get_by_test_id("user-message")).to_have_count(1)
 
 
-def test_new_rename_and_delete_conversations(page: Page, live_app: LiveApp) -> None:
+def test_new_rename_and_delete_conversations(
+    page: Page, live_app: LiveApp, console_errors: ConsoleErrors
+) -> None:
+    console_errors.allow_failed("/c/[0-9a-f]{32}", status=404)  # the deleted one, opened again
     page.goto(live_app.url)
     send(page, "First chat")
     first = conversation_url(page)
@@ -166,8 +177,9 @@ def test_show_older_loads_the_next_page_of_conversations_in_place(
 
 
 def test_one_conversation_too_many_says_when_to_try_again_and_keeps_the_text(
-    page: Page, live_app: LiveApp
+    page: Page, live_app: LiveApp, console_errors: ConsoleErrors
 ) -> None:
+    console_errors.allow_failed("/c", status=429)
     page.goto(live_app.url)
     token = page.locator('input[name="csrf_token"]').first.input_value()
     for i in range(20):  # the default UNDERSTUDY_NEW_CHATS_PER_MINUTE
