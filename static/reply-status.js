@@ -33,9 +33,44 @@
     }
   }
 
+  // --- the degraded-mode banner: refreshed every data-poll-s seconds -----------------------
+  // A plain fetch, not htmx polling: a failed poll (the server restarting) is not an error worth
+  // a console line, and while a reply's stream has lost the server (static/stream.js) there is
+  // no point asking; the next poll after it is back brings the banner up to date.
+  function offline() {
+    return document.querySelector('.turn-stream[data-connection="waiting"], .turn-stream[data-connection="retrying"]') !== null;
+  }
+
+  function pollBanner() {
+    var slot = document.getElementById("degraded-banner-slot");
+    if (!slot) return;
+    var every = (parseFloat(slot.getAttribute("data-poll-s") || "10") || 10) * 1000;
+    var failures = 0;
+    function schedule() {
+      setTimeout(poll, every * Math.min(8, Math.pow(2, failures)));
+    }
+    function poll() {
+      if (document.hidden || offline()) { schedule(); return; }
+      fetch(slot.getAttribute("data-poll"), { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) throw new Error(String(response.status));
+          return response.text();
+        })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("degraded-banner-slot");
+          if (fresh && fresh.innerHTML !== slot.innerHTML) slot.innerHTML = fresh.innerHTML;
+          failures = 0;
+        })
+        .catch(function () { failures += 1; })
+        .then(schedule);
+    }
+    schedule();
+  }
+
   function start() {
     tick();
     setInterval(tick, 250);
+    pollBanner();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
