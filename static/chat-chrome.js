@@ -1,8 +1,27 @@
-// Understudy: the chat's small things: the outage panel's folded state. Streaming is app.js's.
+// Understudy: the chat's small things. Times in the reader's zone and the outage panel's folded
+// state. Streaming is app.js's.
 (function () {
   "use strict";
 
   function byId(id) { return document.getElementById(id); }
+
+  // --- times: the server writes UTC; write them in the reader's zone and language ------------
+  var TODAY = { hour: "2-digit", minute: "2-digit" };
+  var THIS_YEAR = { day: "numeric", month: "short" };
+  var OTHER_YEAR = { day: "numeric", month: "short", year: "numeric" };
+  var FULL = { dateStyle: "full", timeStyle: "long" };
+
+  function formatTimes(root) {
+    var now = new Date();
+    root.querySelectorAll("time[data-local-time]").forEach(function (el) {
+      var at = new Date(el.getAttribute("datetime"));
+      if (isNaN(at.getTime())) return; // keep the server's text
+      var short = at.toDateString() === now.toDateString() ? TODAY
+        : at.getFullYear() === now.getFullYear() ? THIS_YEAR : OTHER_YEAR;
+      el.textContent = new Intl.DateTimeFormat(undefined, short).format(at);
+      el.title = new Intl.DateTimeFormat(undefined, FULL).format(at);
+    });
+  }
 
   // --- the outage panel stays folded once folded ---------------------------------------------
   var OUTAGE_KEY = "understudy.outage-panel";
@@ -19,6 +38,8 @@
   }
 
   function start() {
+    formatTimes(document);
+    if (window.htmx) htmx.onLoad(function (elt) { if (elt.querySelectorAll) formatTimes(elt); });
     setupOutage();
   }
 

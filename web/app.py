@@ -46,6 +46,7 @@ from web.sim.access import SimAccess
 from web.sim.server import SimServer, control_app
 from web.state import AppState
 from web.storage import private_dir
+from web.times import install_filters
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,11 @@ def _template_context(request: Request) -> dict[str, Any]:
 
 
 def make_templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_template_context])
+    templates = Jinja2Templates(
+        directory=str(TEMPLATES_DIR), context_processors=[_template_context]
+    )
+    install_filters(templates.env)
+    return templates
 
 
 def wants_embedded_sim(settings: Settings) -> bool:

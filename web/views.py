@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from fastapi.templating import Jinja2Templates
@@ -35,6 +36,8 @@ class ReplyView:
     text: str
     error: str | None = None
     note: str | None = None
+    started_at: datetime | None = None
+    """When the turn started (aware UTC); None for a live turn, for now."""
 
     @property
     def live(self) -> bool:
@@ -102,6 +105,7 @@ def from_row(turn: Turn, reply: Message | None, tiers: Mapping[str, TierInfo]) -
         text=reply.content if reply else "",
         error=(turn.error_message or NO_MODEL_MESSAGE) if state is ReplyState.FAILED else None,
         note=note,
+        started_at=turn.started_at,
     )
 
 

@@ -97,11 +97,13 @@ def test_new_rename_and_delete_conversations(page: Page, live_app: LiveApp) -> N
     expect(listing.get_by_role("link", name="Second chat")).to_have_attribute(
         "aria-current", "page"
     )
+    expect(page).to_have_title("Second chat · Understudy")
 
     page.get_by_text("Rename or delete").click()
     page.get_by_label("Name").fill("Renamed chat")
     page.get_by_role("button", name="Rename", exact=True).click()
     expect(page.get_by_role("heading", name="Renamed chat")).to_be_visible()
+    expect(page).to_have_title("Renamed chat · Understudy")  # the tab follows the rename
     expect(listing.get_by_role("link")).to_have_text(["Renamed chat", "First chat"])
 
     page.get_by_text("Rename or delete").click()

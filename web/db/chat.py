@@ -79,6 +79,8 @@ class NewTurn:
     turn_id: str
     history: tuple[ChatMessage, ...]
     """What the model is sent: the conversation up to and including the user's message."""
+    created_at: datetime | None = None
+    """When the user's message was stored (None for a regenerated reply: no new message)."""
 
 
 @dataclass(frozen=True)
@@ -194,11 +196,11 @@ async def add_user_message(
     """A user message and the turn answering it, in one transaction (one commit before the model
     is called, not two): ownership, the insert, the history the turn sends, the turn row."""
     async with session_scope(factory) as session:
-        message_id, history = await _add_user_message(session, owner, conversation_id, content)
+        message_id, history, at = await _add_user_message(session, owner, conversation_id, content)
         turn_id, _ = await open_turn(
             session, conversation_id=conversation_id, user_message_id=message_id
         )
-    return NewTurn(conversation_id, message_id, turn_id, history)
+    return NewTurn(conversation_id, message_id, turn_id, history, created_at=at)
 
 
 async def regenerate(
@@ -219,24 +221,25 @@ async def _add_user_message(
     owner: str,
     conversation_id: str,
     content: str,
-) -> tuple[int, tuple[ChatMessage, ...]]:
+) -> tuple[int, tuple[ChatMessage, ...], datetime]:
     # Ownership check and "latest activity" in one statement: this runs before every reply.
+    now = utcnow()
     touched = await session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.owner == owner)
-        .values(updated_at=utcnow())
+        .values(updated_at=now)
         .execution_options(synchronize_session=False)
     )
     if touched.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(CONVERSATION_NOT_FOUND)
     message_id = await session.scalar(
         insert(Message)
-        .values(conversation_id=conversation_id, role="user", content=content, created_at=utcnow())
+        .values(conversation_id=conversation_id, role="user", content=content, created_at=now)
         .returning(Message.id)
     )
     assert message_id is not None
     history = await _history(session, conversation_id, message_id)
-    return message_id, history
+    return message_id, history, now
 
 
 async def rename_conversation(

@@ -8,7 +8,8 @@
     GET  /c/{id}/turns/{turn}/stream        SSE: the reply so far, then live updates, then "done"
     POST /c/{id}/turns/{turn}/stop          cancel the reply, keep its partial text
     POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
-    POST /c/{id}/rename, /c/{id}/delete
+    POST /c/{id}/rename                     new name; htmx also gets the tab's new <title>
+    POST /c/{id}/delete
     GET  /healthz
 
 POSTs need the session's CSRF token. htmx requests get fragments; plain form posts get redirects.
@@ -216,7 +217,7 @@ async def send_message(
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = replies_of(request)
-    user = {"id": message_id, "content": text}
+    user = {"id": message_id, "content": text, "created_at": new.created_at}
     html = views.render("_exchange.html", user=user, r=from_live(live), status="Generating…")
     return HTMLResponse(html)
 
