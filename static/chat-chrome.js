@@ -1,5 +1,5 @@
-// Understudy: the chat's small things. Times in the reader's zone and the outage panel's folded
-// state. Streaming is app.js's.
+// Understudy: the chat's small things. Times in the reader's zone, the sidebar's markers kept
+// fresh, the Undo offer's timer, and the outage panel's folded state. Streaming is app.js's.
 (function () {
   "use strict";
 
@@ -23,6 +23,113 @@
     });
   }
 
+  // --- the sidebar: refreshed when a reply starts or lands here, polled while one is written --
+  var pollTimer = null;
+  var inFlight = false;
+  var again = false;
+
+  function list() { return byId("conversation-list"); }
+
+  function refreshSidebar() {
+    var el = list();
+    if (!el || !window.htmx) return;
+    if (inFlight) { again = true; return; }
+    clearTimeout(pollTimer);
+    pollTimer = null;
+    inFlight = true;
+    var query = new URLSearchParams();
+    var current = el.getAttribute("data-current");
+    if (current) query.set("current", current);
+    // As deep as the user opened it with "Show older"; focus stays on a link (same id).
+    query.set("shown", String(el.querySelectorAll("li[data-conversation]").length));
+    var url = el.getAttribute("data-sidebar-url") + "?" + query.toString();
+    htmx.ajax("GET", url, { target: "#conversation-list", swap: "outerHTML" }).finally(function () {
+      inFlight = false;
+      if (again) { again = false; refreshSidebar(); } else schedulePoll();
+    });
+  }
+
+  function schedulePoll() {
+    var el = list();
+    if (pollTimer || inFlight || !el || !el.querySelector('[data-activity="writing"]')) return;
+    var ms = parseInt(el.getAttribute("data-poll-ms") || "2000", 10);
+    pollTimer = setTimeout(function () {
+      pollTimer = null;
+      if (!document.hidden) refreshSidebar(); // a hidden tab asks again when shown
+    }, ms);
+  }
+
+  function transcriptStreaming() {
+    return document.querySelector('#transcript [data-testid="assistant-message"][data-state="streaming"]') !== null;
+  }
+
+  function setupSidebar() {
+    var log = byId("transcript");
+    if (log) {
+      var streaming = transcriptStreaming();
+      new MutationObserver(function () {
+        var now = transcriptStreaming();
+        if (now === streaming) return;
+        streaming = now; // a reply started (mark it) or landed here (seen, so never "new")
+        refreshSidebar();
+      }).observe(log, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-state"] });
+    }
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) schedulePoll(); });
+    schedulePoll();
+  }
+
+  // --- Undo after a delete: offered for some seconds, paused while pointed at or focused -------
+  function setupUndo() {
+    var toast = byId("undo-toast");
+    if (!toast) return;
+    var end = toast.querySelector("[data-undo-end]");
+    var seconds = parseInt(toast.getAttribute("data-undo-seconds") || "0", 10);
+    var left = seconds * 1000;
+    var timer = null;
+    var since = 0;
+    var hovered = false;
+    var focused = false;
+    var undoing = false;
+
+    function run() {
+      if (timer || hovered || focused || undoing) return;
+      since = Date.now();
+      timer = setTimeout(function () {
+        timer = null;
+        // The offer ends: nothing can bring the conversation back, so it goes for good now.
+        if (!undoing && document.body.contains(toast) && end) end.requestSubmit();
+      }, Math.max(0, left));
+    }
+    function pause() {
+      if (!timer) return;
+      clearTimeout(timer);
+      timer = null;
+      left -= Date.now() - since;
+    }
+
+    toast.addEventListener("mouseenter", function () { hovered = true; pause(); });
+    toast.addEventListener("mouseleave", function () { hovered = false; run(); });
+    toast.addEventListener("focusin", function () { focused = true; pause(); });
+    toast.addEventListener("focusout", function (event) {
+      if (event.relatedTarget && toast.contains(event.relatedTarget)) return;
+      focused = false;
+      run();
+    });
+    toast.addEventListener("submit", function (event) {
+      if (event.target !== end) { undoing = true; pause(); } // Undo: never purge after it
+    }, true);
+    toast.addEventListener("htmx:afterRequest", function (event) {
+      if (event.target === end || event.detail.successful) return;
+      undoing = false; // the undo was refused (said by the flash): the offer runs on
+      run();
+    });
+
+    var status = byId("status");
+    var title = toast.getAttribute("data-undo-title") || "the conversation";
+    if (status) status.textContent = "Deleted “" + title + "”. Undo is available for " + seconds + " seconds.";
+    run();
+  }
+
   // --- the outage panel stays folded once folded ---------------------------------------------
   var OUTAGE_KEY = "understudy.outage-panel";
 
@@ -39,7 +146,14 @@
 
   function start() {
     formatTimes(document);
-    if (window.htmx) htmx.onLoad(function (elt) { if (elt.querySelectorAll) formatTimes(elt); });
+    if (window.htmx) {
+      htmx.onLoad(function (elt) {
+        if (elt.querySelectorAll) formatTimes(elt);
+        schedulePoll(); // a list swapped in by a rename or "Show older" may have a reply being written
+      });
+    }
+    setupSidebar();
+    setupUndo();
     setupOutage();
   }
 

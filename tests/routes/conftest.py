@@ -27,6 +27,7 @@ from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
 from web.state import AppState
+from web.trash import Trash
 
 PASSWORD = "correct horse battery staple"
 NOWHERE = "http://127.0.0.1:9"
@@ -48,6 +49,7 @@ async def running(app: FastAPI, settings: Settings, sessions: Factory) -> AsyncI
         sim_client=None,
         demo_mode=False,
         new_chats=SlidingWindow(settings.new_chats_per_minute),
+        trash=Trash(sessions),  # its sweep is not started: tests call sweep() with their clock
     )
     state.attach(app)
     try:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import Page, expect
 
-from web.db.chat import LIST_LIMIT
+from web.db.sidebar import LIST_LIMIT
 
 from .helpers import SONNET, composer, conversation_url, replies, send, wait_done
 
@@ -108,7 +108,7 @@ def test_new_rename_and_delete_conversations(page: Page, live_app: LiveApp) -> N
 
     page.get_by_text("Rename or delete").click()
     page.get_by_role("button", name="Delete conversation").click()
-    expect(page).to_have_url(f"{live_app.url}/")
+    expect(page).to_have_url(f"{live_app.url}/?deleted={second.rsplit('/', 1)[1]}")  # with Undo
     expect(page.get_by_test_id("conversation-list").get_by_role("link")).to_have_text(
         ["First chat"]
     )

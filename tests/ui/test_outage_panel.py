@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import Page, expect
 
-from web.db.chat import LIST_LIMIT
+from web.db.sidebar import LIST_LIMIT
 
 from .helpers import composer, conversation_url, send, wait_done
 
