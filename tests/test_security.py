@@ -85,6 +85,8 @@ def test_every_state_changing_route_needs_the_token(client: ChatClient) -> None:
         f"/c/{conversation}/turns/{turn}/regenerate",
         f"/c/{conversation}/rename",
         f"/c/{conversation}/delete",
+        f"/c/{conversation}/restore",
+        f"/c/{conversation}/purge",
         "/demo/outage",
         "/demo/outage/reset",
     ):

@@ -2,8 +2,9 @@
 
 At start: the database is upgraded and turns a previous run left live are marked interrupted; with
 no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and every
-tier points at it (demo mode, its control API mounted at /_sim). At shutdown: running turns are
-cancelled and recorded "interrupted" with their partial text, then the simulator stops.
+tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
+conversations (web.trash) starts. At shutdown: running turns are cancelled and recorded
+"interrupted" with their partial text, then the simulator stops.
 
 What the running app holds is one AppState (web.state), attached by the lifespan; why it is built
 there and not here is that module's docstring.
@@ -37,7 +38,7 @@ from web.errors import AppError
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
-from web.routes import admin, admin_login, chat, demo
+from web.routes import admin, admin_login, chat, demo, sidebar, trash
 from web.routes.admin_login import LoginRequired
 from web.routes.demo import sim_client
 from web.runner import TurnRunner
@@ -47,6 +48,8 @@ from web.sim.access import SimAccess
 from web.sim.server import SimServer, control_app
 from web.state import AppState
 from web.storage import private_dir
+from web.times import install_filters
+from web.trash import Trash
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,11 @@ def _template_context(request: Request) -> dict[str, Any]:
 
 
 def make_templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[_template_context])
+    templates = Jinja2Templates(
+        directory=str(TEMPLATES_DIR), context_processors=[_template_context]
+    )
+    install_filters(templates.env)
+    return templates
 
 
 def breakers_for(settings: Settings) -> Breakers:
@@ -109,11 +116,14 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
             demo_mode=demo,
             sim_access=sim_access,
             new_chats=SlidingWindow(current.new_chats_per_minute),
+            trash=Trash(sessions),
         )
         state.attach(app)
+        state.trash.start()
         try:
             yield
         finally:
+            await state.trash.close()
             await runner.shutdown()
             if state.sim_client is not None:
                 await state.sim_client.aclose()
@@ -137,6 +147,8 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
     if sim is not None:
         app.mount("/_sim", sim_access.guard(control_app(sim)), name="sim")
     app.include_router(chat.router)
+    app.include_router(sidebar.router)
+    app.include_router(trash.router)
     app.include_router(demo.router)
     app.include_router(admin_login.router)
     app.include_router(admin.router)

@@ -15,6 +15,7 @@ from web.runner import TurnRunner
 from web.security import owner_of, verify_csrf
 from web.settings import Settings
 from web.state import AppState
+from web.trash import Trash
 
 
 def state_of(request: Request) -> AppState:
@@ -37,6 +38,10 @@ def templates_of(request: Request) -> Jinja2Templates:
     return state_of(request).templates
 
 
+def trash_of(request: Request) -> Trash:
+    return state_of(request).trash
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
@@ -44,5 +49,6 @@ def is_htmx(request: Request) -> bool:
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 SessionsDep = Annotated[Factory, Depends(sessions_of)]
 RunnerDep = Annotated[TurnRunner, Depends(runner_of)]
+TrashDep = Annotated[Trash, Depends(trash_of)]
 OwnerDep = Annotated[str, Depends(owner_of)]
 CSRF = [Depends(verify_csrf)]

@@ -26,6 +26,7 @@ from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
 from web.sim.access import SimAccess
+from web.trash import Trash
 
 _ATTRIBUTE = "understudy"
 
@@ -45,6 +46,8 @@ class AppState:
     """Every tier answers from a simulator."""
     new_chats: SlidingWindow
     """New conversations per browser session (UNDERSTUDY_NEW_CHATS_PER_MINUTE)."""
+    trash: Trash
+    """Deleted conversations waiting for an undo (its sweep runs from the lifespan)."""
     sim_access: SimAccess = field(default_factory=SimAccess)
     """Who may use /_sim and the outage panel (loopback only unless UNDERSTUDY_EXPOSE_SIM=1)."""
 

@@ -3,6 +3,7 @@
 TurnStatus      a turn in the log: pending -> streaming -> one of the final statuses
 AttemptOutcome  one try inside a turn
 ReplyState      a reply on the page (its element's ``data-state``)
+Activity        a conversation in the sidebar (its item's ``data-activity``)
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ class ReplyState(StrEnum):
     DONE = "done"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+class Activity(StrEnum):
+    IDLE = "idle"
+    WRITING = "writing"
+    """A reply is being written in it."""
+    NEW = "new"
+    """A reply finished since the conversation was last on screen."""
 
 
 class TurnStatus(StrEnum):

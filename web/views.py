@@ -59,6 +59,7 @@ class ReplyView:
     ttft_s: float | None = None
     total_s: float | None = None
     started_at: datetime | None = None
+    """When the turn started (aware UTC)."""
 
     @property
     def live(self) -> bool:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from web.db import chat
+from web.db import chat, sidebar, trash
 from web.db.migrate import upgrade_database
-from web.db.session import make_engine, make_sessionmaker
+from web.db.models import Conversation, Message, Turn, utcnow
+from web.db.session import make_engine, make_sessionmaker, read_scope
 from web.db.turnlog import record_outcome
 from web.errors import NotFound
 from web.outcome import TurnOutcome
@@ -95,14 +97,14 @@ async def test_conversations_belong_to_their_owner(
     conversation = (
         await chat.start_conversation(sessions, ALICE, "  Hello\n  world  ")
     ).conversation_id
-    assert [c.title for c in await chat.list_conversations(sessions, ALICE)] == ["Hello world"]
-    assert await chat.list_conversations(sessions, BOB) == []
+    assert [c.title for c in await sidebar.list_conversations(sessions, ALICE)] == ["Hello world"]
+    assert await sidebar.list_conversations(sessions, BOB) == []
     for call in (
         chat.get_conversation(sessions, BOB, conversation),
         chat.add_user_message(sessions, BOB, conversation, "hi"),
         chat.regenerate(sessions, BOB, conversation, 1),
         chat.rename_conversation(sessions, BOB, conversation, "mine"),
-        chat.delete_conversation(sessions, BOB, conversation),
+        trash.mark_deleted(sessions, BOB, conversation, utcnow()),
         chat.load_exchanges(sessions, BOB, conversation),
         chat.get_turn(sessions, BOB, conversation, "nope"),
     ):
@@ -174,10 +176,14 @@ async def test_delete_removes_messages_and_turns(
     start = await chat.start_conversation(sessions, ALICE, "bye")
     conversation = start.conversation_id
     turn = await _answer(sessions, conversation, start.user_message_id, "ok")
-    await chat.delete_conversation(sessions, ALICE, conversation)
-    with pytest.raises(NotFound):
+    await trash.mark_deleted(sessions, ALICE, conversation, utcnow())
+    with pytest.raises(NotFound):  # gone from every page at once...
         await chat.get_turn(sessions, ALICE, conversation, turn)
-    assert await chat.list_conversations(sessions, ALICE) == []
+    assert await sidebar.list_conversations(sessions, ALICE) == []
+    assert await trash.purge(sessions, ALICE, conversation)  # ...and from the database later
+    async with read_scope(sessions) as session:
+        for table in (Conversation, Message, Turn):
+            assert (await session.scalars(select(table.id))).all() == [], table
 
 
 async def test_a_message_and_its_turn_are_stored_together(

@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from web.db import chat, sidebar
 from web.db.migrate import (
     check_database,
     current_revision,
@@ -18,12 +19,16 @@ from web.db.migrate import (
     upgrade_database,
 )
 from web.db.models import Base
-from web.db.session import make_engine
+from web.db.session import make_engine, make_sessionmaker
+from web.db.turnlog import record_outcome
 from web.settings import ConfigError
+from web.status import Activity
 
 from support.database import EMPTY_BACKENDS, PG_URL_TEMPLATE, create_pg_database, drop_pg_database
+from support.outcomes import SONNET, answer, ok
 
 LOG_TABLES = {"conversations", "messages", "turns", "attempts"}
+HEAD = "0002_conversation_marks"
 
 
 def _inspect(url: str) -> tuple[set[str], list[object]]:
@@ -52,12 +57,12 @@ def test_upgrade_from_empty_then_down_to_base_and_up_again(empty_database_url: s
 
     upgrade_database(url)
     tables, diff = _inspect(url)
-    assert current_revision(url) == head_revision() == "0001_initial"
+    assert current_revision(url) == head_revision() == HEAD
     assert tables >= LOG_TABLES
     assert diff == [], "the migrations and web/db/models.py disagree"
 
     upgrade_database(url)  # safe to call at every start
-    assert current_revision(url) == "0001_initial"
+    assert current_revision(url) == HEAD
 
     downgrade_database(url, "base")
     tables, _ = _inspect(url)
@@ -86,7 +91,7 @@ def test_current_revision_does_not_create_a_missing_sqlite_file(tmp_path: Path) 
 async def test_upgrade_works_from_inside_a_running_event_loop(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'in_loop.db'}"
     upgrade_database(url)  # the app may call it from its lifespan
-    assert current_revision(url) == "0001_initial"
+    assert current_revision(url) == HEAD
 
 
 def test_db_upgrade_command_says_what_it_did(
@@ -97,11 +102,11 @@ def test_db_upgrade_command_says_what_it_did(
 
     assert run_upgrade() == 0
     first = capsys.readouterr().out
-    assert "upgraded from an empty database to 0001_initial" in first
+    assert f"upgraded from an empty database to {HEAD}" in first
     assert str(tmp_path / "understudy.db") in first
 
     assert run_upgrade() == 0
-    assert "already at 0001_initial" in capsys.readouterr().out
+    assert f"already at {HEAD}" in capsys.readouterr().out
 
 
 @pytest.mark.postgres
@@ -115,7 +120,7 @@ def test_db_upgrade_never_prints_the_database_password(
         monkeypatch.setenv("UNDERSTUDY_DATABASE_URL", with_password)
         assert run_upgrade() == 0
         out = capsys.readouterr()
-        assert "upgraded from an empty database to 0001_initial" in out.out
+        assert f"upgraded from an empty database to {HEAD}" in out.out
         assert "Hunter2-db-secret" not in out.out + out.err
         assert "***" in out.out
     finally:
@@ -146,3 +151,34 @@ def test_a_missing_postgres_database_says_so() -> None:
     url = PG_URL_TEMPLATE.format(name="understudy_no_such_database")
     with pytest.raises(ConfigError, match='database "understudy_no_such_database" does not exist'):
         check_database(url)
+
+
+@EMPTY_BACKENDS
+def test_the_upgrade_to_0002_counts_replies_that_landed_before_it_as_seen(
+    empty_database_url: str,
+) -> None:
+    url = empty_database_url
+    upgrade_database(url)
+
+    async def answered_then_listed() -> list[Activity]:
+        engine = make_engine(url)
+        try:
+            sessions = make_sessionmaker(engine)
+            new = await chat.start_conversation(sessions, "a" * 64, "from before")
+            await record_outcome(sessions, new.turn_id, answer(SONNET, "hi", (ok(SONNET, 1),)))
+            return [c.activity for c in await sidebar.list_conversations(sessions, "a" * 64)]
+        finally:
+            await engine.dispose()
+
+    async def listed() -> list[Activity]:
+        engine = make_engine(url)
+        try:
+            rows = await sidebar.list_conversations(make_sessionmaker(engine), "a" * 64)
+            return [c.activity for c in rows]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(answered_then_listed()) == [Activity.NEW]
+    downgrade_database(url, "0001_initial")  # as if it had been answered before the upgrade
+    upgrade_database(url)
+    assert asyncio.run(listed()) == [Activity.IDLE]

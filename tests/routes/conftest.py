@@ -10,20 +10,24 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from web.admin_auth import AdminAuth
 from web.app import create_app, make_templates
 from web.chain import Chain
-from web.db.session import Factory
+from web.db.models import Conversation
+from web.db.session import Factory, read_scope
 from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
 from web.state import AppState
+from web.trash import Trash
 
 PASSWORD = "correct horse battery staple"
 NOWHERE = "http://127.0.0.1:9"
@@ -45,6 +49,7 @@ async def running(app: FastAPI, settings: Settings, sessions: Factory) -> AsyncI
         sim_client=None,
         demo_mode=False,
         new_chats=SlidingWindow(settings.new_chats_per_minute),
+        trash=Trash(sessions),  # its sweep is not started: tests call sweep() with their clock
     )
     state.attach(app)
     try:
@@ -97,3 +102,31 @@ async def log_in(
     return await client.post(
         "/admin/login", data={"csrf_token": csrf_of(page.text), "password": password, **form}
     )
+
+
+@dataclass(frozen=True)
+class Chat:
+    id: str
+    owner: str
+    """The owner hash its session's rows carry."""
+    token: str
+    """The session's CSRF token."""
+
+
+async def new_chat(client: httpx.AsyncClient, app: FastAPI, text: str = "Hello?") -> Chat:
+    """A conversation started by a plain form post, its first turn ended (the tests' chain reaches
+    no model, so it fails, or is stopped here if it is still trying). Its page was never opened."""
+    token = csrf_of((await client.get("/")).text)
+    made = await client.post("/c", data={"csrf_token": token, "content": text})
+    assert made.status_code == 303, made.text
+    conversation = made.headers["location"].rsplit("/", 1)[1]
+    state = AppState.of(app)
+    running = state.runner.live_in(conversation)
+    if running is not None:
+        await state.runner.stop(running)
+    async with read_scope(state.sessions) as session:
+        owner = await session.scalar(
+            select(Conversation.owner).where(Conversation.id == conversation)
+        )
+    assert owner is not None
+    return Chat(conversation, owner, token)

@@ -150,9 +150,10 @@ def test_rename_and_delete(client: ChatClient) -> None:
     renamed = client.post(f"/c/{conversation}/rename", {"title": "  New   name "})
     assert renamed.status_code == 200
     assert "New name" in renamed.text
+    assert "<title>New name · Understudy</title>" in renamed.text  # htmx sets the tab's title
     assert "<title>New name" in client.page(conversation).text
     deleted = client.post(f"/c/{conversation}/delete")
-    assert deleted.headers["HX-Redirect"] == "/"
+    assert deleted.headers["HX-Redirect"] == f"/?deleted={conversation}"  # where Undo is
     assert client.page(conversation).status_code == 404
 
 

@@ -10,9 +10,9 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import insert, select
 
-from web.db.chat import LIST_LIMIT
 from web.db.models import Conversation
 from web.db.session import Factory, read_scope, session_scope
+from web.db.sidebar import LIST_LIMIT
 from web.ratelimit import NEW_CHAT_WINDOW_S
 from web.routes.chat import too_many_new_chats
 from web.state import AppState

@@ -66,6 +66,32 @@ def test_reset_and_bad_input(client: ChatClient, live_app: LiveApp) -> None:
     assert live_app.faults() == []
 
 
+def test_reset_all_heals_every_tier_and_leaves_other_models_alone(
+    client: ChatClient, live_app: LiveApp
+) -> None:
+    client.post("/demo/outage", {"tier": "sonnet", "mode": "rate_limited"})
+    live_app.set_fault("*", "status", status=500)  # set with curl: it hits every tier too
+    other = live_app.set_fault("some-other-model", "hang")  # a shared simulator's other user
+    panel = client.http.get("/").text
+    assert 'data-testid="outage-count">3 down<' in panel  # the "*" fault shows on each tier
+    assert "Reset all" in panel and 'action="/demo/outage/reset"' in panel
+    reset = client.post("/demo/outage/reset")
+    assert reset.status_code == 200
+    assert 'data-testid="outage-count">all healthy<' in reset.text
+    assert [f["id"] for f in live_app.faults()] == [other["id"]]
+
+
+def test_reset_all_works_without_javascript(client: ChatClient, live_app: LiveApp) -> None:
+    client.post("/demo/outage", {"tier": "haiku", "mode": "hang"})
+    reset = client.http.post(
+        "/demo/outage/reset",
+        data={"csrf_token": client.csrf},
+        headers={"referer": f"{live_app.url}/"},
+    )
+    assert (reset.status_code, reset.headers["location"]) == (303, f"{live_app.url}/")
+    assert live_app.faults() == []
+
+
 # In process, with a chosen client address: no packet goes anywhere but loopback.
 @pytest.fixture
 async def demo_app(tmp_path: Path) -> AsyncIterator[FastAPI]:

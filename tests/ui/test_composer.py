@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from playwright.sync_api import Page, expect
 
-from web.db.chat import LIST_LIMIT
+from web.db.sidebar import LIST_LIMIT
 
 from .helpers import SONNET, composer, conversation_url, replies, send, wait_done
 from support.console import ConsoleErrors
@@ -108,16 +108,18 @@ def test_new_rename_and_delete_conversations(
     expect(listing.get_by_role("link", name="Second chat")).to_have_attribute(
         "aria-current", "page"
     )
+    expect(page).to_have_title("Second chat · Understudy")
 
     page.get_by_text("Rename or delete").click()
     page.get_by_label("Name").fill("Renamed chat")
     page.get_by_role("button", name="Rename", exact=True).click()
     expect(page.get_by_role("heading", name="Renamed chat")).to_be_visible()
+    expect(page).to_have_title("Renamed chat · Understudy")  # the tab follows the rename
     expect(listing.get_by_role("link")).to_have_text(["Renamed chat", "First chat"])
 
     page.get_by_text("Rename or delete").click()
     page.get_by_role("button", name="Delete conversation").click()
-    expect(page).to_have_url(f"{live_app.url}/")
+    expect(page).to_have_url(f"{live_app.url}/?deleted={second.rsplit('/', 1)[1]}")  # with Undo
     expect(page.get_by_test_id("conversation-list").get_by_role("link")).to_have_text(
         ["First chat"]
     )

@@ -2,9 +2,11 @@
 
 Every read and write takes the owner hash of the browser session and checks it in the same query:
 an unknown conversation and another session's conversation are the same :class:`NotFound`, so a
-404 never tells one from the other. Turn rows are written by :mod:`web.db.turnlog` (the functions
+404 never tells one from the other. A deleted conversation (waiting for an undo, see
+:mod:`web.db.trash`) is NotFound here too. Turn rows are written by :mod:`web.db.turnlog` (the functions
 that store a user's message open its turn through it, in the same transaction); here they are
-only read, to show each user message with its latest reply.
+only read, to show each user message with its latest reply. The sidebar's list is
+:mod:`web.db.sidebar`.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.models import Conversation, Message, Turn, utcnow
 from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
-from web.errors import CONVERSATION_NOT_FOUND, Invalid, NotFound
+from web.errors import CONVERSATION_NOT_FOUND, NotFound
 from web.providers.base import ChatMessage
 from web.status import TurnStatus
 
 TITLE_CHARS = 60
-LIST_LIMIT = 100
-"""Conversations per page of the sidebar; "Show older" loads the next page."""
 TURN_NOT_FOUND = "This reply does not exist in this conversation."
 
 #: Replies whose text is part of the conversation the next turn sends to the model.
@@ -38,27 +38,6 @@ _HISTORY_STATUSES = frozenset(
 class ConversationRow:
     id: str
     title: str
-
-
-@dataclass(frozen=True)
-class ConversationPage:
-    """One page of a session's conversations, newest activity first."""
-
-    rows: list[ConversationRow]
-    older: str | None
-    """The cursor of the next page (``before=``), None on the last one."""
-
-
-def _cursor(updated_at: datetime, conversation_id: str) -> str:
-    return f"{updated_at.isoformat()}~{conversation_id}"
-
-
-def _parse_cursor(cursor: str) -> tuple[datetime, str]:
-    stamp, _, conversation_id = cursor.partition("~")
-    try:
-        return datetime.fromisoformat(stamp), conversation_id
-    except ValueError:
-        raise Invalid("This list link is malformed; reload the page.") from None
 
 
 @dataclass(frozen=True)
@@ -79,6 +58,8 @@ class NewTurn:
     turn_id: str
     history: tuple[ChatMessage, ...]
     """What the model is sent: the conversation up to and including the user's message."""
+    created_at: datetime | None = None
+    """When the user's message was stored (None for a regenerated reply: no new message)."""
 
 
 @dataclass(frozen=True)
@@ -94,46 +75,15 @@ def title_from(text: str) -> str:
 
 async def _owned(session: AsyncSession, owner: str, conversation_id: str) -> Conversation:
     conversation = await session.scalar(
-        select(Conversation).where(Conversation.id == conversation_id, Conversation.owner == owner)
+        select(Conversation).where(
+            Conversation.id == conversation_id,
+            Conversation.owner == owner,
+            Conversation.deleted_at.is_(None),
+        )
     )
     if conversation is None:
         raise NotFound(CONVERSATION_NOT_FOUND)
     return conversation
-
-
-async def list_conversations(factory: Factory, owner: str) -> list[ConversationRow]:
-    """The newest page's conversations."""
-    return (await conversation_page(factory, owner)).rows
-
-
-async def conversation_page(
-    factory: Factory, owner: str, before: str | None = None, limit: int = LIST_LIMIT
-) -> ConversationPage:
-    """A page of conversations: the newest, or those after the cursor ``before`` (keyset on
-    updated_at and id, so a conversation touched meanwhile is neither lost nor shown twice
-    within one walk down the list)."""
-    query = select(Conversation.id, Conversation.title, Conversation.updated_at).where(
-        Conversation.owner == owner
-    )
-    if before:
-        at, last_id = _parse_cursor(before)
-        query = query.where(
-            or_(
-                Conversation.updated_at < at,
-                and_(Conversation.updated_at == at, Conversation.id < last_id),
-            )
-        )
-    async with read_scope(factory) as session:
-        rows = (
-            await session.execute(
-                query.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(
-                    limit + 1
-                )
-            )
-        ).all()
-    page = [ConversationRow(id=r.id, title=r.title) for r in rows[:limit]]
-    older = _cursor(rows[limit - 1].updated_at, rows[limit - 1].id) if len(rows) > limit else None
-    return ConversationPage(page, older)
 
 
 async def move_conversations(factory: Factory, old_owner: str, new_owner: str) -> int:
@@ -155,7 +105,9 @@ async def get_conversation(factory: Factory, owner: str, conversation_id: str) -
         row = (
             await session.execute(
                 select(Conversation.id, Conversation.title).where(
-                    Conversation.id == conversation_id, Conversation.owner == owner
+                    Conversation.id == conversation_id,
+                    Conversation.owner == owner,
+                    Conversation.deleted_at.is_(None),
                 )
             )
         ).first()
@@ -194,11 +146,11 @@ async def add_user_message(
     """A user message and the turn answering it, in one transaction (one commit before the model
     is called, not two): ownership, the insert, the history the turn sends, the turn row."""
     async with session_scope(factory) as session:
-        message_id, history = await _add_user_message(session, owner, conversation_id, content)
+        message_id, history, at = await _add_user_message(session, owner, conversation_id, content)
         turn_id, _ = await open_turn(
             session, conversation_id=conversation_id, user_message_id=message_id
         )
-    return NewTurn(conversation_id, message_id, turn_id, history)
+    return NewTurn(conversation_id, message_id, turn_id, history, created_at=at)
 
 
 async def regenerate(
@@ -219,24 +171,29 @@ async def _add_user_message(
     owner: str,
     conversation_id: str,
     content: str,
-) -> tuple[int, tuple[ChatMessage, ...]]:
+) -> tuple[int, tuple[ChatMessage, ...], datetime]:
     # Ownership check and "latest activity" in one statement: this runs before every reply.
+    now = utcnow()
     touched = await session.execute(
         update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.owner == owner)
-        .values(updated_at=utcnow())
+        .where(
+            Conversation.id == conversation_id,
+            Conversation.owner == owner,
+            Conversation.deleted_at.is_(None),
+        )
+        .values(updated_at=now)
         .execution_options(synchronize_session=False)
     )
     if touched.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(CONVERSATION_NOT_FOUND)
     message_id = await session.scalar(
         insert(Message)
-        .values(conversation_id=conversation_id, role="user", content=content, created_at=utcnow())
+        .values(conversation_id=conversation_id, role="user", content=content, created_at=now)
         .returning(Message.id)
     )
     assert message_id is not None
     history = await _history(session, conversation_id, message_id)
-    return message_id, history
+    return message_id, history, now
 
 
 async def rename_conversation(
@@ -246,13 +203,6 @@ async def rename_conversation(
         conversation = await _owned(session, owner, conversation_id)
         conversation.title = title
         return ConversationRow(id=conversation.id, title=conversation.title)
-
-
-async def delete_conversation(factory: Factory, owner: str, conversation_id: str) -> None:
-    async with session_scope(factory) as session:
-        await _owned(session, owner, conversation_id)
-        # Turns and messages go with it (ON DELETE CASCADE).
-        await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
 
 
 async def load_exchanges(factory: Factory, owner: str, conversation_id: str) -> list[Exchange]:

@@ -107,6 +107,11 @@ class Conversation(Base):
     title: Mapped[str] = mapped_column(String(200), default="New chat")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """When the session last had it on screen with no reply being written: replies that
+    finished after this are "new" in the sidebar (web.db.sidebar)."""
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    """Set by Delete: hidden everywhere, kept for an undo, then removed for good (web.trash)."""
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation",

@@ -1,17 +1,20 @@
-"""The chat: pages, sending a message, the reply stream, stop, regenerate, rename, delete.
+"""The chat: pages, sending a message, the reply stream, stop, regenerate, rename.
 
-    GET  /                                  a new chat (nothing is stored until the first message)
+    GET  /                                  a new chat (nothing is stored until the first message);
+                                            ?deleted={id} also offers to undo that delete
     POST /c                                 first message: creates the conversation -> /c/{id}
-    GET  /c/{id}                            a conversation
+    GET  /c/{id}                            a conversation (a reply that landed in it is now seen)
     GET  /conversations?before=...          older conversations: sidebar items (htmx) or a page
     POST /c/{id}/messages                   a message: the user's turn is committed, a reply starts
     GET  /c/{id}/turns/{turn}/stream        SSE: the reply so far, then live updates, then "done"
     POST /c/{id}/turns/{turn}/stop          cancel the reply, keep its partial text
     POST /c/{id}/turns/{turn}/skip          stop waiting for the tier being asked: ask the next
     POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
-    POST /c/{id}/rename, /c/{id}/delete
+    POST /c/{id}/rename                     new name; htmx also gets the tab's new <title>
     GET  /degraded-banner                   the degraded-mode banner (polled by the page)
     GET  /healthz
+
+Delete and its undo are web.routes.trash; the sidebar's refresh is web.routes.sidebar.
 
 POSTs need the session's CSRF token. htmx requests get fragments; plain form posts get redirects.
 The prompt only ever travels in POST bodies: the stream URL names a turn, never its text.
@@ -30,6 +33,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from web.db import chat as db
+from web.db import sidebar
 from web.db.session import Factory
 from web.db.writelock import urgent_writes
 from web.deps import (
@@ -51,8 +55,10 @@ from web.live import LiveTurn, Subscription
 from web.providers.base import ChatRequest
 from web.routes.admin_render import NO_STORE
 from web.routes.demo import outage_context
+from web.routes.sidebar import list_context
 from web.runner import TurnJob
 from web.settings import Settings
+from web.trash import UndoOffer
 from web.views import Replies, ReplyView, from_live
 
 router = APIRouter()
@@ -90,9 +96,13 @@ async def _page(
     sessions: Factory,
     conversation: db.ConversationRow | None,
     before: str | None = None,
+    *,
+    undo: UndoOffer | None = None,
 ) -> HTMLResponse:
+    """The chat page. Showing a conversation (GET) records that it was seen (web.db.sidebar)."""
     views = replies_of(request)
-    listed = await db.conversation_page(sessions, owner, before)
+    current = conversation.id if conversation and request.method == "GET" else None
+    listed = await sidebar.conversation_page(sessions, owner, before, current=current)
     exchanges = await db.load_exchanges(sessions, owner, conversation.id) if conversation else []
     items = [
         (e.user, views.reply(e.turn, e.reply) if e.turn is not None else None) for e in exchanges
@@ -103,8 +113,7 @@ async def _page(
         "chat.html",
         {
             "conversation": conversation,
-            "conversations": listed.rows,
-            "older": listed.older,
+            **list_context(listed, conversation.id if conversation else None),
             "items": items,
             "streaming": streaming,
             "max_chars": settings_of(request).max_message_chars,
@@ -112,6 +121,7 @@ async def _page(
             "answer_now_after_s": settings_of(request).answer_now_after_s,
             "outage": await outage_context(request),
             **await _banner_context(request),
+            "undo": undo,
         },
         headers=NO_STORE,  # a conversation must not outlive its deletion in a cache
     )
@@ -138,8 +148,11 @@ async def healthz() -> PlainTextResponse:
 
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
-async def home(request: Request, owner: OwnerDep, sessions: SessionsDep) -> HTMLResponse:
-    return await _page(request, owner, sessions, None)
+async def home(
+    request: Request, owner: OwnerDep, sessions: SessionsDep, deleted: str | None = None
+) -> HTMLResponse:
+    undo = await state_of(request).trash.offer(owner, deleted) if deleted else None
+    return await _page(request, owner, sessions, None, undo=undo)
 
 
 @router.api_route("/c/{conversation_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
@@ -156,10 +169,8 @@ async def older_conversations(
 ) -> HTMLResponse:
     if not is_htmx(request):
         return await _page(request, owner, sessions, None, before)
-    listed = await db.conversation_page(sessions, owner, before)
-    html = replies_of(request).render(
-        "_conversation_items.html", conversations=listed.rows, older=listed.older
-    )
+    listed = await sidebar.conversation_page(sessions, owner, before)
+    html = replies_of(request).render("_conversation_items.html", **list_context(listed, None))
     return HTMLResponse(html)
 
 
@@ -236,7 +247,7 @@ async def send_message(
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = replies_of(request)
-    user = {"id": message_id, "content": text}
+    user = {"id": message_id, "content": text, "created_at": new.created_at}
     html = views.render("_exchange.html", user=user, r=from_live(live), status="Generating…")
     return HTMLResponse(html)
 
@@ -411,29 +422,8 @@ async def rename_conversation(
     conversation = await db.rename_conversation(sessions, owner, conversation_id, clean)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
-    listed = await db.conversation_page(sessions, owner)
+    listed = await sidebar.conversation_page(sessions, owner, current=conversation_id)
     html = replies_of(request).render(
-        "_renamed.html",
-        conversation=conversation,
-        conversations=listed.rows,
-        older=listed.older,
+        "_renamed.html", conversation=conversation, **list_context(listed, conversation_id)
     )
     return HTMLResponse(html)
-
-
-@router.post("/c/{conversation_id}/delete", dependencies=CSRF)
-async def delete_conversation(
-    request: Request,
-    conversation_id: str,
-    owner: OwnerDep,
-    sessions: SessionsDep,
-    runner: RunnerDep,
-) -> Response:
-    await db.get_conversation(sessions, owner, conversation_id)
-    running = runner.live_in(conversation_id)
-    if running is not None:
-        await runner.stop(running)
-    await db.delete_conversation(sessions, owner, conversation_id)
-    if is_htmx(request):
-        return Response(status_code=200, headers={"HX-Redirect": "/"})
-    return RedirectResponse("/", status_code=303)

@@ -6,7 +6,9 @@ choosing one replaces that model's faults. The faults go through the simulator's
 with `understudy sim`, and what it sets is exactly what `curl .../_sim/faults` would show.
 
     POST /demo/outage        tier=<name>, mode=rate_limited|overloaded|hang|cut|healthy
-    POST /demo/outage/reset  every tier healthy
+    POST /demo/outage/reset  every tier healthy ("Reset all"): removes each fault that hits a tier
+                             (its model's, or one for every model, "*"), and leaves faults set on
+                             other models of a shared simulator alone
 
 Like /_sim, the panel is for loopback clients only unless UNDERSTUDY_EXPOSE_SIM=1 (web.sim.access):
 other visitors neither see it nor can post to it (403; a Host that is not loopback: 421).
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/demo")
 
 HEALTHY = "healthy"
+EVERY_MODEL = "*"
 CUT_AFTER_TOKENS = 12
 SIM_TIMEOUT_S = 5.0
 
@@ -98,6 +101,11 @@ class OutagePanel:
     healthy_label: str = HEALTHY_LABEL
     error: str | None = None
 
+    @property
+    def down(self) -> int:
+        """Tiers with a fault: said in the panel's summary, seen even when it is folded."""
+        return sum(row.mode != HEALTHY for row in self.rows)
+
 
 class SimUnavailable(AppError):
     status = 502
@@ -150,13 +158,17 @@ def _mode_of(faults: list[dict[str, Any]]) -> str:
     return "other"
 
 
+def _hits(fault: dict[str, Any], tier: TierConfig) -> bool:
+    return fault.get("model") in (tier.model, EVERY_MODEL)
+
+
 def _panel(settings: Settings, faults: list[dict[str, Any]]) -> OutagePanel:
     rows = tuple(
         TierRow(
             name=tier.name,
             label=tier.label,
             primary=index == 0,
-            mode=_mode_of([f for f in faults if f.get("model") == tier.model]),
+            mode=_mode_of([f for f in faults if _hits(f, tier)]),
         )
         for index, tier in enumerate(settings.tiers)
     )
@@ -221,7 +233,14 @@ async def set_outage(
 async def reset_outages(request: Request, settings: SettingsDep) -> Response:
     client = _client(request)
     try:
-        (await client.delete("/faults")).raise_for_status()
+        for fault in await _faults(client):
+            if any(_hits(fault, tier) for tier in settings.tiers):
+                gone = await client.delete(f"/faults/{fault['id']}")
+                if gone.status_code != 404:  # 404: used up meanwhile, healed all the same
+                    gone.raise_for_status()
+        faults = await _faults(client)
     except httpx.HTTPError as exc:
+        log.warning("outage panel: the simulator refused Reset all: %s", exc)
         raise SimUnavailable(f"The simulator did not accept the change ({exc}).") from None
-    return _respond(request, _panel(settings, []))
+    log.info("demo: every tier is healthy again")
+    return _respond(request, _panel(settings, faults))
