@@ -83,6 +83,9 @@ max_output_tokens = 60
 timeouts = { connect_s = 2.0, first_token_s = 5.0, idle_s = 5.0, total_s = 30.0 }
 """
 
+PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+"""Never passed on from the test environment: the live app must not see a real key."""
+
 SONNET = "claude-sonnet-4-6"
 HAIKU = "claude-haiku-4-5-20251001"
 OPENAI = "gpt-5.5"
@@ -183,17 +186,18 @@ def start_live_app(
     serve_args: Sequence[str] = (),
     env: Mapping[str, str | None] | None = None,
     stderr_path: Path | None = None,
+    chain_text: str = TEST_CHAIN,
 ) -> LiveApp:
     """`understudy [cli_args] serve [serve_args]`; ``env`` overrides (None: unset) the test
     environment; stderr goes to ``stderr_path`` when given, else with stdout to server.log."""
     data_dir = base_dir / "data"
     chain = base_dir / "chain.toml"
-    chain.write_text(TEST_CHAIN)
+    chain.write_text(chain_text)
     port = free_port()
     environment = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("UNDERSTUDY_") and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+        if not k.startswith("UNDERSTUDY_") and k not in PROVIDER_KEYS
     }
     environment.update(
         UNDERSTUDY_DATA_DIR=str(data_dir),
