@@ -312,7 +312,7 @@ async def test_thoughts_are_not_the_reply_and_the_last_chunk_may_carry_text() ->
 
 
 async def test_our_key_and_base_url_win_over_the_sdk_environment(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "key-from-the-environment")
     monkeypatch.setenv("GEMINI_API_KEY", "another-key-from-the-environment")
@@ -330,6 +330,7 @@ async def test_our_key_and_base_url_win_over_the_sdk_environment(
         "POST /g/v1beta/models/gemini-3.5-flash:streamGenerateContent?alt=sse HTTP/1.1"
     )
     assert "x-goog-api-key: the-key-settings-chose\r\n" in head
+    assert "Using GOOGLE_API_KEY" not in caplog.text  # the SDK's untrue notice is dropped
 
 
 async def test_the_tier_timeouts_reach_the_connection() -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import ssl
 from collections.abc import AsyncIterator
@@ -95,6 +96,17 @@ _DELAY = re.compile(r"^\s*(\d+(?:\.\d*)?)s\s*$")
 _OPENED: ContextVar[list[httpx2.Response] | None] = ContextVar("gemini_opened", default=None)
 """The responses the current stream opened (set by the stream, filled by the response hook: both
 run in the task that sends the request)."""
+
+
+class _NoEnvironmentKeyNotice(logging.Filter):
+    """The SDK looks at GOOGLE_API_KEY and GEMINI_API_KEY even when given a key, and warns
+    "Both ... are set. Using GOOGLE_API_KEY." It uses neither: ours wins. Drop the untrue line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Both GOOGLE_API_KEY and GEMINI_API_KEY are set")
+
+
+logging.getLogger("google_genai._api_client").addFilter(_NoEnvironmentKeyNotice())
 
 
 @functools.cache
