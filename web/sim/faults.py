@@ -173,6 +173,8 @@ _AFTER = Param("int", default=3, minimum=0, maximum=MAX_AFTER_TOKENS)
 _DELAY = Param("number", required=True, minimum=0, maximum=MAX_DELAY_S)
 _TEXT = Param("str", maximum=MAX_TEXT_CHARS)
 _ERROR_TEXT = {"code": _TEXT, "error_type": _TEXT, "message": _TEXT}
+_PROBABILITY = Param("number", minimum=0, maximum=1)
+_SEED = Param("int", minimum=0, maximum=MAX_SEED)
 
 KINDS: dict[str, Kind] = {
     "status": Kind({"status": _STATUS, "retry_after": _RETRY_AFTER, **_ERROR_TEXT}, _status),
@@ -298,25 +300,10 @@ COMMON = ("count", "probability", "seed")
 
 
 def _share(probability: Any, seed: Any) -> tuple[float | None, int | None]:
-    if probability is not None:
-        if (
-            isinstance(probability, bool)
-            or not isinstance(probability, int | float)
-            or not 0 <= probability <= 1  # NaN fails this too
-        ):
-            raise FaultError(
-                '"probability" must be a number from 0 to 1: the share of matching requests hit'
-            )
-        probability = float(probability)
-    if seed is None:
-        return probability, None
-    if probability is None:
+    if seed is not None and probability is None:
         raise FaultError('"seed" only applies with a "probability"')
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise FaultError('"seed" must be a whole number >= 0')
-    if seed > MAX_SEED:
-        raise FaultOutOfBounds(f'"seed" must be <= {MAX_SEED}')
-    return probability, seed
+    chance = _check("probability", _PROBABILITY, probability)
+    return (None if chance is None else float(chance)), _check("seed", _SEED, seed)
 
 
 def _check(name: str, spec: Param, value: Any) -> Any:
