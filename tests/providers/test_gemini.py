@@ -319,6 +319,7 @@ async def test_our_key_and_base_url_win_over_the_sdk_environment(
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9/elsewhere/")
     monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
     monkeypatch.setenv("GOOGLE_GENAI_API_VERSION", "v1")
+    monkeypatch.setenv("GOOGLE_GENAI_CLIENT_MODE", "replay")
     body = gemini_chunk("Hi", "STOP", usage=True)
     async with Wall(body, end=True) as wall:
         provider = GeminiProvider(api_key="the-key-settings-chose", base_url=f"{wall.url}/g/")
