@@ -91,6 +91,9 @@ breaker = { min_calls = 1000000, open_s = 0.001, max_open_s = 0.001 }
 #: first-token timeout above, so a test can press it before the chain moves on by itself).
 ANSWER_NOW_AFTER_S = 1.0
 
+PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+"""Never passed on from the test environment: the live app must not see a real key."""
+
 SONNET = "claude-sonnet-4-6"
 HAIKU = "claude-haiku-4-5-20251001"
 OPENAI = "gpt-5.5"
@@ -209,7 +212,7 @@ def start_live_app(
     environment = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("UNDERSTUDY_") and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+        if not k.startswith("UNDERSTUDY_") and k not in PROVIDER_KEYS
     }
     environment.update(
         UNDERSTUDY_DATA_DIR=str(data_dir),

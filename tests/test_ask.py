@@ -14,7 +14,7 @@ from web.ask import ask
 from web.settings import Settings
 from web.sim.replies import reply_text
 
-from support.engine import HAIKU, REPLY_TOKENS, SONNET, Upstream
+from support.engine import GPT, HAIKU, REPLY_TOKENS, SONNET, Upstream
 
 UNDERSTUDY = str(Path(sys.executable).with_name("understudy"))
 
@@ -23,7 +23,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("UNDERSTUDY_") and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+        if not k.startswith("UNDERSTUDY_")
+        and k not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
     }
     return {**env, **extra}
 
@@ -92,9 +93,39 @@ async def test_ask_exits_non_zero_when_no_tier_answers(upstream: Upstream) -> No
 async def test_ask_without_keys_starts_its_own_simulator() -> None:
     code, out, err = await understudy("ask", "hello there", env=clean_env())
     assert code == 0, err
-    assert "no API keys set (ANTHROPIC_API_KEY, OPENAI_API_KEY)" in err
+    assert "no API keys set (ANTHROPIC_API_KEY, GEMINI_API_KEY, OPENAI_API_KEY)" in err
     assert "simulated upstream at http://127.0.0.1:" in err
     assert out.startswith(f"{SONNET} here. You asked: «hello there».")
+
+
+async def test_ask_with_some_keys_says_which_tiers_are_left_out(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    chain = tmp_path / "chain.toml"
+    chain.write_text(
+        f'''[[tiers]]
+name = "sonnet"
+provider = "anthropic"
+model = "{SONNET}"
+label = "Sonnet"
+api_key_env = "ANTHROPIC_API_KEY"
+base_url = "{upstream.url}/anthropic"
+
+[[tiers]]
+name = "openai"
+provider = "openai"
+model = "{GPT}"
+label = "GPT-5.5"
+api_key_env = "OPENAI_API_KEY"
+base_url = "{upstream.url}/openai/v1"
+'''
+    )
+    env = clean_env(UNDERSTUDY_CHAIN=str(chain), OPENAI_API_KEY="sk-test")
+    code, out, err = await understudy("ask", "hello", env=env)
+    assert code == 0, err
+    assert "understudy: Left out, no API key: sonnet (Sonnet): set ANTHROPIC_API_KEY\n" in err
+    assert out.startswith(f"{GPT} here.")
+    assert await upstream.requests() == {GPT: 1}
 
 
 async def test_plain_output_to_a_pipe_is_the_completed_reply_only(upstream: Upstream) -> None:

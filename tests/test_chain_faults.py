@@ -12,6 +12,8 @@ import pytest
 from web.providers.base import ErrorKind
 
 from support.engine import (
+    GEMINI,
+    GEMINI_TIER,
     GPT,
     GPT_TIER,
     HAIKU,
@@ -28,7 +30,10 @@ K = ErrorKind
 CHAINS = {
     "anthropic": ((SONNET_TIER, HAIKU_TIER, GPT_TIER), SONNET, HAIKU),
     "openai": ((GPT_TIER, HAIKU_TIER, SONNET_TIER), GPT, HAIKU),
+    "gemini": ((GEMINI_TIER, HAIKU_TIER, SONNET_TIER), GEMINI, HAIKU),
 }
+#: Gemini has no 529 and calls its 503 UNAVAILABLE, "the model is overloaded".
+GEMINI_OVERLOADED = {"gemini": {"fault": {"kind": "status", "status": 503}}}
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,15 @@ CASES: dict[str, Case] = {
         {"kind": "status", "status": 429, "retry_after": 30}, 1, K.RATE_LIMITED
     ),
     "429-no-retry-after": Case({"kind": "status", "status": 429}, 1, K.RATE_LIMITED),
-    "529-overloaded": Case({"kind": "status", "status": 529}, 2, K.OVERLOADED),
+    "529-overloaded": Case(
+        {"kind": "status", "status": 529}, 2, K.OVERLOADED, per_provider=GEMINI_OVERLOADED
+    ),
     "500-server-error": Case({"kind": "status", "status": 500}, 2, K.SERVER_ERROR),
     "503-long-retry-after": Case(
-        {"kind": "status", "status": 503, "retry_after": 60}, 1, K.SERVER_ERROR
+        {"kind": "status", "status": 503, "retry_after": 60},
+        1,
+        K.SERVER_ERROR,
+        per_provider={"gemini": {"kind": K.OVERLOADED}},
     ),
     "quota": Case(
         {"kind": "status", "status": 402},
@@ -74,7 +84,15 @@ CASES: dict[str, Case] = {
                     "code": "insufficient_quota",
                     "retry_after": 1,
                 }
-            }
+            },
+            "gemini": {
+                "fault": {
+                    "kind": "status",
+                    "status": 429,
+                    "code": "GenerateRequestsPerDayPerProjectPerModel",
+                    "retry_after": 1,
+                }
+            },
         },
     ),
     "reset": Case({"kind": "reset"}, 2, K.CONNECTION),
@@ -118,7 +136,12 @@ CASES: dict[str, Case] = {
     ),
     "malformed-first-event": Case({"kind": "malformed", "n": 1}, 1, K.MALFORMED),
     "no-terminator": Case({"kind": "no_terminator"}, 1, K.TRUNCATED, after_text=True),
-    "flap-down": Case({"kind": "flap", "status": 503, "down_s": 30}, 2, K.SERVER_ERROR),
+    "flap-down": Case(
+        {"kind": "flap", "status": 503, "down_s": 30},
+        2,
+        K.SERVER_ERROR,
+        per_provider={"gemini": {"kind": K.OVERLOADED}},
+    ),
     "400-bad-request": Case({"kind": "status", "status": 400}, 1, K.BAD_REQUEST, answers=None),
     "404-unknown-model": Case({"kind": "status", "status": 404}, 1, K.NOT_FOUND, answers=None),
     "content-policy": Case(

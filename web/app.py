@@ -3,8 +3,9 @@
 At start: the database is upgraded and turns a previous run left live are marked interrupted; with
 no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and every
 tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
-conversations (web.trash) starts. At shutdown: running turns are cancelled and recorded
-"interrupted" with their partial text, then the simulator stops.
+conversations (web.trash) starts. The chain's line-up is logged: which tiers run and which are
+left out because their key is not set (web.lineup). At shutdown: running turns are cancelled and
+recorded "interrupted" with their partial text, then the simulator stops.
 
 What the running app holds is one AppState (web.state), attached by the lifespan; why it is built
 there and not here is that module's docstring.
@@ -35,6 +36,7 @@ from web.db.session import make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
 from web.deps import is_htmx
 from web.errors import AppError
+from web.lineup import LineUp
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
@@ -102,6 +104,7 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
             if not current.api_keys:
                 current = current.with_sim(sim.url)
             log.info("simulated upstream at %s (control API at /_sim)", sim.url)
+        LineUp.of(current).log(log)
         chain = Chain.from_settings(current, breakers_for(current))
         runner = TurnRunner(chain, sessions, deadline_s=current.turn_deadline_s)
         demo = current.sim_url is not None  # every tier answers from a simulator

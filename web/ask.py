@@ -26,6 +26,7 @@ from web.events import (
     TierStarted,
     event_to_json,
 )
+from web.lineup import LineUp
 from web.providers.base import ChatMessage, ChatRequest
 from web.redact import register_secrets
 from web.settings import Settings
@@ -67,6 +68,9 @@ async def ask(
             file=err,
         )
         settings = settings.with_sim(sim.url)
+    left_out = LineUp.of(settings).left_out_line()
+    if left_out:
+        print(f"understudy: {left_out}", file=err)
     try:
         chain = Chain.from_settings(settings)
         try:

@@ -52,7 +52,7 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str | 
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8100, show_default=True, type=int)
 def sim(host: str, port: int) -> None:
-    """Run the simulated upstream (Anthropic + OpenAI wire formats, fault injection)."""
+    """Run the simulated upstream (Anthropic, OpenAI and Gemini wire formats, fault injection)."""
     from web.sim.server import run_sim
 
     _run(lambda: run_sim(host, port))

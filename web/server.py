@@ -1,8 +1,10 @@
 """`understudy serve`: the app under uvicorn, from any working directory.
 
-Prints the URL once the socket is bound (so ``--port 0`` shows the real port) and, when no
-UNDERSTUDY_ADMIN_PASSWORD is set, the admin password generated for this run, once, on stdout with
-click.echo: never through logging, so it reaches no log file (and web.redact scrubs it anyway).
+Prints the URL once the socket is bound (so ``--port 0`` shows the real port), the chain's
+line-up (which tiers run, which are left out for want of a key and which variable would bring
+them back: web.lineup) and, when no UNDERSTUDY_ADMIN_PASSWORD is set, the admin password
+generated for this run, once, on stdout with click.echo: never through logging, so it reaches no
+log file (and web.redact scrubs it anyway).
 
 Slow clients: a request's line and headers must arrive within UNDERSTUDY_HEADER_TIMEOUT_S (10 s,
 web.header_timeout) and be at most 16 KiB; an idle kept-alive connection closes after 5 s.
@@ -23,6 +25,7 @@ from fastapi import FastAPI
 from web.app import create_app
 from web.db.migrate import check_database
 from web.header_timeout import MAX_HEAD_BYTES, protocol_with_timeout
+from web.lineup import LineUp
 from web.settings import ConfigError, Settings
 from web.sim.access import startup_notice
 from web.state import AppState
@@ -60,7 +63,6 @@ def serve(
     for name in ("httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
     settings = Settings.from_env()
-    settings.check_keys()
     _check_storage(settings)
     app = create_app(settings, served_host=host)
     config = uvicorn.Config(
@@ -111,6 +113,11 @@ def announce(server: uvicorn.Server, app: FastAPI) -> None:
         click.echo(
             f"Demo mode: replies come from the simulated upstream at {state.settings.sim_url}."
         )
+    lineup = LineUp.of(state.settings)
+    click.echo(lineup.chain_line())
+    left_out = lineup.left_out_line()
+    if left_out:
+        click.echo(left_out)
     notice = startup_notice(bound_host, state.settings.expose_sim)
     if notice and (state.demo_mode or state.settings.expose_sim):
         click.echo(notice)

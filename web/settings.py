@@ -2,6 +2,12 @@
 
 Everything configurable comes from environment variables plus the chain file (TOML). Missing or
 unsafe settings fail at start with a :class:`ConfigError` whose message says how to fix them.
+
+Which tiers run is decided here, once (:func:`split_by_keys`): with no API key at all every tier
+answers from the simulated upstream (demo mode), and with ``UNDERSTUDY_SIM_URL`` every tier answers
+from that simulator; otherwise only the tiers whose key is set run, and the others are left out
+of the chain (``Settings.left_out``, said at start and on the admin page). A tier without its
+key never falls back to a simulator: real providers and the simulator are never mixed.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class TierConfig:
 @dataclass(frozen=True)
 class Settings:
     tiers: tuple[TierConfig, ...]
+    """The tiers that run, in chain order (the first is the primary)."""
     chain_file: Path
     api_keys: Mapping[str, str]
     """api_key_env name -> key, only for the variables the chain names and that are set."""
@@ -70,23 +77,13 @@ class Settings:
     """UNDERSTUDY_HEADER_TIMEOUT_S: a request's line and headers must arrive within this."""
     new_chats_per_minute: int = 20
     """How many conversations one browser session may start in a sliding minute."""
+    left_out: tuple[TierConfig, ...] = ()
+    """Tiers of the chain file that do not run because their key is not set (while others' are)."""
     redis_url: str | None = None
     """UNDERSTUDY_REDIS_URL: share live state between processes (the breakers, for now)."""
     answer_now_after_s: float = 4.0
     """UNDERSTUDY_ANSWER_NOW_AFTER_S: how long a reply waits for a first token before the page
     offers "Answer with <next tier> now"."""
-
-    def check_keys(self) -> None:
-        """Either no key at all (the simulator answers) or every tier's key. A partial set is a
-        mistake that must not quietly leave some tiers on the simulator."""
-        if self.sim_url or not self.api_keys:
-            return
-        missing = sorted({t.api_key_env for t in self.tiers} - set(self.api_keys))
-        if missing:
-            raise ConfigError(
-                f"{', '.join(missing)} not set, but other API keys are: every tier needs its key. "
-                "Set the missing variable(s), or unset all keys to run on the simulated upstream."
-            )
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value configured: what web.redact must scrub wherever it appears."""
@@ -103,16 +100,22 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         chain_file = Path(env.get("UNDERSTUDY_CHAIN") or DEFAULT_CHAIN_FILE)
-        tiers = load_chain(chain_file)
+        chain = load_chain(chain_file)
         data_dir, database_url = _database(env)
-        keys = {t.api_key_env: env[t.api_key_env] for t in tiers if env.get(t.api_key_env)}
+        # A variable set to blanks is unset: no provider takes spaces for a key.
+        keys = {
+            t.api_key_env: env[t.api_key_env] for t in chain if env.get(t.api_key_env, "").strip()
+        }
+        sim_url = env.get("UNDERSTUDY_SIM_URL") or None
+        tiers, left_out = split_by_keys(chain, keys, sim_url=sim_url, chain_file=chain_file)
         return cls(
             tiers=tiers,
+            left_out=left_out,
             chain_file=chain_file,
             api_keys=keys,
             data_dir=data_dir,
             database_url=database_url,
-            sim_url=(env.get("UNDERSTUDY_SIM_URL") or None),
+            sim_url=sim_url,
             admin_password=env.get("UNDERSTUDY_ADMIN_PASSWORD") or None,
             secret_key=env.get("UNDERSTUDY_SECRET_KEY") or None,
             max_message_chars=_int(env, "UNDERSTUDY_MAX_MESSAGE_CHARS", 32_000),
@@ -123,6 +126,28 @@ class Settings:
             redis_url=env.get("UNDERSTUDY_REDIS_URL") or None,
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
         )
+
+
+def split_by_keys(
+    chain: tuple[TierConfig, ...],
+    keys: Mapping[str, str],
+    *,
+    sim_url: str | None,
+    chain_file: Path,
+) -> tuple[tuple[TierConfig, ...], tuple[TierConfig, ...]]:
+    """(tiers that run, tiers left out). On a simulator (``sim_url``, or no key at all: demo
+    mode) every tier runs; with real keys, only those whose key is set."""
+    if sim_url or not keys:
+        return chain, ()
+    running = tuple(t for t in chain if t.api_key_env in keys)
+    left_out = tuple(t for t in chain if t.api_key_env not in keys)
+    if not running:
+        variables = ", ".join(sorted({t.api_key_env for t in chain}))
+        raise ConfigError(
+            f"{chain_file}: no tier can run, none of its keys is set ({variables}). Set at least "
+            "one of them, or unset every API key to run on the simulated upstream."
+        )
+    return running, left_out
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:

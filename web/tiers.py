@@ -28,8 +28,9 @@ class Tier:
 
 
 def build_tiers(settings: Settings) -> tuple[Tier, ...]:
-    """Every tier at the simulator when ``sim_url`` is set, else at its provider with its key;
-    a missing key is a ConfigError that says which variable to set."""
+    """The running tiers (``settings.tiers``: Settings left out those without a key) at the
+    simulator when ``sim_url`` is set, else at their provider with their key. A running tier
+    without its key (Settings made by hand) is a ConfigError that says which variable to set."""
     if not settings.sim_url:
         for config in settings.tiers:
             if settings.key_for(config) is None:

@@ -21,9 +21,19 @@ from web.providers.base import (
     Usage,
 )
 from web.providers.openai_provider import OpenAIProvider
+from web.settings import Timeouts
 from web.sim.replies import reply_text
 
-from support.engine import GPT, REPLY_TOKENS, SHORT, SONNET, Upstream
+from support.engine import (
+    GPT,
+    GPT_TIER,
+    REPLY_TOKENS,
+    SHORT,
+    SONNET,
+    SONNET_TIER,
+    Upstream,
+    run_turn,
+)
 from support.wall import (
     ANTHROPIC_START,
     OPENAI_DONE,
@@ -200,13 +210,32 @@ async def test_anthropic_text_with_unicode_line_separators_survives() -> None:
     assert items[0] == TextDelta(text)
 
 
-async def test_openai_finish_reason_without_done_is_truncated() -> None:
-    body = (
-        openai_chunk({"role": "assistant", "content": ""})
-        + openai_chunk({"content": "Hello"})
-        + openai_chunk({}, "stop")
-        + OPENAI_USAGE
-    )
+OPENAI_WHOLE = (
+    openai_chunk({"role": "assistant", "content": ""})
+    + openai_chunk({"content": "Hello"})
+    + openai_chunk({}, "stop")
+    + OPENAI_USAGE
+)
+"""A whole OpenAI reply without its [DONE]."""
+SLOW_READS = Timeouts(connect_s=1.0, first_token_s=30.0, idle_s=30.0, total_s=60.0)
+"""The read backstop far away: only the grace can end a silent stream quickly."""
+
+
+@pytest.mark.parametrize("end", [True, False], ids=["clean-end", "held-open"])
+async def test_openai_finish_reason_and_usage_without_done_is_a_whole_reply(end: bool) -> None:
+    async with Wall(OPENAI_WHOLE, end=end) as wall:
+        provider = OpenAIProvider(
+            api_key="k", base_url=wall.url, timeouts=SLOW_READS, done_grace_s=0.05
+        )
+        items = await asyncio.wait_for(drain(provider, GPT), 5)  # not the 30 s backstop
+        if not end:
+            await asyncio.wait_for(wall.hung_up.wait(), 1.0)  # and the stream was closed
+        await provider.aclose()
+    assert items == [TextDelta("Hello"), Usage(4, 2, "req_wall", stop_reason="stop")]
+
+
+async def test_openai_finish_reason_without_usage_or_done_is_truncated() -> None:
+    body = openai_chunk({"content": "Hello"}) + openai_chunk({}, "stop")
     async with Wall(body, end=True) as wall:
         provider = OpenAIProvider(api_key="k", base_url=wall.url, timeouts=SHORT)
         error, items = await failure(provider, GPT)
@@ -214,6 +243,49 @@ async def test_openai_finish_reason_without_done_is_truncated() -> None:
     assert error.kind is ErrorKind.TRUNCATED
     assert "[DONE]" in error.message
     assert items == [TextDelta("Hello")]
+
+
+async def test_openai_whole_reply_held_open_by_the_simulator(upstream: Upstream) -> None:
+    await upstream.fault(GPT, "no_terminator", tail="keep", hold_s=30)
+    provider = OpenAIProvider(
+        api_key="k", base_url=f"{upstream.url}/openai/v1", timeouts=SLOW_READS, done_grace_s=0.05
+    )
+    items = await asyncio.wait_for(drain(provider, GPT), 5)
+    await provider.aclose()
+    *texts, usage = items
+    assert "".join(t.text for t in texts if isinstance(t, TextDelta)) == reply_text(
+        GPT, "and the second one?", REPLY_TOKENS
+    )
+    assert isinstance(usage, Usage) and usage.stop_reason == "stop"
+
+
+async def test_openai_without_the_tail_is_still_truncated(upstream: Upstream) -> None:
+    await upstream.fault(GPT, "no_terminator")  # no finish_reason, no usage, no [DONE]
+    provider = OpenAIProvider(
+        api_key="k", base_url=f"{upstream.url}/openai/v1", timeouts=SHORT, done_grace_s=0.05
+    )
+    error, _ = await failure(provider, GPT)
+    await provider.aclose()
+    assert error.kind is ErrorKind.TRUNCATED
+
+
+async def test_a_whole_reply_held_open_completes_on_its_tier_in_the_chain(
+    upstream: Upstream,
+) -> None:
+    await upstream.fault(GPT, "no_terminator", tail="keep", hold_s=30)
+    chain = upstream.chain((GPT_TIER, SONNET_TIER))
+    try:
+        turn = await run_turn(chain, limit_s=10)  # the stream is held open for 30 s
+    finally:
+        await chain.aclose()
+    assert turn.completed.tier.model == GPT and turn.completed.degraded_reason is None
+    assert turn.completed.stop_reason == "stop"
+    assert await upstream.requests() == {GPT: 1}
+
+
+def test_the_grace_stays_under_the_idle_timeout() -> None:
+    assert OpenAIProvider(api_key="k", timeouts=SLOW_READS).done_grace_s == 1.0
+    assert OpenAIProvider(api_key="k", timeouts=SHORT).done_grace_s == 0.25
 
 
 async def test_openai_content_filter_finish_reason() -> None:

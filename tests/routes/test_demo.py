@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,3 +135,30 @@ async def test_the_panel_refuses_a_host_that_is_not_loopback(demo_app: FastAPI) 
             headers={"host": "evil.example"},
         )
     assert reply.status_code == 421
+
+
+async def test_the_default_chains_gemini_tier_is_in_the_panel_and_answers(
+    demo_app: FastAPI,
+) -> None:
+    async with _visitor(demo_app, "127.0.0.1") as local:
+        page = (await local.get("/")).text
+        assert re.findall(r'data-testid="outage-(\w+)"', page) == [
+            "panel",
+            "sonnet",
+            "haiku",
+            "openai",
+            "gemini",
+        ]
+        reply = await local.post(
+            "/demo/outage",
+            data={"csrf_token": csrf_of(page), "tier": "gemini", "mode": "overloaded"},
+            headers={"hx-request": "true"},
+        )
+        assert reply.status_code == 200
+    sim = AppState.of(demo_app).sim_client
+    assert sim is not None
+    (fault,) = (await sim.get("/faults")).json()
+    assert (fault["model"], fault["status"]) == ("gemini-3.5-flash", 503)  # UNAVAILABLE
+    # The embedded simulator knows the Gemini tier's model: the tier is not a 404 in the demo.
+    models = (await sim.get("/models")).json()["models"]
+    assert models["gemini-3.5-flash"]["context_window"] == 1_048_576

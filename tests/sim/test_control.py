@@ -27,6 +27,7 @@ from web.sim.limits import (
     MAX_PROFILES,
     MAX_REPLY_TOKENS,
     MAX_RETRY_AFTER_S,
+    MAX_SEED,
     MAX_TEXT_CHARS,
     MAX_TOKENS_PER_S,
     shown,
@@ -95,6 +96,8 @@ async def test_post_fault_returns_201_with_id_and_it_hits_requests(
         (b'{"model": "m", "kind": "explode"}', '"kind" must be one of'),
         (b'{"model": "m", "kind": "cut", "after_tokens": -1}', '"after_tokens" must be >= 0'),
         (b'{"kind": "reset"}', '"model" is required'),
+        (b'{"model": "m", "kind": "reset", "probability": -1}', '"probability" must be >= 0'),
+        (b'{"model": "m", "kind": "reset", "seed": 1}', '"seed" only applies with'),
     ],
 )
 @bounded(5)
@@ -330,6 +333,14 @@ PAST_BOUNDS = [
         MAX_TEXT_CHARS,
     ),
     ("/faults", {"model": "m" * 201, "kind": "reset"}, "model", MAX_MODEL_CHARS),
+    (
+        "/faults",
+        {"model": "m", "kind": "reset", "probability": 0.5, "seed": 2**64},
+        "seed",
+        MAX_SEED,
+    ),
+    ("/faults", {"model": "m", "kind": "no_terminator", "hold_s": 601}, "hold_s", MAX_DELAY_S),
+    ("/faults", {"model": "m", "kind": "reset", "probability": 1.01}, "probability", 1),
     ("/models", {"model": "m" * 201, "reply_tokens": 5}, "model", MAX_MODEL_CHARS),
 ]
 

@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from web.sim.faults import KINDS, FaultError, FaultRegistry, parse_fault
+from web.sim.faults import KINDS, FaultError, FaultOutOfBounds, FaultRegistry, parse_fault
+from web.sim.limits import MAX_DELAY_S, MAX_SEED
 
 from .clock import FakeClock
 
@@ -27,6 +28,14 @@ from .clock import FakeClock
         ({"model": "m", "kind": "malformed", "n": 0}, '"n" must be >= 1'),
         ({"model": "m", "kind": "reset", "count": 0}, '"count" must be a whole number >= 1'),
         ({"model": "m", "kind": "reset", "count": "2"}, '"count" must be a whole number >= 1'),
+        ({"model": "m", "kind": "reset", "probability": -0.1}, '"probability" must be >= 0'),
+        ({"model": "m", "kind": "reset", "probability": "half"}, '"probability" must be a number'),
+        ({"model": "m", "kind": "reset", "probability": True}, '"probability" must be a number'),
+        ({"model": "m", "kind": "reset", "seed": 3}, '"seed" only applies with a "probability"'),
+        ({"model": "m", "kind": "reset", "probability": 0.5, "seed": -1}, '"seed" must be >= 0'),
+        ({"model": "m", "kind": "reset", "probability": 0.5, "seed": 1.5}, "a whole number"),
+        ({"model": "m", "kind": "no_terminator", "tail": "most"}, '"tail" must be one of drop'),
+        ({"model": "m", "kind": "no_terminator", "hold_s": -1}, '"hold_s" must be >= 0'),
     ],
 )
 def test_invalid_faults_say_what_is_wrong(data: Any, message: str) -> None:
@@ -131,3 +140,58 @@ def test_ids_are_not_used_up_by_invalid_faults() -> None:
     with pytest.raises(FaultError):
         registry.add({"model": "m", "kind": "explode"})
     assert registry.add({"model": "m", "kind": "reset"}).id == "f1"
+
+
+def test_probability_seed_and_hold_s_have_upper_bounds() -> None:
+    with pytest.raises(FaultOutOfBounds, match=r'"probability" must be <= 1'):
+        parse_fault({"model": "m", "kind": "reset", "probability": 1.5}, "")
+    with pytest.raises(FaultOutOfBounds, match=r'"seed" must be <= 18446744073709551615'):
+        parse_fault({"model": "m", "kind": "reset", "probability": 0.5, "seed": MAX_SEED + 1}, "")
+    with pytest.raises(FaultOutOfBounds, match='"hold_s" must be <= 600'):
+        parse_fault({"model": "m", "kind": "no_terminator", "hold_s": MAX_DELAY_S + 1}, "")
+
+
+def _hits(registry: FaultRegistry, requests: int) -> list[bool]:
+    return [registry.take("m", stream=True).outcome != "ok" for _ in range(requests)]
+
+
+def test_a_seeded_probability_hits_the_same_share_of_requests_every_time() -> None:
+    runs = []
+    for _ in range(2):
+        registry = FaultRegistry()
+        registry.add({"model": "m", "kind": "reset", "probability": 0.05, "seed": 42})
+        runs.append(_hits(registry, 2000))
+    assert runs[0] == runs[1]
+    assert 60 <= sum(runs[0]) <= 140  # 5 % of 2000, give or take what one seed draws
+    (fault,) = registry.list()
+    assert fault.hits == sum(runs[0])
+    other = FaultRegistry()
+    other.add({"model": "m", "kind": "reset", "probability": 0.05, "seed": 43})
+    assert _hits(other, 2000) != runs[0]
+
+
+def test_probability_edges_and_a_count_used_up_only_by_hits() -> None:
+    registry = FaultRegistry()
+    registry.add({"model": "m", "kind": "reset", "probability": 0})
+    assert _hits(registry, 50) == [False] * 50
+    registry.clear()
+    registry.add({"model": "m", "kind": "reset", "probability": 1, "seed": 1})
+    assert _hits(registry, 5) == [True] * 5
+    registry.clear()
+    registry.add({"model": "m", "kind": "reset", "probability": 0.5, "seed": 7, "count": 3})
+    assert sum(_hits(registry, 100)) == 3
+    assert registry.list() == []
+
+
+def test_a_miss_leaves_the_request_to_the_next_matching_fault() -> None:
+    registry = FaultRegistry()
+    registry.add({"model": "m", "kind": "reset", "probability": 0.5, "seed": 5})
+    registry.add({"model": "*", "kind": "hang"})
+    outcomes = {registry.take("m", stream=True).outcome for _ in range(40)}
+    assert outcomes == {"reset", "hang"}
+
+
+def test_probability_and_seed_are_shown_with_the_fault() -> None:
+    fault = parse_fault({"model": "m", "kind": "reset", "probability": 0.25, "seed": 9}, "f1")
+    assert (fault.to_json()["probability"], fault.to_json()["seed"]) == (0.25, 9)
+    assert "probability" not in parse_fault({"model": "m", "kind": "reset"}, "f2").to_json()

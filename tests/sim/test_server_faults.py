@@ -398,6 +398,25 @@ async def test_openai_no_terminator_ends_without_finish_reason_or_done(sim: SimS
     assert not seen.terminated
 
 
+@bounded(5)
+async def test_openai_no_terminator_keeping_the_tail_misses_only_done(sim: SimServer) -> None:
+    fault(sim, "openai", "no_terminator", tail="keep")
+    seen = await call(sim, "openai")
+    assert seen.error is None
+    assert seen.deltas == expected_tokens("openai")
+    assert seen.finish_reason == "stop"
+    assert not seen.terminated
+
+
+@bounded(5)
+async def test_no_terminator_can_hold_the_body_open(sim: SimServer) -> None:
+    fault(sim, "openai", "no_terminator", tail="keep", hold_s=30)
+    seen = await call(sim, "openai", client_timeout=0.3)
+    assert isinstance(seen.error, openai.APITimeoutError)  # silent after the usage chunk
+    assert seen.finish_reason == "stop"
+    assert seen.deltas == expected_tokens("openai")
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 @bounded(5)
 async def test_no_terminator_leaves_non_stream_requests_alone(

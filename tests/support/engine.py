@@ -35,6 +35,7 @@ from web.tiers import Tier
 SONNET = "claude-sonnet-4-6"
 HAIKU = "claude-haiku-4-5-20251001"
 GPT = "gpt-5.5"
+GEMINI = "gemini-3.5-flash"
 REPLY_TOKENS = 30
 FAST = ModelProfile(
     first_token_s=0.0, tokens_per_s=5000.0, reply_tokens=REPLY_TOKENS, context_window=200_000
@@ -71,6 +72,9 @@ HAIKU_TIER = tier(
 )
 GPT_TIER = tier(
     "openai", "openai", GPT, "GPT-5.5", "fallback provider", "OPENAI_API_KEY", window=400_000
+)
+GEMINI_TIER = tier(
+    "gemini", "gemini", GEMINI, "Gemini", "fallback provider", "GEMINI_API_KEY", window=1_048_576
 )
 DEFAULT_TIERS = (SONNET_TIER, HAIKU_TIER, GPT_TIER)
 

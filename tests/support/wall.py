@@ -88,6 +88,33 @@ OPENAI_USAGE = (
 OPENAI_DONE = b"data: [DONE]\n\n"
 
 
+def gemini_chunk(
+    text: str | None = None,
+    finish_reason: str | None = None,
+    *,
+    usage: bool = False,
+    content: dict[str, Any] | None = None,
+    **extra: Any,
+) -> bytes:
+    """One Gemini stream event (CRLF-separated, as Gemini sends them); no candidate at all when
+    neither text, content nor a finish reason is given."""
+    data: dict[str, Any] = {"responseId": "resp_wall", **extra}
+    if text is not None or content is not None or finish_reason is not None:
+        candidate: dict[str, Any] = {"index": 0}
+        if content is not None or text is not None:
+            candidate["content"] = content or {"parts": [{"text": text}], "role": "model"}
+        if finish_reason is not None:
+            candidate["finishReason"] = finish_reason
+        data["candidates"] = [candidate]
+    if usage:
+        data["usageMetadata"] = {
+            "promptTokenCount": 4,
+            "candidatesTokenCount": 2,
+            "totalTokenCount": 6,
+        }
+    return f"data: {json.dumps(data)}\r\n\r\n".encode()
+
+
 def _chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
@@ -103,6 +130,8 @@ class Wall:
         self.body = body
         self.end = end
         self.hung_up = asyncio.Event()
+        self.heads: list[str] = []
+        """Each request's line and headers, as received."""
         self.url = ""
         self._server: asyncio.Server | None = None
 
@@ -125,6 +154,7 @@ class Wall:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
+            self.heads.append(head.decode("latin-1"))
             match = _LENGTH.search(head)
             await reader.readexactly(int(match.group(1)) if match else 0)
             writer.write(

@@ -30,4 +30,14 @@ def _openai(api_key: str, base_url: str | None, timeouts: Timeouts) -> Provider:
     return OpenAIProvider(api_key=api_key, base_url=base_url, timeouts=timeouts)
 
 
-PROVIDERS: Mapping[str, ProviderFactory] = {"anthropic": _anthropic, "openai": _openai}
+def _gemini(api_key: str, base_url: str | None, timeouts: Timeouts) -> Provider:
+    from web.providers.gemini_provider import GeminiProvider
+
+    return GeminiProvider(api_key=api_key, base_url=base_url, timeouts=timeouts)
+
+
+PROVIDERS: Mapping[str, ProviderFactory] = {
+    "anthropic": _anthropic,
+    "openai": _openai,
+    "gemini": _gemini,
+}

@@ -83,6 +83,9 @@ class AnthropicProvider:
 class _StreamState:
     """What the event sequence has shown so far."""
 
+    whole = False
+    """Nothing but message_stop proves the reply complete: stop_reason may come without it."""
+
     def __init__(self, request_id: str | None) -> None:
         self.request_id = request_id
         self.done = False

@@ -3,9 +3,12 @@ everything else.
 
 The SDK sends the request and raises its typed errors for HTTP error statuses; the SSE body is read
 by :func:`web.providers.wire.stream_sse` through this module's chunk handling, because the SDK's
-iterator swallows ``data: [DONE]``: a reply counts only when a ``finish_reason`` and ``[DONE]``
-were both seen, else it is TRUNCATED. Error codes decide the kind: ``insufficient_quota`` will not
-heal by waiting, unlike ``rate_limit_exceeded``.
+iterator swallows ``data: [DONE]``. A reply is whole once its ``finish_reason`` and the usage chunk
+have come: ``[DONE]`` is then only a formality, waited for ``done_grace_s`` (about a second, and
+never more than half the idle timeout) before the reply is accepted and the stream closed, so a
+proxy or server that holds the stream open costs neither the reply nor the idle timeout. Without
+both, a stream that ends is TRUNCATED. Error codes decide the kind: ``insufficient_quota`` will
+not heal by waiting, unlike ``rate_limit_exceeded``.
 """
 
 from __future__ import annotations
@@ -48,18 +51,30 @@ _TYPE_KINDS = {
 }
 
 
+DONE_GRACE_S = 1.0
+"""How long a whole reply waits for ``[DONE]``."""
+
+
 class OpenAIProvider:
     name = "openai"
 
     def __init__(
-        self, *, api_key: str, base_url: str | None = None, timeouts: Timeouts | None = None
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        timeouts: Timeouts | None = None,
+        done_grace_s: float = DONE_GRACE_S,
     ) -> None:
+        timeouts = timeouts or Timeouts()
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
-            timeout=wire.http_timeout(timeouts or Timeouts()),
+            timeout=wire.http_timeout(timeouts),
         )
+        # Under the chain's idle timeout, which would otherwise end a whole reply as a failure.
+        self.done_grace_s = min(done_grace_s, timeouts.idle_s / 2)
         self.base_url = str(self._client.base_url)
 
     async def aclose(self) -> None:
@@ -84,6 +99,7 @@ class OpenAIProvider:
             ),
             _StreamState,
             _ERRORS,
+            grace_s=self.done_grace_s,
         )
 
 
@@ -93,6 +109,7 @@ class _StreamState:
     def __init__(self, request_id: str | None) -> None:
         self.request_id = request_id
         self.done = False
+        self.usage_seen = False
         self.finish_reason: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
@@ -109,6 +126,7 @@ class _StreamState:
             raise _stream_error(payload["error"], self.request_id)
         usage = payload.get("usage")
         if isinstance(usage, dict):
+            self.usage_seen = True
             self.input_tokens = _tokens(usage, "prompt_tokens")
             self.output_tokens = _tokens(usage, "completion_tokens")
         choices = payload.get("choices")
@@ -129,11 +147,17 @@ class _StreamState:
                 self.finish_reason = reason
         return text
 
+    @property
+    def whole(self) -> bool:
+        return self.finish_reason is not None and self.usage_seen
+
     def finish(self) -> Usage:
         if self.finish_reason is None:
             raise wire.truncated("ended without a finish_reason", request_id=self.request_id)
-        if not self.done:
-            raise wire.truncated("ended without data: [DONE]", request_id=self.request_id)
+        if not self.done and not self.whole:
+            raise wire.truncated(
+                "ended without the usage chunk or data: [DONE]", request_id=self.request_id
+            )
         if self.finish_reason == "content_filter":
             raise ProviderError(
                 ErrorKind.CONTENT_POLICY,

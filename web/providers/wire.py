@@ -1,6 +1,7 @@
-"""What both provider adapters share: the streaming loop (:func:`stream_sse`), a byte-level SSE
-reader, the SDK-exception ladder (:func:`normalise`) and error classification helpers. Each adapter
-keeps only its own event handling (a :class:`StreamState`) and its error-kind mapping.
+"""What the provider adapters share: the streaming loop (:func:`stream_sse`, Anthropic and OpenAI),
+a byte-level SSE reader, the SDK-exception ladder (:func:`normalise`) and error classification
+helpers (Gemini's too). Each adapter keeps only its own event handling (a :class:`StreamState`)
+and its error-kind mapping.
 
 The adapters let the official SDK build, authenticate and send the request (and turn HTTP error
 statuses into its typed errors), then read the streamed body themselves: that is the only way to
@@ -176,6 +177,12 @@ class StreamState(Protocol):
         """The terminating event was seen: stop reading (the rest of the body is drained)."""
         ...
 
+    @property
+    def whole(self) -> bool:
+        """Everything the reply needs has come and only the terminator itself is missing (OpenAI:
+        finish_reason and usage). Always False for a format whose terminator is required."""
+        ...
+
     def handle(self, event: ServerEvent) -> str | None:
         """Text to emit, if any. Raises ProviderError for error events and malformed data."""
         ...
@@ -201,9 +208,15 @@ async def stream_sse(
     open_response: Callable[[], AbstractAsyncContextManager[SdkResponse]],
     new_state: Callable[[str | None], StreamState],
     errors: SdkErrors,
+    *,
+    grace_s: float | None = None,
 ) -> AsyncIterator[StreamItem]:
     """Send the request (``open_response``), read its SSE body through the provider's state, and
-    turn every failure into ProviderError. One generator layer, driven directly by the chain."""
+    turn every failure into ProviderError. One generator layer, driven directly by the chain.
+
+    ``grace_s``: once the state is ``whole``, how long to wait for the terminator before taking
+    the reply as it is (a silence, a dropped connection or a clean end then all accept it: the
+    reply was delivered, and must neither be thrown away nor wait for the idle timeout)."""
     request_id: str | None = None
     try:
         async with open_response() as response:
@@ -211,7 +224,24 @@ async def stream_sse(
             state = new_state(request_id)
             reader = SSEReader()
             chunks = response.http_response.aiter_bytes()
-            async for chunk in chunks:
+            while True:
+                waiting = grace_s is not None and state.whole
+                try:
+                    if waiting:
+                        async with asyncio.timeout(grace_s):
+                            chunk = await anext(chunks)
+                    else:
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    for event in reader.flush():
+                        text = state.handle(event)
+                        if text:
+                            yield TextDelta(text)
+                    break
+                except (TimeoutError, httpx2.HTTPError, httpx2.StreamError):
+                    if not waiting:
+                        raise
+                    break  # the response closes its connection as the block exits
                 for event in reader.feed(chunk):
                     text = state.handle(event)
                     if text:
@@ -219,11 +249,6 @@ async def stream_sse(
                 if state.done:
                     await drain(chunks)
                     break
-            else:
-                for event in reader.flush():
-                    text = state.handle(event)
-                    if text:
-                        yield TextDelta(text)
             yield state.finish()
     except ProviderError:
         raise

@@ -1,6 +1,7 @@
 """/admin: the degraded/failed turns page with stats and tier mix, the CSV export, one turn.
 
-    GET /admin                  the dashboard (filters in the query string, see admin_filters)
+    GET /admin                  the dashboard: the tiers that run and those left out for want of
+                                a key, stats, tier mix, the turns (filters: see admin_filters)
     GET /admin/degraded.csv     the same list, every page, as CSV
     GET /admin/turns/{id}       one turn: every attempt in order, and its conversation
 
@@ -32,6 +33,7 @@ from web.db.tier_mix import tier_mix
 from web.deps import SessionsDep, SettingsDep, state_of
 from web.errors import NotFound
 from web.health import tier_health
+from web.lineup import LineUp
 from web.providers.base import ErrorKind
 from web.routes.admin_chart import build_chart
 from web.routes.admin_filters import RANGES, Filters
@@ -84,6 +86,7 @@ async def dashboard(
         "admin/dashboard.html",
         {
             "page": page,
+            "lineup": LineUp.of(settings),
             "stats": stats,
             "charts": [
                 build_chart(hourly, "Tier mix, last 24 hours (per hour)"),

@@ -49,7 +49,8 @@ class Mode:
 
 
 def _overloaded_status(tier: TierConfig) -> int:
-    # Anthropic says 529 overloaded_error; OpenAI has no such status and answers 503.
+    # Anthropic says 529 overloaded_error; OpenAI has no such status and answers 503, and so
+    # does Gemini (UNAVAILABLE, "the model is overloaded").
     return 529 if tier.provider == "anthropic" else 503
 
 

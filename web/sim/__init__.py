@@ -1,4 +1,5 @@
-"""The simulated upstream: Anthropic and OpenAI wire formats with fault injection (web.sim.server).
+"""The simulated upstream: Anthropic, OpenAI and Gemini wire formats with fault injection
+(web.sim.server).
 
 How a client reaches it: each provider's SDK ``base_url`` is the simulator's URL plus
 ``SIM_PATHS[provider]``, and the key it sends is always ``SIM_PLACEHOLDER_KEY``: real keys never
@@ -7,7 +8,7 @@ travel to a simulator (it may be remote, over plain HTTP).
 
 from __future__ import annotations
 
-SIM_PATHS = {"anthropic": "/anthropic", "openai": "/openai/v1"}
+SIM_PATHS = {"anthropic": "/anthropic", "openai": "/openai/v1", "gemini": "/gemini/"}
 SIM_PLACEHOLDER_KEY = "sim-placeholder-key"
 
 

@@ -6,7 +6,15 @@ from typing import Any
 
 from web.sim.http import Request
 from web.sim.replies import count_tokens
-from web.sim.wire import InvalidCall, ModelCall, Reply, compact_json, random_id, text_of
+from web.sim.wire import (
+    InvalidCall,
+    ModelCall,
+    Reply,
+    body_model,
+    compact_json,
+    random_id,
+    text_of,
+)
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -56,6 +64,9 @@ class AnthropicWire:
             return True
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and bool(token.strip())
+
+    def model_of(self, request: Request) -> str | None:
+        return body_model(request)
 
     def parse(self, request: Request, request_id: str) -> ModelCall:
         try:
@@ -212,8 +223,16 @@ class AnthropicWire:
         return f"event: content_block_delta\ndata: {whole[: len(whole) // 2]}\n\n".encode()
 
     def stream_end(
-        self, call: ModelCall, message_id: str, output_tokens: int, stop: bool, terminated: bool
+        self,
+        call: ModelCall,
+        message_id: str,
+        output_tokens: int,
+        stop: bool,
+        terminated: bool,
+        keep_tail: bool = False,
     ) -> list[bytes]:
+        # Without the terminator the tail still comes (message_delta has the stop_reason): the
+        # trap of a stop_reason without message_stop. `keep_tail` changes nothing here.
         usage = {"input_tokens": call.input_tokens, "output_tokens": output_tokens}
         frames = [
             _frame("content_block_stop", {"type": "content_block_stop", "index": 0}),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from web.sim.server import SimServer
 
 MESSAGE_ID_PREFIX = {"anthropic": ("msg_01", 22), "openai": ("chatcmpl-", 29)}
+"""The body's message id; a format without one of its own (Gemini) uses the request id."""
 INLINE_TOKENS = 2_000
 """Replies up to this many tokens are made on the event loop (~1.5 ms); longer ones in a thread."""
 YIELD_EVERY = 64
@@ -50,8 +51,11 @@ class Exchange:
         self.loop = asyncio.get_running_loop()
         self.started = self.loop.time()
         self.request_id = dialect.new_request_id()
-        prefix, length = MESSAGE_ID_PREFIX[dialect.provider]
-        self.message_id = random_id(prefix, length)
+        if dialect.provider in MESSAGE_ID_PREFIX:
+            prefix, length = MESSAGE_ID_PREFIX[dialect.provider]
+            self.message_id = random_id(prefix, length)
+        else:
+            self.message_id = self.request_id
 
     async def run(self) -> bool:
         dialect, rid = self.dialect, self.request_id
@@ -122,7 +126,7 @@ class Exchange:
         return True
 
     def _log(self, call: ModelCall | None, plan: Plan, status: int | None) -> None:
-        model = call.model if call is not None else _peek_model(self.request)
+        model = call.model if call is not None else self.dialect.model_of(self.request)
         stream = call.stream if call is not None else False
         self.sim.log.add(
             LoggedRequest(
@@ -242,18 +246,12 @@ class Exchange:
             writer.write(chunk(dialect.stream_error(error_type, plan.message, self.request_id)))
         else:
             for frame in dialect.stream_end(
-                call, self.message_id, len(tokens), stop, plan.terminated
+                call, self.message_id, len(tokens), stop, plan.terminated, plan.keep_tail
             ):
                 emit(frame)
+            if plan.hold_s:
+                await writer.drain()
+                await asyncio.sleep(plan.hold_s)
         writer.write(LAST_CHUNK)
         await writer.drain()
         return True
-
-
-def _peek_model(request: Request) -> str | None:
-    try:
-        body = request.json()
-    except ValueError:
-        return None
-    model = body.get("model") if isinstance(body, dict) else None
-    return model if isinstance(model, str) else None

@@ -2,6 +2,10 @@
 
 A fault is ``{"model": "<id or *>", "kind": K, ...params, "count": N or null}``. ``count`` is how
 many requests it hits (null: until deleted). When several faults match a request, the oldest wins.
+An optional ``probability`` (0-1) makes a fault hit only that share of the requests it matches,
+drawn per request (a miss leaves the request to the next matching fault and uses up no ``count``);
+with a ``seed`` the draws are the same sequence every time, so a benchmark hits the same requests
+on every run.
 Each kind turns into a :class:`Plan`, the one description of "what goes wrong" that both the
 streaming and the non-streaming responders follow, in each provider's own wire format:
 
@@ -16,7 +20,9 @@ streaming and the non-streaming responders follow, in each provider's own wire f
                       after `after_tokens` deltas when `n` is not given
     no_terminator     streams only: the whole text, then the body ends cleanly without the
                       terminator (Anthropic: no message_stop; OpenAI: no finish_reason chunk,
-                      no usage chunk, no [DONE])
+                      no usage chunk, no [DONE]; Gemini: no finishReason chunk). OpenAI with
+                      `tail` "keep": finish_reason and usage come, only [DONE] is missing.
+                      `hold_s`: the body stays open, silent, that long before it ends
     flap              HTTP `status` (default 503) for `down_s` seconds from when it was set,
                       then the fault is gone (seconds on the registry's clock)
 
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +56,7 @@ from web.sim.limits import (
     MAX_FAULTS,
     MAX_MODEL_CHARS,
     MAX_RETRY_AFTER_S,
+    MAX_SEED,
     MAX_TEXT_CHARS,
     OutOfBounds,
     shown,
@@ -89,6 +97,10 @@ class Plan:
     malformed_after: int | None = None
     """Used when `malformed_event` is None: the delta after this many good ones is malformed."""
     terminated: bool = True
+    keep_tail: bool = False
+    """no_terminator: what comes before the terminator still comes (OpenAI: finish, usage)."""
+    hold_s: float = 0.0
+    """no_terminator: how long the body stays open, silent, after its last frame."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,8 @@ class Param:
     maximum: float | None = None
     range_is_bound: bool = False
     """Below `minimum` is out of bounds too (an HTTP status outside 400-599), not just invalid."""
+    choices: tuple[str, ...] = ()
+    """For a "str": the only values allowed (none: any text up to `maximum` characters)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,8 @@ def _malformed(plan: Plan, p: Mapping[str, Any]) -> None:
 
 def _no_terminator(plan: Plan, p: Mapping[str, Any]) -> None:
     plan.terminated = False
+    plan.keep_tail = p["tail"] == "keep"
+    plan.hold_s = p["hold_s"]
 
 
 _STATUS = Param("int", required=True, minimum=400, maximum=599, range_is_bound=True)
@@ -157,6 +173,8 @@ _AFTER = Param("int", default=3, minimum=0, maximum=MAX_AFTER_TOKENS)
 _DELAY = Param("number", required=True, minimum=0, maximum=MAX_DELAY_S)
 _TEXT = Param("str", maximum=MAX_TEXT_CHARS)
 _ERROR_TEXT = {"code": _TEXT, "error_type": _TEXT, "message": _TEXT}
+_PROBABILITY = Param("number", minimum=0, maximum=1)
+_SEED = Param("int", minimum=0, maximum=MAX_SEED)
 
 KINDS: dict[str, Kind] = {
     "status": Kind({"status": _STATUS, "retry_after": _RETRY_AFTER, **_ERROR_TEXT}, _status),
@@ -173,7 +191,14 @@ KINDS: dict[str, Kind] = {
     "malformed": Kind(
         {"n": Param("int", minimum=1, maximum=MAX_EVENT_INDEX), "after_tokens": _AFTER}, _malformed
     ),
-    "no_terminator": Kind({}, _no_terminator, stream_only=True),
+    "no_terminator": Kind(
+        {
+            "tail": Param("str", default="drop", choices=("drop", "keep")),
+            "hold_s": replace(_DELAY, required=False, default=0.0),
+        },
+        _no_terminator,
+        stream_only=True,
+    ),
     "flap": Kind(
         {
             "status": replace(_STATUS, required=False, default=503),
@@ -197,6 +222,18 @@ class Fault:
     hits: int = 0
     set_at: float = field(default=0.0, repr=False)
     """When the registry stored it, on the registry's clock (a flap's down_s starts here)."""
+    probability: float | None = None
+    """The share of matching requests it hits (None: every one)."""
+    seed: int | None = None
+    _draws: random.Random = field(default_factory=random.Random, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.seed is not None:
+            self._draws = random.Random(self.seed)
+
+    def draw(self) -> bool:
+        """Whether it hits this request (always, without a probability). Under the registry lock."""
+        return self.probability is None or self._draws.random() < self.probability
 
     def expired(self, now: float) -> bool:
         down_s = self.params.get("down_s")
@@ -209,6 +246,8 @@ class Fault:
             "kind": self.kind,
             **self.params,
             "count": self.count,
+            **({} if self.probability is None else {"probability": self.probability}),
+            **({} if self.seed is None else {"seed": self.seed}),
             "hits": self.hits,
             "created": self.created,
         }
@@ -232,9 +271,9 @@ def parse_fault(data: object, fault_id: str) -> Fault:
     if kind_name not in KINDS:
         raise FaultError(f'"kind" must be one of {", ".join(KINDS)}; got {kind_name!r}')
     kind = KINDS[kind_name]
-    unknown = sorted(set(data) - {"model", "kind", "count", *kind.params})
+    unknown = sorted(set(data) - {"model", "kind", *COMMON, *kind.params})
     if unknown:
-        allowed = ", ".join(["count", *kind.params]) or "count"
+        allowed = ", ".join([*COMMON, *kind.params])
         raise FaultError(
             f"unknown field(s) for {kind_name}: {', '.join(unknown)}; allowed: {allowed}"
         )
@@ -243,8 +282,28 @@ def parse_fault(data: object, fault_id: str) -> Fault:
         raise FaultError('"count" must be a whole number >= 1, or null for "until deleted"')
     if count is not None and count > MAX_COUNT:
         raise FaultOutOfBounds(f'"count" must be <= {MAX_COUNT}, or null for "until deleted"')
+    probability, seed = _share(data.get("probability"), data.get("seed"))
     params = {name: _check(name, spec, data.get(name)) for name, spec in kind.params.items()}
-    return Fault(id=fault_id, model=model, kind=kind_name, params=params, count=count)
+    return Fault(
+        id=fault_id,
+        model=model,
+        kind=kind_name,
+        params=params,
+        count=count,
+        probability=probability,
+        seed=seed,
+    )
+
+
+COMMON = ("count", "probability", "seed")
+"""Fields every kind accepts besides its own."""
+
+
+def _share(probability: Any, seed: Any) -> tuple[float | None, int | None]:
+    if seed is not None and probability is None:
+        raise FaultError('"seed" only applies with a "probability"')
+    chance = _check("probability", _PROBABILITY, probability)
+    return (None if chance is None else float(chance)), _check("seed", _SEED, seed)
 
 
 def _check(name: str, spec: Param, value: Any) -> Any:
@@ -255,6 +314,8 @@ def _check(name: str, spec: Param, value: Any) -> Any:
     if spec.kind == "str":
         if not isinstance(value, str) or not value:
             raise FaultError(f'"{name}" must be a non-empty string')
+        if spec.choices and value not in spec.choices:
+            raise FaultError(f'"{name}" must be one of {", ".join(spec.choices)}; got {value!r}')
         if spec.maximum is not None and len(value) > spec.maximum:
             raise FaultOutOfBounds(f'"{name}" must be at most {shown(spec.maximum)} characters')
         return value
@@ -322,6 +383,8 @@ class FaultRegistry:
                     continue
                 if KINDS[fault.kind].stream_only and not stream:
                     continue
+                if not fault.draw():
+                    continue  # this request is in the share the fault spares
                 fault.hits += 1
                 if fault.count is not None:
                     fault.count -= 1

@@ -22,6 +22,8 @@ MAX_AFTER_TOKENS = MAX_REPLY_TOKENS
 MAX_EVENT_INDEX = MAX_REPLY_TOKENS + 16
 """malformed `n`: a data event of the longest reply (a few more for the start and end events)."""
 MAX_COUNT = 1_000_000
+MAX_SEED = 2**64 - 1
+"""A fault's `seed`: any 64-bit number; a longer one is work for nothing."""
 MAX_TEXT_CHARS = 1_000
 """code, error_type and message of a fault."""
 MAX_MODEL_CHARS = 200

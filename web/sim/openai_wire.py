@@ -7,7 +7,15 @@ from typing import Any
 
 from web.sim.http import Request
 from web.sim.replies import count_tokens
-from web.sim.wire import InvalidCall, ModelCall, Reply, compact_json, random_id, text_of
+from web.sim.wire import (
+    InvalidCall,
+    ModelCall,
+    Reply,
+    body_model,
+    compact_json,
+    random_id,
+    text_of,
+)
 
 # status -> (type, code, message)
 ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -70,6 +78,9 @@ class OpenAIWire:
     def has_key(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and bool(token.strip())
+
+    def model_of(self, request: Request) -> str | None:
+        return body_model(request)
 
     def parse(self, request: Request, request_id: str) -> ModelCall:
         try:
@@ -245,15 +256,23 @@ class OpenAIWire:
         return f"data: {whole[: len(whole) // 2]}\n\n".encode()
 
     def stream_end(
-        self, call: ModelCall, message_id: str, output_tokens: int, stop: bool, terminated: bool
+        self,
+        call: ModelCall,
+        message_id: str,
+        output_tokens: int,
+        stop: bool,
+        terminated: bool,
+        keep_tail: bool = False,
     ) -> list[bytes]:
-        # A realistic truncation loses the whole tail: finish_reason chunk, usage chunk, [DONE].
-        if not terminated:
+        # A realistic truncation loses the whole tail: finish_reason chunk, usage chunk, [DONE];
+        # `keep_tail` loses only [DONE], as a proxy that holds the stream open does.
+        if not terminated and not keep_tail:
             return []
         frames = [self._chunk(call, message_id, self._choice({}, "stop" if stop else "length"))]
         if call.include_usage:
             frames.append(self._chunk(call, message_id, [], self._usage(call, output_tokens)))
-        frames.append(b"data: [DONE]\n\n")
+        if terminated:
+            frames.append(b"data: [DONE]\n\n")
         return frames
 
     def stream_error(self, error_type: str, message: str | None, request_id: str) -> bytes:

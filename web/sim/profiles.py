@@ -88,15 +88,25 @@ DEMO_PROFILES = {
     "gpt-5.5": ModelProfile(
         first_token_s=0.45, tokens_per_s=95.0, reply_tokens=90, context_window=400_000
     ),
+    "gemini-3.5-flash": ModelProfile(
+        first_token_s=0.35, tokens_per_s=110.0, reply_tokens=90, context_window=1_048_576
+    ),
 }
+LOCAL_MODELS = frozenset({"llama3.2:3b", "qwen3:8b", "Qwen/Qwen3-8B"})
+"""Ids as local OpenAI-compatible servers name their models (Ollama, vLLM), for a tier with a
+``base_url`` pointed at the simulator's OpenAI path."""
 BUILTIN_MODELS = frozenset(
     {
         *DEMO_PROFILES,
+        *LOCAL_MODELS,
         "claude-opus-4-5",
         "claude-sonnet-4-5",
         "gpt-5.5-mini",
         "gpt-4.1",
         "gpt-4o-mini",
+        "gemini-3.1-flash-lite",
+        "gemini-3.1-pro-preview",
+        "gemini-2.5-flash",
     }
 )
 

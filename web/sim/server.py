@@ -1,7 +1,11 @@
-"""The simulated upstream: Anthropic Messages and OpenAI Chat Completions on one raw HTTP/1.1 port.
+"""The simulated upstream: Anthropic Messages, OpenAI Chat Completions and Gemini generateContent
+on one raw HTTP/1.1 port.
 
     POST /anthropic/v1/messages          AsyncAnthropic(base_url=f"{url}/anthropic")
     POST /openai/v1/chat/completions     AsyncOpenAI(base_url=f"{url}/openai/v1")
+    POST /gemini/v1beta/models/{model}:streamGenerateContent?alt=sse   (and :generateContent)
+                                         genai.Client(http_options=HttpOptions(
+                                             base_url=f"{url}/gemini/", api_version="v1beta"))
     /faults, /requests, /models          the control routes (see web.sim.control)
 
 This module owns the listener and the connections (keep-alive, clean shutdown); one model request
@@ -27,6 +31,7 @@ from web.sim.anthropic_wire import AnthropicWire
 from web.sim.control import ControlAPI, control_app, is_control_path
 from web.sim.exchange import Exchange
 from web.sim.faults import Clock, FaultRegistry
+from web.sim.gemini_wire import GeminiWire, model_in_path
 from web.sim.http import (
     BadRequest,
     Request,
@@ -46,6 +51,13 @@ DIALECTS: dict[str, Dialect] = {
     "/anthropic/v1/messages": AnthropicWire(),
     "/openai/v1/chat/completions": OpenAIWire(),
 }
+GEMINI = GeminiWire()
+
+
+def dialect_for(path: str) -> Dialect | None:
+    """The wire format a model path speaks: by the whole path, or Gemini's model-in-path."""
+    path = path.rstrip("/")
+    return DIALECTS.get(path) or (GEMINI if model_in_path(path) else None)
 
 
 class SimServer:
@@ -156,7 +168,7 @@ class SimServer:
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """Answer one request; False when the connection must not be reused."""
-        dialect = DIALECTS.get(request.path.rstrip("/"))
+        dialect = dialect_for(request.path)
         if dialect is not None:
             if request.method != "POST":
                 writer.write(
@@ -197,7 +209,8 @@ async def _serve(host: str, port: int) -> None:
     await sim.start(host, port)
     logger.info(
         "simulated upstream on %s  (anthropic base_url %s/anthropic, openai base_url %s/openai/v1, "
-        "control: %s/faults /requests /models)",
+        "gemini base_url %s/gemini/, control: %s/faults /requests /models)",
+        sim.url,
         sim.url,
         sim.url,
         sim.url,

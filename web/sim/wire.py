@@ -71,6 +71,10 @@ class Dialect(Protocol):
 
     def has_key(self, request: Request) -> bool: ...
 
+    def model_of(self, request: Request) -> str | None:
+        """The model a request names, read without validating it (for the request log)."""
+        ...
+
     def parse(self, request: Request, request_id: str) -> ModelCall:
         """Validate the JSON body; raise InvalidCall with the provider's 400."""
         ...
@@ -113,12 +117,29 @@ class Dialect(Protocol):
     def stream_malformed(self, text: str) -> bytes: ...
 
     def stream_end(
-        self, call: ModelCall, message_id: str, output_tokens: int, stop: bool, terminated: bool
+        self,
+        call: ModelCall,
+        message_id: str,
+        output_tokens: int,
+        stop: bool,
+        terminated: bool,
+        keep_tail: bool = False,
     ) -> list[bytes]:
-        """Frames after the last delta; without the terminator when `terminated` is False."""
+        """Frames after the last delta; without the terminator when `terminated` is False, and
+        then without what comes before it too unless `keep_tail` (a format that has a tail)."""
         ...
 
     def stream_error(self, error_type: str, message: str | None, request_id: str) -> bytes: ...
+
+
+def body_model(request: Request) -> str | None:
+    """The body's "model", for formats that name it there."""
+    try:
+        body = request.json()
+    except ValueError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
 
 
 def text_of(content: Any) -> str:
