@@ -6,7 +6,7 @@
     GET  /c/{id}                            a conversation (a reply that landed in it is now seen)
     GET  /conversations?before=...          older conversations: sidebar items (htmx) or a page
     POST /c/{id}/messages                   a message: the user's turn is committed, a reply starts
-    GET  /c/{id}/turns/{turn}/stream        SSE: the reply so far, then live updates, then "done"
+    GET  /c/{id}/turns/{turn}/stream        SSE (web.routes.stream): the reply so far, then updates
     POST /c/{id}/turns/{turn}/stop          cancel the reply, keep its partial text
     POST /c/{id}/turns/{turn}/skip          stop waiting for the tier being asked: ask the next
     POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
@@ -14,7 +14,8 @@
     GET  /degraded-banner                   the degraded-mode banner (polled by the page)
     GET  /healthz
 
-Delete and its undo are web.routes.trash; the sidebar's refresh is web.routes.sidebar.
+Delete and its undo are web.routes.trash; the sidebar's refresh is web.routes.sidebar; the
+reply stream is web.routes.stream.
 
 POSTs need the session's CSRF token. htmx requests get fragments; plain form posts get redirects.
 The prompt only ever travels in POST bodies: the stream URL names a turn, never its text.
@@ -24,13 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from web.db import chat as db
 from web.db import sidebar
@@ -51,7 +49,7 @@ from web.deps import (
 )
 from web.errors import Conflict, Invalid, TooLarge, TooMany
 from web.health import banner_text, tier_health
-from web.live import LiveTurn, Subscription
+from web.live import LiveTurn
 from web.providers.base import ChatRequest
 from web.routes.admin_render import NO_STORE
 from web.routes.demo import outage_context
@@ -59,7 +57,7 @@ from web.routes.sidebar import list_context
 from web.runner import TurnJob
 from web.settings import Settings
 from web.trash import UndoOffer
-from web.views import Replies, ReplyView, from_live
+from web.views import Replies, from_live
 
 router = APIRouter()
 
@@ -68,9 +66,6 @@ BUSY = (
     "A reply is still being written in this conversation. Wait for it to finish or press Stop, "
     "then send again. Your message is still in the box."
 )
-SSE_PING_S = 15
-BODY_INTERVAL_S = 0.1
-"""The body of a streaming reply is re-rendered at most this often (markdown so far)."""
 
 
 def check_message(content: str, settings: Settings) -> str:
@@ -250,92 +245,6 @@ async def send_message(
     user = {"id": message_id, "content": text, "created_at": new.created_at}
     html = views.render("_exchange.html", user=user, r=from_live(live), status="Generating…")
     return HTMLResponse(html)
-
-
-@router.get("/c/{conversation_id}/turns/{turn_id}/stream")
-async def stream_turn(
-    request: Request,
-    conversation_id: str,
-    turn_id: str,
-    owner: OwnerDep,
-    sessions: SessionsDep,
-    runner: RunnerDep,
-) -> EventSourceResponse:
-    views = replies_of(request)
-    subscription = runner.live_turns.subscribe(turn_id)
-    if subscription is not None and subscription.turn.conversation_id == conversation_id:
-        await db.get_conversation(sessions, owner, conversation_id)
-        return EventSourceResponse(_events(views, subscription), ping=SSE_PING_S)
-    # Ended: replay the stored final state and close. Never call a model from here.
-    row = await db.get_turn(sessions, owner, conversation_id, turn_id)
-    final = views.settled(row.turn, row.reply)
-    return EventSourceResponse(_replay(views, final), ping=SSE_PING_S)
-
-
-async def _replay(views: Replies, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
-    yield ServerSentEvent(views.done_fragment(final), event="done")
-
-
-async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
-    """The reply so far, then what changes, then "done".
-
-    "snapshot" replaces the whole reply: when it connects, and when the tier whose text is shown
-    changes (its first text, or a restart). "update" swaps parts into the reply on the page: the
-    status line while a tier is waited for, and the body, re-rendered from the text so far at
-    most every ``BODY_INTERVAL_S`` (the first text is never held), so markdown shows as it
-    streams with no reflow at the end.
-    """
-    reply = subscription.turn
-    shown = _Shown.of(reply)
-    yield ServerSentEvent(views.reply_fragment(from_live(reply)), event="snapshot")
-    async for batch in subscription.updates:
-        for update in batch:
-            reply.apply(update)
-        if reply.finished:
-            yield ServerSentEvent(views.done_fragment(from_live(reply)), event="done")
-            return
-        now = _Shown.of(reply)
-        events = _changes(views, reply, shown, now)
-        shown = now
-        for event in events:
-            yield event
-        if now.text_len and any(e.event == "update" for e in events):
-            await asyncio.sleep(BODY_INTERVAL_S)
-
-
-@dataclass(frozen=True)
-class _Shown:
-    """What a watcher's page shows of a reply, to tell which parts an update changed."""
-
-    tier: str | None
-    reason: str | None
-    waiting: int | None
-    text_len: int
-
-    @classmethod
-    def of(cls, reply: LiveTurn) -> _Shown:
-        waiting = reply.waiting
-        return cls(
-            reply.tier.name if reply.tier else None,
-            reply.reason,
-            waiting.attempt if waiting else None,
-            sum(len(p) for p in reply.parts),
-        )
-
-
-def _changes(views: Replies, reply: LiveTurn, before: _Shown, now: _Shown) -> list[ServerSentEvent]:
-    view = from_live(reply)
-    if (now.tier, now.reason) != (before.tier, before.reason):
-        events = [ServerSentEvent(views.reply_fragment(view, quiet=True), event="snapshot")]
-        if view.status:  # announced: the region is on the page, empty, before it gets its text
-            html = views.update_fragment(view, status=True, body=False)
-            events.append(ServerSentEvent(html, event="update"))
-        return events
-    status = now.waiting != before.waiting
-    body = now.text_len != before.text_len
-    if not (status or body):
-        return []
-    return [ServerSentEvent(views.update_fragment(view, status=status, body=body), event="update")]
 
 
 async def _owned_turn(

@@ -1,0 +1,113 @@
+"""The reply stream: GET /c/{id}/turns/{turn}/stream (SSE).
+
+A live turn streams its state so far, then what changes, then "done"; a turn that has ended
+replays its stored final state and closes. Never a model call from here: the runner owns the
+turn, and a watcher only follows it (so a reload or a second tab costs nothing upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from web.db import chat as db
+from web.deps import OwnerDep, RunnerDep, SessionsDep
+from web.live import LiveTurn, Subscription
+from web.routes.chat import replies_of
+from web.views import Replies, ReplyView, from_live
+
+router = APIRouter()
+
+SSE_PING_S = 15
+BODY_INTERVAL_S = 0.1
+"""The body of a streaming reply is re-rendered at most this often (markdown so far)."""
+
+
+@router.get("/c/{conversation_id}/turns/{turn_id}/stream")
+async def stream_turn(
+    request: Request,
+    conversation_id: str,
+    turn_id: str,
+    owner: OwnerDep,
+    sessions: SessionsDep,
+    runner: RunnerDep,
+) -> EventSourceResponse:
+    views = replies_of(request)
+    subscription = runner.live_turns.subscribe(turn_id)
+    if subscription is not None and subscription.turn.conversation_id == conversation_id:
+        await db.get_conversation(sessions, owner, conversation_id)
+        return EventSourceResponse(_events(views, subscription), ping=SSE_PING_S)
+    # Ended: replay the stored final state and close. Never call a model from here.
+    row = await db.get_turn(sessions, owner, conversation_id, turn_id)
+    final = views.settled(row.turn, row.reply)
+    return EventSourceResponse(_replay(views, final), ping=SSE_PING_S)
+
+
+async def _replay(views: Replies, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
+    yield ServerSentEvent(views.done_fragment(final), event="done")
+
+
+async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+    """The reply so far, then what changes, then "done".
+
+    "snapshot" replaces the whole reply: when it connects, and when the tier whose text is shown
+    changes (its first text, or a restart). "update" swaps parts into the reply on the page: the
+    status line while a tier is waited for, and the body, re-rendered from the text so far at
+    most every ``BODY_INTERVAL_S`` (the first text is never held), so markdown shows as it
+    streams with no reflow at the end.
+    """
+    reply = subscription.turn
+    shown = _Shown.of(reply)
+    yield ServerSentEvent(views.reply_fragment(from_live(reply)), event="snapshot")
+    async for batch in subscription.updates:
+        for update in batch:
+            reply.apply(update)
+        if reply.finished:
+            yield ServerSentEvent(views.done_fragment(from_live(reply)), event="done")
+            return
+        now = _Shown.of(reply)
+        events = _changes(views, reply, shown, now)
+        shown = now
+        for event in events:
+            yield event
+        if now.text_len and any(e.event == "update" for e in events):
+            await asyncio.sleep(BODY_INTERVAL_S)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What a watcher's page shows of a reply, to tell which parts an update changed."""
+
+    tier: str | None
+    reason: str | None
+    waiting: int | None
+    text_len: int
+
+    @classmethod
+    def of(cls, reply: LiveTurn) -> _Shown:
+        waiting = reply.waiting
+        return cls(
+            reply.tier.name if reply.tier else None,
+            reply.reason,
+            waiting.attempt if waiting else None,
+            sum(len(p) for p in reply.parts),
+        )
+
+
+def _changes(views: Replies, reply: LiveTurn, before: _Shown, now: _Shown) -> list[ServerSentEvent]:
+    view = from_live(reply)
+    if (now.tier, now.reason) != (before.tier, before.reason):
+        events = [ServerSentEvent(views.reply_fragment(view, quiet=True), event="snapshot")]
+        if view.status:  # announced: the region is on the page, empty, before it gets its text
+            html = views.update_fragment(view, status=True, body=False)
+            events.append(ServerSentEvent(html, event="update"))
+        return events
+    status = now.waiting != before.waiting
+    body = now.text_len != before.text_len
+    if not (status or body):
+        return []
+    return [ServerSentEvent(views.update_fragment(view, status=status, body=body), event="update")]
