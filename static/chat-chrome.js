@@ -27,6 +27,12 @@
   var pollTimer = null;
   var inFlight = false;
   var again = false;
+  var failures = 0; // polls that could not reach the server: each doubles the wait (to 16x)
+
+  // A reply's stream (static/stream.js) has lost the server: asking for the list would only fail.
+  function offline() {
+    return document.querySelector('.turn-stream[data-connection="waiting"], .turn-stream[data-connection="retrying"]') !== null;
+  }
 
   function list() { return byId("conversation-list"); }
 
@@ -43,7 +49,10 @@
     // As deep as the user opened it with "Show older"; focus stays on a link (same id).
     query.set("shown", String(el.querySelectorAll("li[data-conversation]").length));
     var url = el.getAttribute("data-sidebar-url") + "?" + query.toString();
-    htmx.ajax("GET", url, { target: "#conversation-list", swap: "outerHTML" }).finally(function () {
+    htmx.ajax("GET", url, { target: "#conversation-list", swap: "outerHTML" }).then(
+      function () { failures = 0; },
+      function () { failures = Math.min(failures + 1, 4); }
+    ).then(function () {
       inFlight = false;
       if (again) { again = false; refreshSidebar(); } else schedulePoll();
     });
@@ -52,10 +61,11 @@
   function schedulePoll() {
     var el = list();
     if (pollTimer || inFlight || !el || !el.querySelector('[data-activity="writing"]')) return;
-    var ms = parseInt(el.getAttribute("data-poll-ms") || "2000", 10);
+    var ms = parseInt(el.getAttribute("data-poll-ms") || "2000", 10) * Math.pow(2, failures);
     pollTimer = setTimeout(function () {
       pollTimer = null;
-      if (!document.hidden) refreshSidebar(); // a hidden tab asks again when shown
+      if (offline()) schedulePoll(); // the stream says when the server is back
+      else if (!document.hidden) refreshSidebar(); // a hidden tab asks again when shown
     }, ms);
   }
 
