@@ -1,4 +1,4 @@
-"""Model output to HTML: markdown rendered once a reply is final, then sanitised.
+"""Model output to HTML: markdown rendered as a reply streams and once it is final, then sanitised.
 
 Model output is untrusted (it echoes whatever a prompt or a web page put in it). markdown-it-py
 runs with ``html=False`` so raw HTML in the text stays text; nh3 then removes anything that is not
