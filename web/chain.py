@@ -187,7 +187,8 @@ class Chain:
                     if admission.verdict is Verdict.SKIP and not await self._last_resort(
                         index, turn
                     ):
-                        turn.skipped(tier, admission)
+                        if not retried:  # a retry of a try that just opened it: that try says why
+                            turn.skipped(tier, admission)
                         break
                     probe = admission.verdict is not Verdict.PASS
                 attempt = turn.begin(tier)
