@@ -183,12 +183,15 @@ def report(run: Run, models: Mapping[str, str], args: argparse.Namespace, app_lo
     )
     print(
         f"faults: {sum(faults.periods.values())} periods ({_counts(faults.periods)}); "
-        f"{len(faults.applied)} faults set: {_counts(faults.kinds)}"
+        f"{len(faults.applied)} faults set, on {_counts(faults.by_tier)}"
     )
-    hit = Counter({k: n for k, n in run.sim_outcomes.items() if k != "ok"})
+    kinds = ", ".join(
+        f"{kind} {n} ({run.sim_outcomes.get(kind, 0)})" for kind, n in faults.kinds.most_common()
+    )
+    print(f"  by kind (model requests they hit): {kinds}")
     print(
         f"model requests (simulator log): {sum(run.sim_outcomes.values())}, "
-        f"{run.sim_outcomes.get('ok', 0)} healthy; hit by a fault: {_counts(hit) or 'none'}"
+        f"{run.sim_outcomes.get('ok', 0)} healthy"
     )
     actions = Counter(r.action.value for r in records)
     new = sum(r.new_conversation for r in records)
@@ -217,7 +220,7 @@ def report(run: Run, models: Mapping[str, str], args: argparse.Namespace, app_lo
     if spans:
         print(
             f"message to final event: {_seconds(spans)}, longest {max(spans):.1f} s "
-            f"(hung past {args.deadline + args.margin:g} s)"
+            f"(a request open {args.deadline + args.margin:g} s after its message is hung)"
         )
     for line in (run.errors + faults.errors + verdict.notes)[:SHOWN]:
         print(f"  note: {line}")
