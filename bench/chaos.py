@@ -69,6 +69,7 @@ class Run:
     pages: int
     errors: list[str]
     seconds: float
+    failed_skips: list[tuple[float, frozenset[str]]]
 
 
 def chain_file(path: Path, *, first_token_s: float, deadline_s: float) -> dict[str, str]:
@@ -151,15 +152,26 @@ async def chaos(
     records = [r for s in sessions for r in s.records]
     expected = Expected(models, args.reply_tokens)
     verdict = Verdict()
-    turns, verdict.attempts = read_turn_log(database)
-    prompts = {turn.id: turn.prompt for turn in turns}
-    check_turn_log(turns, records, expected, verdict)
+    log = read_turn_log(database)
+    verdict.attempts = log.attempts
+    prompts = {turn.id: turn.prompt for turn in log.turns}
+    check_turn_log(log.turns, records, expected, verdict)
     check_streams(records, expected, prompts, verdict)
     pages = await check_pages(sessions, expected, prompts, http_log, verdict)
     verdict.http_5xx = http_log.server_error_count
     errors = [e for s in sessions for e in s.errors]
     await asyncio.gather(*(s.aclose() for s in sessions))
-    return Run(records, faults, http_log, verdict, sim_outcomes, pages, errors, seconds)
+    return Run(
+        records,
+        faults,
+        http_log,
+        verdict,
+        sim_outcomes,
+        pages,
+        errors,
+        seconds,
+        log.failed_skips,
+    )
 
 
 def _seconds(values: list[float]) -> str:
@@ -212,6 +224,16 @@ def report(run: Run, models: Mapping[str, str], args: argparse.Namespace, app_lo
     for (tier, outcome), n in verdict.attempts.items():
         tried.setdefault(tier, Counter())[outcome] = n
     print("attempts: " + "; ".join(f"{t} {_counts(c)}" for t, c in tried.items()))
+    failed = sum(n for (_, status), n in verdict.statuses.items() if status == "failed")
+    healthy_skipped = sum(
+        1
+        for when, tiers in run.failed_skips
+        if (faulted := faults.faulted_at(when)) is not None and tiers - faulted
+    )
+    print(
+        f"failed turns: {failed}; {len(run.failed_skips)} skipped a tier whose breaker was "
+        f"open, {healthy_skipped} of them one that had no fault set when the turn started"
+    )
     for tier in models:
         ttft = [r.ttft_s for r in records if r.state == "done" and r.tier == tier]
         shown = [t for t in ttft if t is not None]

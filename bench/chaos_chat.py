@@ -304,6 +304,8 @@ class ChatSession:
             try:
                 async with asyncio.timeout(act_after):
                     await self._follow(record, path)
+            except httpx.TransportError as exc:  # reconnected below, as EventSource would
+                self.errors.append(f"turn {record.turn_id}: stream {type(exc).__name__}: {exc}")
             except TimeoutError:
                 # Our own timer, not the hard limit (that one is outside and still running).
                 record.reloaded = True

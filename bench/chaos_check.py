@@ -28,9 +28,10 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from chaos_chat import CSRF, REPLY, ChatSession, HttpLog, TurnRecord, raw_text
+from chaos_chat import CSRF, REPLY, Action, ChatSession, HttpLog, TurnRecord, raw_text
 
 from web.sim.replies import reply_text
 from web.status import FINAL_STATUSES, TurnStatus
@@ -108,7 +109,17 @@ class Expected:
         return f"is not {tier}'s reply ({len(text)} characters: {text[:80]!r}…)"
 
 
-def read_turn_log(database: Path) -> tuple[list[LoggedTurn], Counter[tuple[str, str]]]:
+@dataclass(frozen=True)
+class TurnLog:
+    turns: list[LoggedTurn]
+    attempts: Counter[tuple[str, str]]
+    """(tier, outcome) -> how many attempts."""
+    failed_skips: list[tuple[float, frozenset[str]]]
+    """Failed turns that left tiers out because their breakers were open: (Unix start time,
+    those tiers)."""
+
+
+def read_turn_log(database: Path) -> TurnLog:
     """Every turn with its prompt and reply, and the attempts per (tier, outcome); read-only."""
     # A read-only connection: the bench must not be able to change what it checks.
     db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
@@ -124,6 +135,10 @@ def read_turn_log(database: Path) -> tuple[list[LoggedTurn], Counter[tuple[str, 
         ).fetchall()
         attempts = db.execute(
             "SELECT tier, outcome, count(*) FROM attempts GROUP BY tier, outcome"
+        ).fetchall()
+        skipped = db.execute(
+            "SELECT t.id, t.started_at, a.tier FROM turns t JOIN attempts a ON a.turn_id = t.id "
+            "WHERE t.status = 'failed' AND a.outcome = 'skipped'"
         ).fetchall()
     finally:
         db.close()
@@ -141,7 +156,14 @@ def read_turn_log(database: Path) -> tuple[list[LoggedTurn], Counter[tuple[str, 
         )
         for turn_id, status, tier, conversation, user_message_id, message, text in turns
     ]
-    return logged, Counter({(tier, outcome): n for tier, outcome, n in attempts})
+    counted = Counter({(tier, outcome): n for tier, outcome, n in attempts})
+    skips: dict[str, tuple[float, set[str]]] = {}
+    for turn_id, started_at, tier in skipped:
+        # SQLite keeps UTC times as text without their zone (web.db.models.UTCDateTime).
+        when = datetime.fromisoformat(started_at).replace(tzinfo=UTC).timestamp()
+        skips.setdefault(turn_id, (when, set()))[1].add(tier)
+    failed_skips = [(when, frozenset(tiers)) for when, tiers in skips.values()]
+    return TurnLog(logged, counted, failed_skips)
 
 
 @dataclass(frozen=True)
@@ -231,6 +253,10 @@ def check_turn_log(
             verdict.notes.append(
                 f"{record.message!r} was refused ({record.accepted}) but has turn {logged[0].id}"
             )
+        cut = (TurnStatus.STOPPED, TurnStatus.INTERRUPTED)
+        if logged and logged[0].status in cut and record.action is not Action.STOP:
+            # Nobody pressed Stop, and no server was stopped.
+            verdict.notes.append(f"turn {logged[0].id} is {logged[0].status} unasked")
         if len(logged) > 1:
             verdict.notes.append(f"{record.message!r} has {len(logged)} turns (expected one)")
         if logged and record.turn_id not in (None, logged[0].id):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -205,7 +206,18 @@ class FaultLog:
     kinds: Counter[str] = field(default_factory=Counter)
     by_tier: Counter[str] = field(default_factory=Counter)
     applied: list[tuple[float, Fault]] = field(default_factory=list)
+    timeline: list[tuple[float, frozenset[str]]] = field(default_factory=list)
+    """(Unix time, the tiers with a fault from then on), to hold against the turn log."""
     errors: list[str] = field(default_factory=list)
+
+    def faulted_at(self, when: float) -> frozenset[str] | None:
+        """The tiers that had a fault set at Unix time ``when`` (None: before the first period)."""
+        tiers = None
+        for start, faulted in self.timeline:
+            if start > when:
+                break
+            tiers = faulted
+        return tiers
 
 
 async def fault_loop(
@@ -227,10 +239,12 @@ async def fault_loop(
                 continue
     finally:
         await _clear(sim, faults)
+        faults.timeline.append((time.time(), frozenset()))
 
 
 async def _replace(sim: httpx.AsyncClient, period: Period, faults: FaultLog, now: float) -> None:
     await _clear(sim, faults)
+    faults.timeline.append((time.time(), frozenset(f.tier for f in period.faults)))
     for fault in period.faults:
         answer = await sim.post("/faults", json=fault.body())
         if answer.status_code != 201:

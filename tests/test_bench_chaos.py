@@ -85,7 +85,7 @@ async def test_the_expected_prompt_is_what_the_app_sends_the_model(tmp_path: Pat
                 await record_outcome(sessions, new.turn_id, outcome)
     finally:
         await engine.dispose()
-    turns, _ = read_turn_log(database)
+    turns = read_turn_log(database).turns
     assert {t.id: t.prompt for t in turns} == sent
     assert "one\n\nmessage 2" in sent.values()  # the case that matters did happen
 
