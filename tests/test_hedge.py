@@ -61,6 +61,9 @@ class Held:
     """Text sent before waiting."""
     slow_s: float = 0.0
     """How long it takes before anything (after ``first``, if any): a slow upstream."""
+    closing: asyncio.Event | None = None
+    """If set, closing its stream waits for this (a slow close), after setting ``closing_begun``."""
+    closing_begun: asyncio.Event = field(default_factory=asyncio.Event)
     opened: int = 0
     closed: int = 0
     name: str = "held"
@@ -79,6 +82,9 @@ class Held:
             yield ProviderDelta("Hello")
             yield Usage(3, 1, "req")
         finally:
+            if self.closing is not None:
+                self.closing_begun.set()
+                await self.closing.wait()
             self.closed += 1
             self.ended.set()
 
@@ -523,6 +529,26 @@ async def test_stop_during_a_hedge_closes_and_records_both_tries() -> None:
         ("sonnet", AttemptOutcome.CANCELLED),
     ]
     assert len(timeline) == 2  # one record each
+    assert (sonnet.closed, haiku.closed) == (1, 1)
+
+
+async def test_stop_while_the_loser_is_being_closed_still_records_each_try_once() -> None:
+    sonnet, haiku = Held(closing=asyncio.Event()), answering()
+    timeline: Timeline = []
+    events = chain_of(sonnet, haiku, answering()).run(REQUEST, on_attempt=timeline.append)
+    assert isinstance(await anext(events), TierStarted)
+    reading = asyncio.get_running_loop().create_task(anext(events))
+    await asyncio.wait_for(sonnet.closing_begun.wait(), 10)  # Haiku won; Sonnet is closing
+    reading.cancel()  # Stop, right then
+    assert sonnet.closing is not None
+    sonnet.closing.set()
+    await asyncio.wait([reading])
+    await events.aclose()
+    assert [(r.tier.name, r.outcome, r.error_message) for r in records(timeline).values()] == [
+        ("sonnet", AttemptOutcome.CANCELLED, "lost the hedge to Haiku"),
+        ("haiku", AttemptOutcome.CANCELLED, None),
+    ]
+    assert len(timeline) == 2  # one record each, none twice
     assert (sonnet.closed, haiku.closed) == (1, 1)
 
 

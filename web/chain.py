@@ -219,9 +219,10 @@ class Chain:
                     ErrorKind.SERVER_ERROR, f"unexpected {type(exc).__name__}: {exc}"
                 )
             except BaseException:  # the consumer went away: aclose() or cancellation
-                cancelled = turn.end(current.attempt, AttemptOutcome.CANCELLED)
-                if current.probe:  # free the probe now, not when it times out (nothing to await)
-                    self._report_later(cancelled, True)
+                if race is None or not race.recorded(current):
+                    cancelled = turn.end(current.attempt, AttemptOutcome.CANCELLED)
+                    if current.probe:  # free the probe now, not when it times out
+                        self._report_later(cancelled, True)
                 raise
             finally:
                 control._end()

@@ -126,6 +126,8 @@ class _Lane:
     soft: float
     """Loop time: its first-token limit."""
     recorded: bool = False
+    stopping: bool = False
+    """Its read task was cancelled (once: a second cancel would cut its stream's own cleanup)."""
 
 
 @dataclass(eq=False)
@@ -146,6 +148,8 @@ class Race:
     """The tries still running, the shown one first."""
     _held: list[AttemptRecord] = field(default_factory=list, init=False)
     _wake: asyncio.Future[None] | None = field(default=None, init=False)
+    _recorded: set[int] = field(default_factory=set, init=False)
+    """Attempt numbers the race has recorded."""
 
     def __post_init__(self) -> None:
         self._lanes.append(self._lane(self.first))
@@ -160,6 +164,11 @@ class Race:
             return await self._step()
         finally:
             self._flush()
+
+    def recorded(self, run: Try) -> bool:
+        """The race has recorded how ``run`` ended (the chain must not record it again, even
+        when the consumer goes away in the middle of a step)."""
+        return run.number in self._recorded
 
     async def close(self, keep: Try) -> None:
         """The chain is done with the race, however it ended: stop every read still going, close
@@ -278,6 +287,7 @@ class Race:
     def _hold(self, lane: _Lane, record: AttemptRecord) -> None:
         """Record ``lane``'s end now; the turn hears of it when this step returns."""
         lane.recorded = True
+        self._recorded.add(lane.run.number)
         self._held.append(record)
         if record.outcome is AttemptOutcome.CANCELLED:
             self.report_later(record, lane.run.probe)  # frees a probe; nothing else to count
@@ -302,7 +312,8 @@ class Race:
     async def _stop(self, lane: _Lane) -> None:
         """End the lane's read task (and with it the stream's pending read), and wait for it."""
         task = lane.task
-        if not task.done():
+        if not task.done() and not lane.stopping:
+            lane.stopping = True
             task.cancel()
         await asyncio.wait([task])
         if not task.cancelled():
