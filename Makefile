@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python bench/chain_overhead.py
 	$(BIN)/python bench/app_streams.py
 	$(BIN)/python bench/render_stream.py
+	$(BIN)/python bench/hedging.py
 
 clean:
 	rm -rf $(VENV)

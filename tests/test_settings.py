@@ -52,6 +52,41 @@ def test_max_output_tokens_is_optional_and_read_when_set(tmp_path: Path) -> None
     assert [t.max_output_tokens for t in tiers] == [300, DEFAULT_MAX_OUTPUT_TOKENS]
 
 
+def test_hedge_after_s_is_off_unless_set(tmp_path: Path) -> None:
+    text = TIER.format(name="a", provider="anthropic", key="K") + "hedge_after_s = 4\n"
+    text += TIER.format(name="b", provider="openai", key="K")
+    tiers = load_chain(chain_file(tmp_path, text))
+    assert [t.hedge_after_s for t in tiers] == [4.0, None]
+    assert all(t.hedge_after_s is None for t in load_chain(DEFAULT_CHAIN_FILE))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("hedge_after_s = 0", r"tier 1 \(line 2\): hedge_after_s must be a positive number"),
+        ('hedge_after_s = "4s"', r"hedge_after_s must be a positive number of seconds, e\.g\. 4"),
+        ("hedge_after_s = nan", r"hedge_after_s must be a positive number"),
+        ("hedge_after_s = true", r"hedge_after_s must be a positive number"),
+        (
+            "hedge_after_s = 25.0\ntimeouts = { first_token_s = 20.0 }",
+            r"hedge_after_s \(25 s\) must be shorter than timeouts\.first_token_s \(20 s\)",
+        ),
+    ],
+)
+def test_a_bad_hedge_after_s_says_how_to_fix_it(tmp_path: Path, line: str, message: str) -> None:
+    text = TIER.format(name="a", provider="anthropic", key="K") + line + "\n"
+    text += TIER.format(name="b", provider="openai", key="K")
+    with pytest.raises(ConfigError, match=message):
+        load_chain(chain_file(tmp_path, text))
+
+
+def test_the_last_tier_has_nothing_to_hedge_to(tmp_path: Path) -> None:
+    text = TIER.format(name="a", provider="anthropic", key="K")
+    text += TIER.format(name="b", provider="openai", key="K") + "hedge_after_s = 4.0\n"
+    with pytest.raises(ConfigError, match=r"tier 2 \(line 9\): hedge_after_s is set on the last"):
+        load_chain(chain_file(tmp_path, text))
+
+
 def test_a_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     path = chain_file(tmp_path, '[[tiers]]\nname = "a"\nprovider = anthropic\n')
     with pytest.raises(ConfigError, match=r"chain\.toml.*line 3.*Fix the TOML syntax"):

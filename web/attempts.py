@@ -2,18 +2,22 @@
 
 The chain (:mod:`web.chain`) decides what each try means; this module only keeps its clock, its
 text so far and its usage, so that every record is built the same way whatever ended the try.
+:class:`Try` is a started try with what it is read through: its stream, its timer, its limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from web.events import AttemptRecord, TierInfo
-from web.providers.base import ProviderError, Usage
+from web.providers.base import ProviderError, StreamItem, Usage
 from web.settings import TierConfig
-from web.status import AttemptOutcome
+from web.status import AttemptOutcome, HedgeRole
+from web.tiers import Tier
+from web.watchdog import Watchdog
 
 
 @dataclass(eq=False)
@@ -30,6 +34,7 @@ class RunningAttempt:
     first_at: float | None = None
     usage: Usage | None = None
     error: ProviderError | None = None
+    hedge: HedgeRole | None = None
 
     def __post_init__(self) -> None:
         self.start = self.loop.time()
@@ -61,4 +66,35 @@ class RunningAttempt:
             request_id=error.request_id if error else usage.request_id if usage else None,
             retry_after=error.retry_after if error else None,
             after_text=self.after_text and outcome is not AttemptOutcome.OK,
+            hedge=self.hedge,
         )
+
+
+@dataclass(eq=False)
+class Try:
+    """A started try: its attempt, the provider stream it reads (created, so nothing is sent
+    until it is first read), the timer of its waits, and where the chain stands with it."""
+
+    tier: Tier
+    index: int
+    """The tier's place in the chain."""
+    attempt: RunningAttempt
+    stream: AsyncIterator[StreamItem]
+    watchdog: Watchdog
+    hard: float
+    """Loop time past which it may not run: the tier's total limit or the turn's deadline."""
+    probe: bool
+    """It is its tier's half-open probe (the breaker must hear how it ended)."""
+    next_tier: TierInfo | None
+    """The tier the chain would ask if it were abandoned (what "Answer with ... now" offers)."""
+
+    @property
+    def number(self) -> int:
+        return self.attempt.number
+
+    async def close(self) -> None:
+        """Close its HTTP request (if it is still open) and its timer."""
+        self.watchdog.close()
+        aclose = getattr(self.stream, "aclose", None)
+        if aclose is not None:
+            await aclose()

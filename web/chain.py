@@ -38,15 +38,25 @@ Policy, all of it here:
   since when and why, so the page and the log tell the truth. A half-open breaker lets exactly
   one live try through as a probe. If every tier still worth trying is open, the one that opened
   first is tried anyway rather than refusing without trying anything.
+- Hedged first tokens (opt-in per tier, ``hedge_after_s``; :mod:`web.hedge` says how): a try
+  that has sent no text by then gets the next tier worth asking (and whose breaker lets it
+  through) started beside it, within a budget of 10 % of the tier's turns in the last minute
+  (:class:`web.hedge.HedgeBudget`). The first stream with text answers; the other is closed and
+  recorded "cancelled", lost the hedge. Consumers see only the winner: no TierStarted for a hedge
+  until it wins or is the only try left (the other failed, or the user abandoned it); the
+  winner's degraded reason says the other "was slow to answer". Never once text was shown in
+  the turn. A hedge that fails first only ends itself, and its tier is not asked again in the
+  turn; the winner goes on as any try (a failure after text moves to the tier after it).
 - The stream ends with exactly one Completed or Exhausted.
 - Every try ends in exactly one AttemptRecord, handed to ``on_attempt`` when it ends: "ok",
-  "failed", "abandoned", "skipped" (breaker open), or "cancelled" when the consumer goes away (``aclose()`` or task cancellation, which
-  also closes the upstream HTTP response). A callback and not an event, because it is the one
-  channel that also reaches a consumer that is closing the stream: a generator being closed
-  cannot yield.
+  "failed", "abandoned", "skipped" (breaker open), or "cancelled" when the consumer goes away
+  (``aclose()`` or task cancellation, which also closes the upstream HTTP response) or the try
+  lost a hedge. A callback and not an event, because it is the one channel that also reaches a
+  consumer that is closing the stream: a generator being closed cannot yield.
 
 What users read about all this (the degraded reason, the final messages) is in :mod:`web.wording`;
-how tiers are built from settings is in :mod:`web.tiers`.
+how tiers are built from settings is in :mod:`web.tiers`; what a turn keeps while it runs (its
+clock, its records, the tiers still worth trying) is in :mod:`web.turn`.
 """
 
 from __future__ import annotations
@@ -54,73 +64,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 
-from web.attempts import RunningAttempt
+from web.attempts import Try
 from web.breaker import Verdict
-from web.breaker_store import Admission, Breakers
-from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo, TierStarted
+from web.breaker_store import Breakers
+from web.control import TurnControl
+from web.events import AttemptRecord, ChainEvent, TierInfo, TierStarted
+from web.hedge import HedgeBudget, Race, Takeover
 from web.providers.base import ChatRequest, ErrorKind, ProviderError, Usage
-from web.settings import Settings, TierConfig
-from web.status import AttemptOutcome
+from web.settings import Settings
+from web.status import AttemptOutcome, HedgeRole
 from web.tiers import Tier, build_tiers
+from web.turn import AttemptSink, Turn
 from web.watchdog import Expired, Watchdog
-from web.wording import (
-    circuit_open_note,
-    degraded_reason,
-    exhausted_message,
-    final_message,
-    too_long_message,
-)
+from web.wording import final_message
 
 __all__ = ["AttemptSink", "Chain", "TurnControl"]
 
 logger = logging.getLogger(__name__)
-
-AttemptSink = Callable[[AttemptRecord], None]
 
 _MIN_ATTEMPT_S = 0.01
 """Do not start an attempt with less time than this left before the turn deadline."""
 
 _TRANSIENT = frozenset({ErrorKind.OVERLOADED, ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION})
 _FINAL = frozenset({ErrorKind.BAD_REQUEST, ErrorKind.NOT_FOUND, ErrorKind.CONTENT_POLICY})
-
-
-class TurnControl:
-    """What a user can do to a running turn besides Stop: not wait any longer for the try in
-    progress, before it has sent text, when there is a tier after it."""
-
-    def __init__(self) -> None:
-        self._attempt: RunningAttempt | None = None
-        self._watchdog: Watchdog | None = None
-        self._next: TierInfo | None = None
-        self._abandoned: set[int] = set()
-
-    def skip(self, attempt: int) -> TierInfo | None:
-        """Abandon try number ``attempt`` if it is still the one waited for; returns the tier
-        that is asked next, or None when there is nothing to skip (it already answered, it is
-        over, or it is the last tier)."""
-        running, watchdog, next_tier = self._attempt, self._watchdog, self._next
-        if running is None or watchdog is None or next_tier is None:
-            return None
-        if running.number != attempt or running.after_text:
-            return None
-        self._abandoned.add(attempt)
-        watchdog.expire_now()
-        return next_tier
-
-    def abandoned(self, attempt: int) -> bool:
-        return attempt in self._abandoned
-
-    def _begin(
-        self, attempt: RunningAttempt, watchdog: Watchdog, next_tier: TierInfo | None
-    ) -> None:
-        self._attempt, self._watchdog, self._next = attempt, watchdog, next_tier
-
-    def _end(self) -> None:
-        self._attempt = self._watchdog = self._next = None
 
 
 class Chain:
@@ -133,11 +102,13 @@ class Chain:
         retry_after_cap_s: float = 2.0,
         backoff_s: float = 0.25,
         breakers: Breakers | None = None,
+        hedge_budget: HedgeBudget | None = None,
     ) -> None:
         if not tiers:
             raise ValueError("a chain needs at least one tier")
         self._tiers = tuple(tiers)
         self._breakers = breakers
+        self._hedges = hedge_budget or HedgeBudget()
         self._reports: set[asyncio.Task[None]] = set()
         self._deadline_s = deadline_s
         self._rng = rng or random.Random()
@@ -172,124 +143,207 @@ class Chain:
         control: TurnControl | None = None,
     ) -> AsyncGenerator[ChainEvent, None]:
         """One turn. Close it with ``aclose()`` (or ``contextlib.aclosing``) if you stop early."""
-        turn = _Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt)
+        turn = Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt)
         control = control or TurnControl()
-        restart = False
-        for index, tier in enumerate(self._tiers):
-            if not turn.admits(tier.config):
-                continue
-            tier_request = replace(request, max_tokens=tier.config.max_output_tokens)
-            retried = False
-            while turn.remaining() > _MIN_ATTEMPT_S:
-                probe = False
-                if self._breakers is not None:
-                    admission = await self._breakers.admit(tier.info.name)
-                    if admission.verdict is Verdict.SKIP and not await self._last_resort(
-                        index, turn
-                    ):
-                        if not retried:  # a retry of a try that just opened it: that try says why
-                            turn.skipped(tier, admission)
-                        break
-                    probe = admission.verdict is not Verdict.PASS
-                attempt = turn.begin(tier)
-                # The attempt's stream is driven inline, not in a helper generator: every layer
-                # of async generator costs each token a few microseconds. Creating it sends nothing.
-                stream = tier.provider.stream(tier_request, tier.config.model)
-                timeouts = tier.config.timeouts
-                hard = min(turn.deadline, attempt.start + timeouts.total_s)
-                watchdog = Watchdog(turn.loop)
-                next_tier = self._next_after(index, turn)
-                control._begin(attempt, watchdog, next_tier)
-                soft = 0.0
-                try:
-                    # Inside the try: a consumer that goes away right here still gets the
-                    # attempt's "cancelled" record.
-                    yield TierStarted(
-                        tier.info,
-                        attempt.number,
-                        restart=restart,
-                        retry=retried,
-                        started_at=attempt.started_at,
-                        next=next_tier,
-                    )
-                    restart = False
-                    while True:
-                        wait = timeouts.idle_s if attempt.parts else timeouts.first_token_s
-                        soft = turn.loop.time() + wait
-                        try:
-                            item = await watchdog.next(stream, min(soft, hard))
-                        except StopAsyncIteration:
-                            break
-                        if isinstance(item, Usage):
-                            attempt.usage = item
-                        elif item.text:
-                            attempt.text(item.text)
-                            yield item
-                    if attempt.usage is None:
-                        raise ProviderError(
-                            ErrorKind.TRUNCATED, "the provider's stream ended without usage"
-                        )
-                except ProviderError as exc:
-                    attempt.error = exc
-                except Expired:
-                    if not control.abandoned(attempt.number):
-                        attempt.error = _timeout_error(attempt, turn, soft, hard)
-                except Exception as exc:  # a provider bug must not end the turn without an event
-                    logger.exception("provider %s raised a non-ProviderError", tier.info.name)
-                    attempt.error = ProviderError(
-                        ErrorKind.SERVER_ERROR, f"unexpected {type(exc).__name__}: {exc}"
-                    )
-                except BaseException:  # the consumer went away: aclose() or cancellation
-                    cancelled = turn.end(attempt, AttemptOutcome.CANCELLED)
-                    if probe:  # free the probe now, not when it times out (nothing to await)
-                        self._report_later(cancelled, probe)
-                    raise
-                finally:
-                    control._end()
-                    watchdog.close()
-                    aclose = getattr(stream, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
-
-                if control.abandoned(attempt.number):
-                    await self._report(turn.abandoned(attempt, next_tier), probe)
-                    break
-                error = attempt.error
-                if error is None:
-                    completed = turn.completed(attempt)
-                    await self._report(turn.records[-1], probe)
-                    yield completed
-                    return
-                await self._report(turn.failed(attempt, error), probe)
-                restart = attempt.after_text
-                if error.kind in _FINAL:
-                    yield turn.exhausted(final_message(tier.config, error), error.kind)
-                    return
-                waited = turn.loop.time() - attempt.start
-                # One retry, and only for a try that failed fast: one that already kept the
-                # user waiting longer than a retry would (a connection closed after seconds of
-                # silence) moves on.
-                fresh = not (retried or attempt.after_text or waited > self._retry_after_cap_s)
-                delay = self._retry_delay(error) if fresh else None
-                if delay is None or delay >= turn.remaining():
-                    turn.exclude_after(tier.config, error)
-                    break
-                retried = True
-                await asyncio.sleep(delay)
-            if turn.remaining() <= _MIN_ATTEMPT_S:
+        restart = retried = shown_text = False
+        index = 0
+        while turn.remaining() > _MIN_ATTEMPT_S:
+            found = next((i for i in range(index, len(self._tiers)) if self._admits(i, turn)), None)
+            if found is None:
                 break
+            if found != index:
+                index, retried = found, False
+            tier = self._tiers[index]
+            probe = False
+            if self._breakers is not None:
+                admission = await self._breakers.admit(tier.info.name)
+                if admission.verdict is Verdict.SKIP and not await self._last_resort(index, turn):
+                    if not retried:  # a retry of a try that just opened it: that try says why
+                        turn.skipped(tier, admission)
+                    index, retried = index + 1, False
+                    continue
+                probe = admission.verdict is not Verdict.PASS
+            current = self._begin(index, turn, request, probe)
+            race = None if shown_text else self._race(current, turn, control, request, retried)
+            control._begin(current.attempt, race or current.watchdog, current.next_tier)
+            soft = 0.0
+            try:
+                # Inside the try: a consumer that goes away right here still gets the
+                # attempt's "cancelled" record.
+                yield _started(current, restart=restart, retry=retried)
+                restart = False
+                if race is not None:
+                    while isinstance(step := await race.next(), Takeover):
+                        current = step.now
+                        control._begin(current.attempt, race, current.next_tier)
+                        yield _started(current)
+                    current = step.winner
+                    if step.unshown:
+                        yield _started(current)
+                    if step.error is not None:
+                        raise step.error
+                    if step.first is not None:
+                        yield step.first
+                # The rest is read inline, not in a helper generator: every layer of async
+                # generator costs each token a few microseconds.
+                attempt, stream, watchdog, hard = (
+                    current.attempt,
+                    current.stream,
+                    current.watchdog,
+                    current.hard,
+                )
+                timeouts = attempt.config.timeouts
+                while True:
+                    wait = timeouts.idle_s if attempt.parts else timeouts.first_token_s
+                    soft = turn.loop.time() + wait
+                    try:
+                        item = await watchdog.next(stream, min(soft, hard))
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(item, Usage):
+                        attempt.usage = item
+                    elif item.text:
+                        attempt.text(item.text)
+                        yield item
+                if attempt.usage is None:
+                    raise ProviderError(
+                        ErrorKind.TRUNCATED, "the provider's stream ended without usage"
+                    )
+            except ProviderError as exc:
+                current.attempt.error = exc
+            except Expired:
+                if not control.abandoned(current.number):
+                    current.attempt.error = turn.timeout_error(current.attempt, soft, current.hard)
+            except Exception as exc:  # a provider bug must not end the turn without an event
+                logger.exception("provider %s raised a non-ProviderError", current.tier.info.name)
+                current.attempt.error = ProviderError(
+                    ErrorKind.SERVER_ERROR, f"unexpected {type(exc).__name__}: {exc}"
+                )
+            except BaseException:  # the consumer went away: aclose() or cancellation
+                if race is None or not race.recorded(current):
+                    cancelled = turn.end(current.attempt, AttemptOutcome.CANCELLED)
+                    if current.probe:  # free the probe now, not when it times out
+                        self._report_later(cancelled, True)
+                raise
+            finally:
+                control._end()
+                if race is not None:
+                    await race.close(keep=current)
+                await current.close()
+
+            if current.index != index:  # the hedge answered: the chain is at its tier now
+                index, retried = current.index, False
+            attempt = current.attempt
+            if control.abandoned(attempt.number):
+                await self._report(turn.abandoned(attempt, current.next_tier), current.probe)
+                index, retried = index + 1, False
+                continue
+            error = attempt.error
+            if error is None:
+                completed = turn.completed(attempt)
+                await self._report(turn.records[-1], current.probe)
+                yield completed
+                return
+            await self._report(turn.failed(attempt, error), current.probe)
+            restart = attempt.after_text
+            shown_text = shown_text or restart
+            if error.kind in _FINAL:
+                yield turn.exhausted(final_message(current.tier.config, error), error.kind)
+                return
+            waited = turn.loop.time() - attempt.start
+            # One retry, and only for a try that failed fast: one that already kept the user
+            # waiting longer than a retry would (a connection closed after seconds of silence)
+            # moves on.
+            fresh = not (retried or attempt.after_text or waited > self._retry_after_cap_s)
+            delay = self._retry_delay(error) if fresh else None
+            if delay is None or delay >= turn.remaining():
+                turn.exclude_after(current.tier.config, error)
+                index, retried = index + 1, False
+                continue
+            retried = True
+            await asyncio.sleep(delay)
         yield turn.exhausted_summary(out_of_time=turn.remaining() <= _MIN_ATTEMPT_S)
+
+    def _admits(self, index: int, turn: Turn) -> bool:
+        return turn.admits(self._tiers[index].config)
+
+    def _begin(self, index: int, turn: Turn, request: ChatRequest, probe: bool) -> Try:
+        tier = self._tiers[index]
+        attempt = turn.begin(tier)
+        # Creating the stream sends nothing: the request goes out when it is first read.
+        tier_request = replace(request, max_tokens=tier.config.max_output_tokens)
+        stream = tier.provider.stream(tier_request, tier.config.model)
+        hard = min(turn.deadline, attempt.start + tier.config.timeouts.total_s)
+        watchdog = Watchdog(turn.loop)
+        return Try(
+            tier, index, attempt, stream, watchdog, hard, probe, self._next_after(index, turn)
+        )
+
+    def _race(
+        self, slow: Try, turn: Turn, control: TurnControl, request: ChatRequest, retried: bool
+    ) -> Race | None:
+        """A race for this try's first text, if its tier hedges and a hedge could start before
+        the try's first-token limit; None to read it as any other try."""
+        after = slow.tier.config.hedge_after_s
+        if after is None:
+            return None
+        if not retried:
+            self._hedges.count_turn(slow.tier.info.name)
+        start = slow.attempt.start
+        hedge_at = start + after
+        first_token_limit = start + slow.attempt.config.timeouts.first_token_s
+        if slow.next_tier is None or hedge_at >= min(slow.hard, first_token_limit):
+            return None
+
+        async def start_hedge() -> Try | None:
+            return await self._start_hedge(slow, turn, request)
+
+        return Race(
+            slow,
+            turn,
+            hedge_at,
+            start_hedge,
+            abandoned=control.abandoned,
+            ends_turn=lambda error: error.kind in _FINAL,
+            report=self._report,
+            report_later=self._report_later,
+        )
+
+    async def _start_hedge(self, slow: Try, turn: Turn, request: ChatRequest) -> Try | None:
+        """``slow``'s hedge: the next tier worth asking whose breaker lets it through, if the
+        budget allows one; None otherwise."""
+        name = slow.tier.info.name
+        if turn.remaining() <= _MIN_ATTEMPT_S or not self._hedges.allows(name):
+            logger.info("tier %s is slow but not hedged (budget or deadline)", name)
+            return None
+        for index in range(slow.index + 1, len(self._tiers)):
+            if not self._admits(index, turn):
+                continue
+            probe = False
+            if self._breakers is not None:
+                verdict = (await self._breakers.admit(self._tiers[index].info.name)).verdict
+                if verdict is Verdict.SKIP:
+                    continue  # a hedge respects an open breaker
+                probe = verdict is not Verdict.PASS
+            self._hedges.spend(name)
+            hedge = self._begin(index, turn, request, probe)
+            slow.attempt.hedge, hedge.attempt.hedge = HedgeRole.HEDGED, HedgeRole.HEDGE
+            logger.info("tier %s is slow: hedging with %s", name, hedge.tier.info.name)
+            return hedge
+        return None
 
     async def _report(self, record: AttemptRecord, probe: bool) -> None:
         if self._breakers is not None:
             await self._breakers.report(record.tier.name, record, probe=probe)
 
     def _report_later(self, record: AttemptRecord, probe: bool) -> None:
+        if self._breakers is None:
+            return
         task = asyncio.get_running_loop().create_task(self._report(record, probe))
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)
 
-    async def _last_resort(self, index: int, turn: _Turn) -> bool:
+    async def _last_resort(self, index: int, turn: Turn) -> bool:
         """This tier's breaker is open: try it anyway if every tier still worth trying is open
         too and this one opened first."""
         assert self._breakers is not None
@@ -309,7 +363,7 @@ class Chain:
         turn.last_resort_used = True
         return True
 
-    def _next_after(self, index: int, turn: _Turn) -> TierInfo | None:
+    def _next_after(self, index: int, turn: Turn) -> TierInfo | None:
         """The tier the chain would try after this one, as things stand."""
         for tier in self._tiers[index + 1 :]:
             if turn.admits(tier.config):
@@ -326,132 +380,12 @@ class Chain:
         return (after or 0.0) + self._rng.uniform(0.0, self._backoff_s)
 
 
-def _timeout_error(attempt: RunningAttempt, turn: _Turn, soft: float, hard: float) -> ProviderError:
-    """Say which limit fired: first token or idle (soft), or the tier's total or the turn's."""
-    timeouts = attempt.config.timeouts
-    if soft <= hard and attempt.parts:
-        message = f"no text for {timeouts.idle_s:g} s (idle timeout)"
-    elif soft <= hard:
-        message = f"no first token within {timeouts.first_token_s:g} s"
-    elif hard >= turn.deadline:
-        message = f"the turn deadline ({turn.deadline_s:g} s) passed"
-    else:
-        message = f"the tier's total time limit ({timeouts.total_s:g} s) passed"
-    return ProviderError(ErrorKind.TIMEOUT, message)
-
-
-class _Turn:
-    """One run's clock, its attempt records, and which tiers are still worth trying."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, deadline_s: float, on_attempt: AttemptSink | None
-    ) -> None:
-        self.loop = loop
-        self.start = loop.time()
-        self.deadline_s = deadline_s
-        self.deadline = self.start + deadline_s
-        self.records: list[AttemptRecord] = []
-        self._on_attempt = on_attempt
-        self._rejected_keys: set[str] = set()
-        self._window_above: int | None = None
-        self._last_error: ProviderError | None = None
-        self.last_resort_used = False
-        """Every tier was open and the one that opened first got a try (once per turn)."""
-
-    def remaining(self) -> float:
-        return self.deadline - self.loop.time()
-
-    def admits(self, config: TierConfig) -> bool:
-        if config.api_key_env in self._rejected_keys:
-            return False
-        if self._window_above is None:
-            return True
-        return config.context_window is not None and config.context_window > self._window_above
-
-    def exclude_after(self, config: TierConfig, error: ProviderError) -> None:
-        if error.kind is ErrorKind.AUTH:
-            self._rejected_keys.add(config.api_key_env)
-        elif error.kind is ErrorKind.CONTEXT_TOO_LONG:
-            window = config.context_window or 0
-            self._window_above = max(self._window_above or 0, window)
-
-    def begin(self, tier: Tier) -> RunningAttempt:
-        return RunningAttempt(tier.info, tier.config, len(self.records) + 1, self.loop)
-
-    def end(
-        self, attempt: RunningAttempt, outcome: AttemptOutcome, note: str | None = None
-    ) -> AttemptRecord:
-        record = attempt.record(outcome, note)
-        self.records.append(record)
-        if self._on_attempt is not None:
-            self._on_attempt(record)
-        return record
-
-    def completed(self, attempt: RunningAttempt) -> Completed:
-        self.end(attempt, AttemptOutcome.OK)
-        usage = attempt.usage
-        return Completed(
-            tier=attempt.tier,
-            text="".join(attempt.parts),
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            ttft_s=None if attempt.first_at is None else attempt.first_at - self.start,
-            total_s=self.loop.time() - self.start,
-            degraded_reason=degraded_reason(attempt.tier, self.records),
-            hit_length_limit=usage.hit_length_limit if usage else False,
-            stop_reason=usage.stop_reason if usage else None,
-        )
-
-    def abandoned(self, attempt: RunningAttempt, next_tier: TierInfo | None) -> AttemptRecord:
-        label = next_tier.label if next_tier else "the next model"
-        logger.info("tier %s attempt %d abandoned by the user", attempt.tier.name, attempt.number)
-        return self.end(
-            attempt, AttemptOutcome.ABANDONED, f"the user chose to answer with {label} now"
-        )
-
-    def skipped(self, tier: Tier, admission: Admission) -> AttemptRecord:
-        now = time.time()
-        since = admission.opened_at if admission.opened_at is not None else now
-        record = AttemptRecord(
-            tier=tier.info,
-            attempt=len(self.records) + 1,
-            started_at=now,
-            elapsed_s=0.0,
-            ttft_s=None,
-            outcome=AttemptOutcome.SKIPPED,
-            error_kind=admission.reason,
-            error_message=circuit_open_note(since, admission.reason),
-            open_since=since,
-        )
-        self.records.append(record)
-        if self._on_attempt is not None:
-            self._on_attempt(record)
-        return record
-
-    def failed(self, attempt: RunningAttempt, error: ProviderError) -> AttemptRecord:
-        self._last_error = error
-        logger.info(
-            "tier %s attempt %d failed: %s (status %s, request id %s, after text %s)",
-            attempt.tier.name,
-            attempt.number,
-            error.message,
-            error.status,
-            error.request_id,
-            attempt.after_text,
-        )
-        return self.end(attempt, AttemptOutcome.FAILED)
-
-    def exhausted(self, message: str, kind: ErrorKind | None) -> Exhausted:
-        return Exhausted(message=message, total_s=self.loop.time() - self.start, final_kind=kind)
-
-    def exhausted_summary(self, *, out_of_time: bool) -> Exhausted:
-        kind = self._last_error.kind if self._last_error else None
-        if not out_of_time and kind is ErrorKind.CONTEXT_TOO_LONG:
-            return self.exhausted(too_long_message(self._window_above), kind)
-        message = exhausted_message(
-            self.records,
-            deadline_s=self.deadline_s,
-            out_of_time=out_of_time,
-            rejected_keys=self._rejected_keys,
-        )
-        return self.exhausted(message, kind)
+def _started(run: Try, *, restart: bool = False, retry: bool = False) -> TierStarted:
+    return TierStarted(
+        run.tier.info,
+        run.number,
+        restart=restart,
+        retry=retry,
+        started_at=run.attempt.started_at,
+        next=run.next_tier,
+    )

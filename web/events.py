@@ -17,7 +17,7 @@ from typing import Any
 
 from web.providers.base import ErrorKind, TextDelta
 from web.settings import TierConfig
-from web.status import AttemptOutcome
+from web.status import AttemptOutcome, HedgeRole
 
 __all__ = [
     "AttemptRecord",
@@ -85,6 +85,9 @@ class AttemptRecord:
     open_since: float | None = None
     """A skipped try: since when (Unix time) the tier's breaker has been open; ``error_kind``
     is then what opened it."""
+    hedge: HedgeRole | None = None
+    """Its part in a hedge (web.hedge). A try that lost one is "cancelled" with a note saying so;
+    a hedge that lost or failed before it won was never shown (no TierStarted)."""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,9 @@ class TierConfig:
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     """The most tokens a reply from this tier may have; the chain sends it as the request's limit."""
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    hedge_after_s: float | None = None
+    """If a try of this tier has sent no text after this long, the next tier worth asking is
+    started beside it and the first to stream text answers (web.hedge). None: never."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,7 @@ _TIER_KEYS = {
     "max_output_tokens",
     "timeouts",
     "breaker",
+    "hedge_after_s",
 }
 _REQUIRED = ("name", "provider", "model", "label", "api_key_env")
 
@@ -232,6 +236,11 @@ def load_chain(path: Path) -> tuple[TierConfig, ...]:
     for index, raw in enumerate(raw_tiers, start=1):
         where = f"{path}: tier {index} (line {_tier_line(text, index)})"
         tiers.append(_parse_tier(raw, where))
+        if tiers[-1].hedge_after_s is not None and index == len(raw_tiers):
+            raise ConfigError(
+                f"{where}: hedge_after_s is set on the last tier, which has no tier after it to "
+                "hedge to. Remove it, or add a tier after this one."
+            )
         if tiers[-1].name in names:
             raise ConfigError(
                 f"{where}: duplicate tier name {tiers[-1].name!r}; names must differ."
@@ -280,6 +289,7 @@ def _parse_tier(raw: Any, where: str) -> TierConfig:
     base_url = raw.get("base_url")
     if base_url is not None and not isinstance(base_url, str):
         raise ConfigError(f"{where}: base_url must be a string URL.")
+    timeouts = _parse_timeouts(raw.get("timeouts", {}), where)
     return TierConfig(
         name=raw["name"],
         provider=raw["provider"],
@@ -290,9 +300,26 @@ def _parse_tier(raw: Any, where: str) -> TierConfig:
         base_url=base_url,
         context_window=window,
         max_output_tokens=max_output,
-        timeouts=_parse_timeouts(raw.get("timeouts", {}), where),
+        timeouts=timeouts,
         breaker=_parse_breaker(raw.get("breaker", {}), where),
+        hedge_after_s=_parse_hedge(raw.get("hedge_after_s"), timeouts, where),
     )
+
+
+def _parse_hedge(raw: Any, timeouts: Timeouts, where: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not raw > 0:
+        raise ConfigError(
+            f"{where}: hedge_after_s must be a positive number of seconds, e.g. 4.0 "
+            "(or left out: no hedging)."
+        )
+    if raw >= timeouts.first_token_s:
+        raise ConfigError(
+            f"{where}: hedge_after_s ({raw:g} s) must be shorter than timeouts.first_token_s "
+            f"({timeouts.first_token_s:g} s): by then the try has already timed out."
+        )
+    return float(raw)
 
 
 _BREAKER_EXAMPLE = (

@@ -2,6 +2,7 @@
 
 TurnStatus      a turn in the log: pending -> streaming -> one of the final statuses
 AttemptOutcome  one try inside a turn
+HedgeRole       a try's part in a hedge (web.hedge), if it had one
 ReplyState      a reply on the page (its element's ``data-state``)
 Activity        a conversation in the sidebar (its item's ``data-activity``)
 """
@@ -66,3 +67,10 @@ class AttemptOutcome(StrEnum):
     """The user chose not to wait for it ("Answer with Haiku now") before it sent any text."""
     SKIPPED = "skipped"
     """Not tried: the tier's circuit breaker is open (see web.breaker)."""
+
+
+class HedgeRole(StrEnum):
+    HEDGED = "hedged"
+    """It had sent no text after its tier's ``hedge_after_s``, so a hedge was started beside it."""
+    HEDGE = "hedge"
+    """It was started beside a slow try; it only shows if it wins (or the other one ends)."""

@@ -29,7 +29,7 @@ from web.settings import TierConfig, Timeouts
 from web.sim import sim_base_url
 from web.sim.replies import reply_text
 from web.sim.server import ModelProfile, SimServer
-from web.status import AttemptOutcome
+from web.status import AttemptOutcome, HedgeRole
 from web.tiers import Tier
 
 SONNET = "claude-sonnet-4-6"
@@ -218,12 +218,20 @@ def check_invariants(turn: Turn, prompt: str = PROMPT) -> None:
         elif isinstance(event, AttemptRecord) and event.outcome is AttemptOutcome.FAILED:
             assert event.after_text == bool(shown)
             must_restart = event.after_text
-    numbers = [r.attempt for r in turn.attempts]
+    # With a hedge two tries run at once and may end in either order.
+    numbers = sorted(r.attempt for r in turn.attempts)
     assert numbers == list(range(1, len(numbers) + 1))
-    starts = [e for e in events if isinstance(e, TierStarted)]
-    tried = [r.attempt for r in turn.attempts if r.outcome is not AttemptOutcome.SKIPPED]
-    assert [s.attempt for s in starts] == tried  # a skipped tier (breaker open) is not started
+    starts = [e.attempt for e in events if isinstance(e, TierStarted)]
+    tried = [r for r in turn.attempts if r.outcome is not AttemptOutcome.SKIPPED]
+    unshown = [r for r in tried if r.attempt not in starts]
+    # A skipped tier (breaker open) is not started, and a hedge is shown only if it won or
+    # took over; every other try is shown, once, in order.
+    assert all(r.hedge is HedgeRole.HEDGE for r in unshown), unshown
+    assert starts == sorted(r.attempt for r in tried if r not in unshown)
     passed_over = (AttemptOutcome.FAILED, AttemptOutcome.SKIPPED)
+    for record in turn.attempts:
+        if record.outcome is AttemptOutcome.CANCELLED:
+            assert record.hedge is not None, "only a hedge's loser is cancelled in a whole turn"
     if isinstance(turn.outcome, Completed):
         done = turn.outcome
         # Never a partial reply: exactly the model's whole deterministic reply, as streamed.
@@ -231,6 +239,6 @@ def check_invariants(turn: Turn, prompt: str = PROMPT) -> None:
         assert "".join(shown) == done.text
         assert turn.attempts[-1].outcome is AttemptOutcome.OK
         assert turn.attempts[-1].tier == done.tier
-        assert all(r.outcome in passed_over for r in turn.attempts[:-1])
+        assert all(r.outcome in passed_over or r.hedge is not None for r in turn.attempts[:-1])
     else:
-        assert all(r.outcome in passed_over for r in turn.attempts)
+        assert all(r.outcome in passed_over or r.hedge is not None for r in turn.attempts)
