@@ -151,6 +151,9 @@ def test_rename_and_delete(client: ChatClient) -> None:
     assert renamed.status_code == 200
     assert "New name" in renamed.text
     assert "<title>New name · Understudy</title>" in renamed.text  # htmx sets the tab's title
+    # The redrawn header's forms carry the token, so they also work as plain form posts.
+    assert f'name="csrf_token" value="{client.csrf}"' in renamed.text
+    assert 'name="csrf_token" value=""' not in renamed.text
     assert "<title>New name" in client.page(conversation).text
     deleted = client.post(f"/c/{conversation}/delete")
     assert deleted.headers["HX-Redirect"] == f"/?deleted={conversation}"  # where Undo is

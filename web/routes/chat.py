@@ -55,6 +55,7 @@ from web.routes.admin_render import NO_STORE
 from web.routes.demo import outage_context
 from web.routes.sidebar import list_context
 from web.runner import TurnJob
+from web.security import csrf_token
 from web.settings import Settings
 from web.trash import UndoOffer
 from web.views import Replies, from_live
@@ -333,6 +334,9 @@ async def rename_conversation(
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     listed = await sidebar.conversation_page(sessions, owner, current=conversation_id)
     html = replies_of(request).render(
-        "_renamed.html", conversation=conversation, **list_context(listed, conversation_id)
+        "_renamed.html",
+        conversation=conversation,
+        csrf_token=csrf_token(request),  # the redrawn header's forms post without htmx too
+        **list_context(listed, conversation_id),
     )
     return HTMLResponse(html)
