@@ -5,10 +5,11 @@ Starlette app that the chat app mounts at ``/_sim``. Both share the SimServer's 
 profiles, so a fault set through either is seen by the model endpoints.
 
     GET    /faults            list of faults (count = hits left, null = until deleted)
-    POST   /faults            {"model", "kind", ...params, "count"} -> 201 the stored fault
+    POST   /faults            {"model", "kind", ...params, "count", "api"?} -> 201 the stored fault
+                              ("api": "batches" hits only web.sim.batches)
     DELETE /faults            remove all
     DELETE /faults/{id}       remove one (404 if unknown)
-    GET    /requests          list of {time, provider, model, stream, outcome, status, ...}
+    GET    /requests          list of {time, provider, model, stream, outcome, status, api, ...}
                               (?model=<id> filters)
     DELETE /requests          clear the log
     GET    /models            {"default": profile, "models": {id: profile}}

@@ -25,6 +25,16 @@ streaming and the non-streaming responders follow, in each provider's own wire f
                       `hold_s`: the body stays open, silent, that long before it ends
     flap              HTTP `status` (default 503) for `down_s` seconds from when it was set,
                       then the fault is gone (seconds on the registry's clock)
+    batch_errored     Message Batches only: each result it hits is `errored` with `error_type`
+                      (default overloaded_error) and `message`
+    batch_expired     Message Batches only: each result it hits is `expired`
+
+``api`` says which endpoints a fault hits: "sync" (the default: Messages, Chat Completions,
+generateContent) or "batches" (the Anthropic Message Batches API, web.sim.batches). With
+"batches", `status` and `flap` make `POST /v1/messages/batches` answer that status when one of
+the batch's requests names the fault's model; `batch_errored` and `batch_expired` are always
+"batches" and hit the batch's results one request at a time, when the batch ends. Kept apart so
+that "every synchronous tier is down" and "batches still complete" can be set at once.
 
 Without a stream: slow_first_token delays the whole response; cut and stall send the headers
 (with the full Content-Length) and half the body, then close (stall after `delay_s`);
@@ -101,6 +111,8 @@ class Plan:
     """no_terminator: what comes before the terminator still comes (OpenAI: finish, usage)."""
     hold_s: float = 0.0
     """no_terminator: how long the body stays open, silent, after its last frame."""
+    batch_result: Literal["errored", "expired"] | None = None
+    """batch_errored / batch_expired: what one request of a Message Batch ends as."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,8 @@ class Kind:
     params: Mapping[str, Param]
     shape: Callable[[Plan, Mapping[str, Any]], None]
     stream_only: bool = False
+    batch_only: bool = False
+    """Only the Message Batches API has it (its ``api`` is always "batches")."""
 
 
 def _status(plan: Plan, p: Mapping[str, Any]) -> None:
@@ -167,6 +181,15 @@ def _no_terminator(plan: Plan, p: Mapping[str, Any]) -> None:
     plan.hold_s = p["hold_s"]
 
 
+def _batch_errored(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.batch_result = "errored"
+    plan.error_type, plan.message = p["error_type"], p["message"]
+
+
+def _batch_expired(plan: Plan, p: Mapping[str, Any]) -> None:
+    plan.batch_result = "expired"
+
+
 _STATUS = Param("int", required=True, minimum=400, maximum=599, range_is_bound=True)
 _RETRY_AFTER = Param("number", minimum=0, maximum=MAX_RETRY_AFTER_S)
 _AFTER = Param("int", default=3, minimum=0, maximum=MAX_AFTER_TOKENS)
@@ -208,7 +231,18 @@ KINDS: dict[str, Kind] = {
         },
         _status,
     ),
+    "batch_errored": Kind(
+        {"error_type": replace(_TEXT, default="overloaded_error"), "message": _TEXT},
+        _batch_errored,
+        batch_only=True,
+    ),
+    "batch_expired": Kind({}, _batch_expired, batch_only=True),
 }
+APIS = ("sync", "batches")
+BATCH_CREATE_KINDS = frozenset({"status", "flap"})
+"""Kinds with ``"api": "batches"`` that answer `POST /v1/messages/batches` with an error."""
+BATCH_RESULT_KINDS = frozenset(k for k, kind in KINDS.items() if kind.batch_only)
+"""Kinds that decide how one request of a batch ends."""
 
 
 @dataclass
@@ -225,6 +259,8 @@ class Fault:
     probability: float | None = None
     """The share of matching requests it hits (None: every one)."""
     seed: int | None = None
+    api: str = "sync"
+    """Which endpoints it hits: "sync" or "batches" (see the module docstring)."""
     _draws: random.Random = field(default_factory=random.Random, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -248,6 +284,7 @@ class Fault:
             "count": self.count,
             **({} if self.probability is None else {"probability": self.probability}),
             **({} if self.seed is None else {"seed": self.seed}),
+            **({} if self.api == "sync" else {"api": self.api}),
             "hits": self.hits,
             "created": self.created,
         }
@@ -283,6 +320,7 @@ def parse_fault(data: object, fault_id: str) -> Fault:
     if count is not None and count > MAX_COUNT:
         raise FaultOutOfBounds(f'"count" must be <= {MAX_COUNT}, or null for "until deleted"')
     probability, seed = _share(data.get("probability"), data.get("seed"))
+    api = _api(kind_name, data.get("api"))
     params = {name: _check(name, spec, data.get(name)) for name, spec in kind.params.items()}
     return Fault(
         id=fault_id,
@@ -292,10 +330,25 @@ def parse_fault(data: object, fault_id: str) -> Fault:
         count=count,
         probability=probability,
         seed=seed,
+        api=api,
     )
 
 
-COMMON = ("count", "probability", "seed")
+def _api(kind_name: str, api: Any) -> str:
+    batch_only = KINDS[kind_name].batch_only
+    if api is None:
+        return "batches" if batch_only else "sync"
+    if api not in APIS:
+        raise FaultError(f'"api" must be one of {", ".join(APIS)}; got {api!r}')
+    if batch_only and api != "batches":
+        raise FaultError(f'{kind_name} only applies to "api": "batches"')
+    if api == "batches" and not batch_only and kind_name not in BATCH_CREATE_KINDS:
+        allowed = ", ".join(sorted(BATCH_CREATE_KINDS | BATCH_RESULT_KINDS))
+        raise FaultError(f'{kind_name} does not apply to "api": "batches"; kinds there: {allowed}')
+    return str(api)
+
+
+COMMON = ("count", "probability", "seed", "api")
 """Fields every kind accepts besides its own."""
 
 
@@ -348,6 +401,10 @@ class FaultRegistry:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     def add(self, data: object) -> Fault:
         fault = parse_fault(data, "")
         with self._lock:
@@ -374,12 +431,22 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
-    def take(self, model: str, *, stream: bool) -> Plan:
-        """The plan for one request to `model`; uses up one hit of the matching fault."""
+    def take(
+        self,
+        model: str,
+        *,
+        stream: bool,
+        api: str = "sync",
+        kinds: frozenset[str] | None = None,
+    ) -> Plan:
+        """The plan for one request to `model` on `api` (only faults of `kinds`, when given);
+        uses up one hit of the matching fault."""
         with self._lock:
             self._purge(self._clock())
             for fault in self._faults.values():
-                if fault.model not in (model, "*"):
+                if fault.model not in (model, "*") or fault.api != api:
+                    continue
+                if kinds is not None and fault.kind not in kinds:
                     continue
                 if KINDS[fault.kind].stream_only and not stream:
                     continue

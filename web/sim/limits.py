@@ -12,6 +12,13 @@ MAX_FIRST_TOKEN_S = 600.0
 MAX_TOKENS_PER_S = 100_000.0
 MAX_REPLY_TOKENS = 100_000
 MAX_CONTEXT_WINDOW = 10_000_000
+MAX_BATCH_DELAY_S = 86_400.0
+"""batch_delay_s: a batch that would take longer than a day expires (as the real API's do)."""
+MAX_BATCH_REQUESTS = 1_000
+"""Requests in one Message Batch (the real API takes 100,000; every one here is kept in memory
+and answered when the batch ends)."""
+MAX_BATCHES = 1_000
+"""Batches kept at once; past it the oldest ended one is forgotten (none ended: 429)."""
 
 MAX_DELAY_S = 600.0
 """slow_first_token and stall: no test or demo waits longer than ten minutes."""

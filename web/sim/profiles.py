@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from web.sim.limits import (
+    MAX_BATCH_DELAY_S,
     MAX_CONTEXT_WINDOW,
     MAX_FIRST_TOKEN_S,
     MAX_MODEL_CHARS,
@@ -36,9 +37,11 @@ class ModelProfile:
     tokens_per_s: float
     reply_tokens: int
     context_window: int
+    batch_delay_s: float = 3.0
+    """How long a Message Batch naming this model stays in_progress (on the registry's clock)."""
 
     def __post_init__(self) -> None:
-        for name in ("first_token_s", "tokens_per_s"):
+        for name in ("first_token_s", "tokens_per_s", "batch_delay_s"):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -54,6 +57,8 @@ class ModelProfile:
             raise ValueError("first_token_s must be >= 0")
         if self.tokens_per_s <= 0:
             raise ValueError("tokens_per_s must be > 0")
+        if self.batch_delay_s < 0:
+            raise ValueError("batch_delay_s must be >= 0")
         if self.reply_tokens < 1:
             raise ValueError("reply_tokens must be >= 1")
         if self.context_window < 1:
@@ -71,6 +76,7 @@ PROFILE_BOUNDS: dict[str, float] = {
     "tokens_per_s": MAX_TOKENS_PER_S,
     "reply_tokens": MAX_REPLY_TOKENS,
     "context_window": MAX_CONTEXT_WINDOW,
+    "batch_delay_s": MAX_BATCH_DELAY_S,
 }
 PROFILE_FIELDS = tuple(f.name for f in fields(ModelProfile))
 

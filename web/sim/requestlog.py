@@ -20,6 +20,8 @@ class LoggedRequest:
     """HTTP status sent, or None when no response was sent (reset, hang)."""
     request_id: str
     fault_id: str | None = None
+    api: str = "sync"
+    """"sync" (a model request) or "batches" (the Message Batches endpoints, web.sim.batches)."""
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:

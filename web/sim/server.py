@@ -3,6 +3,7 @@ on one raw HTTP/1.1 port.
 
     POST /anthropic/v1/messages          AsyncAnthropic(base_url=f"{url}/anthropic")
     POST /openai/v1/chat/completions     AsyncOpenAI(base_url=f"{url}/openai/v1")
+    /anthropic/v1/messages/batches[/{id}[/results|/cancel]]   Message Batches (web.sim.batches)
     POST /gemini/v1beta/models/{model}:streamGenerateContent?alt=sse   (and :generateContent)
                                          genai.Client(http_options=HttpOptions(
                                              base_url=f"{url}/gemini/", api_version="v1beta"))
@@ -28,6 +29,7 @@ from typing import Any
 
 from web.sim.access import SimAccess
 from web.sim.anthropic_wire import AnthropicWire
+from web.sim.batches import BatchAPI, is_batches_path
 from web.sim.control import ControlAPI, control_app, is_control_path
 from web.sim.exchange import Exchange
 from web.sim.faults import Clock, FaultRegistry
@@ -35,6 +37,7 @@ from web.sim.gemini_wire import GeminiWire, model_in_path
 from web.sim.http import (
     BadRequest,
     Request,
+    head,
     json_response,
     read_request,
 )
@@ -82,6 +85,7 @@ class SimServer:
         self.log = log if log is not None else RequestLog()
         self.url = ""
         self._control = ControlAPI(self)
+        self.batches = BatchAPI(self)
         self._server: asyncio.Server | None = None
         self._access = SimAccess(expose=True)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -168,6 +172,18 @@ class SimServer:
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """Answer one request; False when the connection must not be reused."""
+        if is_batches_path(request.path):
+            answer = await self.batches.handle(request)
+            writer.write(
+                head(
+                    answer.status,
+                    answer.headers,
+                    keep_alive=request.keep_alive,
+                    length=len(answer.body),
+                )
+                + answer.body
+            )
+            return True
         dialect = dialect_for(request.path)
         if dialect is not None:
             if request.method != "POST":
