@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from web.sim.faults import FaultRegistry
+from web.sim.fault_registry import FaultRegistry
 from web.sim.limits import (
     MAX_AFTER_TOKENS,
     MAX_CONTEXT_WINDOW,

@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from web.sim.faults import KINDS, FaultError, FaultOutOfBounds, FaultRegistry, parse_fault
+from web.sim.fault_registry import FaultRegistry
+from web.sim.faults import KINDS, FaultError, FaultOutOfBounds, parse_fault
 from web.sim.limits import MAX_DELAY_S, MAX_SEED
 
 from .clock import FakeClock

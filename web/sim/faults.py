@@ -1,4 +1,5 @@
-"""Fault kinds, their validation, and the registry the server consults on every model request.
+"""Fault kinds and their validation; the registry the server consults on every model request is
+:mod:`web.sim.fault_registry`.
 
 A fault is ``{"model": "<id or *>", "kind": K, ...params, "count": N or null}``. ``count`` is how
 many requests it hits (null: until deleted). When several faults match a request, the oldest wins.
@@ -48,10 +49,8 @@ number of faults set at once; past one, :class:`FaultOutOfBounds` (the control A
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -63,7 +62,6 @@ from web.sim.limits import (
     MAX_DELAY_S,
     MAX_DOWN_S,
     MAX_EVENT_INDEX,
-    MAX_FAULTS,
     MAX_MODEL_CHARS,
     MAX_RETRY_AFTER_S,
     MAX_SEED,
@@ -386,80 +384,3 @@ def _check(name: str, spec: Param, value: Any) -> Any:
     if high is not None and value > high:
         raise FaultOutOfBounds(f'"{name}" must be <= {shown(high)}')
     return value
-
-
-class FaultRegistry:
-    """Faults by id, in the order they were set. Safe to share across threads.
-
-    A flap's ``down_s`` is measured on ``clock``; a test passes a clock it moves by hand, so a
-    flap heals exactly when the test says and not when a slow machine happens to get there.
-    """
-
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self._faults: dict[str, Fault] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-
-    @property
-    def clock(self) -> Clock:
-        return self._clock
-
-    def add(self, data: object) -> Fault:
-        fault = parse_fault(data, "")
-        with self._lock:
-            self._purge(self._clock())
-            if len(self._faults) >= MAX_FAULTS:
-                raise FaultOutOfBounds(
-                    f"at most {MAX_FAULTS} faults can be set at once; delete some first"
-                )
-            fault.id = f"f{next(self._ids)}"
-            fault.set_at = self._clock()
-            self._faults[fault.id] = fault
-            return fault
-
-    def list(self) -> list[Fault]:
-        with self._lock:
-            self._purge(self._clock())
-            return list(self._faults.values())
-
-    def remove(self, fault_id: str) -> bool:
-        with self._lock:
-            return self._faults.pop(fault_id, None) is not None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def take(
-        self,
-        model: str,
-        *,
-        stream: bool,
-        api: str = "sync",
-        kinds: frozenset[str] | None = None,
-    ) -> Plan:
-        """The plan for one request to `model` on `api` (only faults of `kinds`, when given);
-        uses up one hit of the matching fault."""
-        with self._lock:
-            self._purge(self._clock())
-            for fault in self._faults.values():
-                if fault.model not in (model, "*") or fault.api != api:
-                    continue
-                if kinds is not None and fault.kind not in kinds:
-                    continue
-                if KINDS[fault.kind].stream_only and not stream:
-                    continue
-                if not fault.draw():
-                    continue  # this request is in the share the fault spares
-                fault.hits += 1
-                if fault.count is not None:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        del self._faults[fault.id]
-                return fault.plan()
-            return Plan()
-
-    def _purge(self, now: float) -> None:
-        for fault_id in [f.id for f in self._faults.values() if f.expired(now)]:
-            del self._faults[fault_id]

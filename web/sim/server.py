@@ -32,7 +32,8 @@ from web.sim.anthropic_wire import AnthropicWire
 from web.sim.batches import BatchAPI, is_batches_path
 from web.sim.control import ControlAPI, control_app, is_control_path
 from web.sim.exchange import Exchange
-from web.sim.faults import Clock, FaultRegistry
+from web.sim.fault_registry import FaultRegistry
+from web.sim.faults import Clock
 from web.sim.gemini_wire import GeminiWire, model_in_path
 from web.sim.http import (
     BadRequest,
