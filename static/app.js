@@ -133,29 +133,40 @@
     refreshSend();
   });
 
-  // --- copy -----------------------------------------------------------------------------------
+  // --- copy (also static/code-blocks.js's, through window.understudyCopy) --------------------
+  // navigator.clipboard needs a secure context; a self-hosted app is often plain http on a LAN.
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
-    var area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "visually-hidden";
-    document.body.appendChild(area);
-    area.select();
-    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
-    return Promise.resolve();
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "visually-hidden";
+      document.body.appendChild(area);
+      area.select();
+      try {
+        if (document.execCommand("copy")) resolve(); else reject(new Error("copy refused"));
+      } finally {
+        document.body.removeChild(area);
+      }
+    });
   }
+  window.understudyCopy = copyText;
 
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
     if (button) {
       var source = byId(button.getAttribute("data-copy"));
       if (!source) return;
-      copyText(source.content ? source.content.textContent : source.textContent).then(function () {
-        var label = button.textContent;
-        button.textContent = "Copied";
+      var label = button.textContent;
+      var say = function (words) {
+        button.textContent = words;
         setTimeout(function () { button.textContent = label; }, 1500);
-      });
+      };
+      copyText(source.content ? source.content.textContent : source.textContent).then(
+        function () { say("Copied"); },
+        function () { say("Could not copy"); }
+      );
       return;
     }
     var toggle = event.target.closest('[data-action="toggle-sidebar"]');

@@ -8,23 +8,7 @@
   var SHOWN_MS = 1500;
   var timers = new WeakMap();
 
-  // navigator.clipboard needs a secure context; a self-hosted app is often plain http on a LAN.
-  function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
-    return new Promise(function (resolve, reject) {
-      var area = document.createElement("textarea");
-      area.value = text;
-      area.setAttribute("readonly", "");
-      area.className = "visually-hidden";
-      document.body.appendChild(area);
-      area.select();
-      try {
-        if (document.execCommand("copy")) resolve(); else reject(new Error("copy refused"));
-      } finally {
-        document.body.removeChild(area);
-      }
-    });
-  }
+  var copyText = function (text) { return window.understudyCopy(text); }; // static/app.js
 
   function say(button, words) {
     button.textContent = words;
