@@ -7,11 +7,8 @@ responses without validation, so a wrong field type would otherwise slip through
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, TypeVar
 
 import anthropic
 import pytest
@@ -23,6 +20,7 @@ from anthropic.types.messages import (
     MessageBatchSucceededResult,
 )
 from sim.clock import FakeClock
+from sim.conftest import bounded  # an upper bound on a test's time, never a wait
 
 from web.sim.replies import reply_text
 from web.sim.server import ModelProfile, SimServer
@@ -35,22 +33,6 @@ PROFILE = ModelProfile(
     context_window=10_000,
     batch_delay_s=60.0,
 )
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-def bounded(seconds: float) -> Callable[[F], F]:
-    """Fail the test if it takes longer than `seconds`: an upper bound, never a wait."""
-
-    def decorate(fn: F) -> F:
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.wait_for(fn(*args, **kwargs), seconds)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
 PROMPTS = {"turn-1": "What is an understudy?", "turn-2": "And a fallback chain?"}
 
 
