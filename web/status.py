@@ -1,7 +1,8 @@
 """The statuses that cross module boundaries, as StrEnums (stored as their string values).
 
 TurnStatus      a turn in the log: pending -> streaming -> one of the final statuses
-AttemptOutcome  one try inside a turn
+AttemptOutcome  one try inside a turn (a deferred job's submissions and polls too)
+JobState        a deferred job (web.deferral)
 HedgeRole       a try's part in a hedge (web.hedge), if it had one
 ReplyState      a reply on the page (its element's ``data-state``)
 Activity        a conversation in the sidebar (its item's ``data-activity``)
@@ -14,6 +15,7 @@ from enum import StrEnum
 
 class ReplyState(StrEnum):
     STREAMING = "streaming"
+    QUEUED = "queued"
     DONE = "done"
     STOPPED = "stopped"
     FAILED = "failed"
@@ -35,6 +37,8 @@ class TurnStatus(StrEnum):
     FAILED = "failed"
     STOPPED = "stopped"
     INTERRUPTED = "interrupted"
+    QUEUED = "queued"
+    """No tier could answer now; a deferred job (web.deferral) will write the reply later."""
 
     @property
     def is_live(self) -> bool:
@@ -52,10 +56,14 @@ class TurnStatus(StrEnum):
                 return ReplyState.STOPPED
             case TurnStatus.FAILED:
                 return ReplyState.FAILED
+            case TurnStatus.QUEUED:
+                return ReplyState.QUEUED
 
 
 LIVE_STATUSES = frozenset({TurnStatus.PENDING, TurnStatus.STREAMING})
-FINAL_STATUSES = frozenset(set(TurnStatus) - LIVE_STATUSES)
+"""A process is running the turn now (its runner holds it)."""
+FINAL_STATUSES = frozenset(set(TurnStatus) - LIVE_STATUSES - {TurnStatus.QUEUED})
+"""The turn has ended for good. A queued turn is neither: no process runs it, its job will."""
 
 
 class AttemptOutcome(StrEnum):
@@ -67,6 +75,27 @@ class AttemptOutcome(StrEnum):
     """The user chose not to wait for it ("Answer with Haiku now") before it sent any text."""
     SKIPPED = "skipped"
     """Not tried: the tier's circuit breaker is open (see web.breaker)."""
+    SUBMITTED = "submitted"
+    """A deferred job's request was handed to its backend (a batch was created)."""
+    PENDING = "pending"
+    """A deferred job's backend was asked and is still working on it."""
+
+
+class JobState(StrEnum):
+    """A deferred job (web.deferral): waiting -> submitted -> done, with the other endings."""
+
+    WAITING = "waiting"
+    """To be submitted (or submitted again) at ``next_at``."""
+    SUBMITTED = "submitted"
+    """Its backend has it (``batch_id``); to be polled at ``next_at``."""
+    CANCELLING = "cancelling"
+    """The user cancelled; its batch request is still to be cancelled."""
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+OPEN_JOB_STATES = frozenset({JobState.WAITING, JobState.SUBMITTED, JobState.CANCELLING})
 
 
 class HedgeRole(StrEnum):

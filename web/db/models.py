@@ -1,4 +1,5 @@
-"""The schema: conversations and messages (the chat), turns and attempts (the log).
+"""The schema: conversations and messages (the chat), turns and attempts (the log), and the
+deferred jobs of queued turns.
 
 A turn is one assistant reply: it answers one user message and owns one assistant message row whose
 content is the reply text (partial while streaming, kept when stopped or interrupted). Every try
@@ -27,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from web.status import AttemptOutcome, TurnStatus
+from web.status import AttemptOutcome, JobState, TurnStatus
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -166,6 +167,11 @@ class Turn(Base):
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    upgrade_of: Mapped[str | None] = mapped_column(
+        ForeignKey("turns.id", ondelete="SET NULL"), nullable=True
+    )
+    """"Ask Sonnet again": the degraded turn this one re-ran on the primary (it stays in the log
+    and one click away on the page)."""
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="turn",
@@ -198,4 +204,37 @@ class Attempt(Base):
     turn: Mapped[Turn] = relationship(back_populates="attempts")
 
 
+class DeferredJob(Base):
+    """A queued turn's job (web.deferral): written in the transaction that marks the turn queued
+    (an outbox), so neither exists without the other. The turn id is its idempotency key, and
+    the batch request's ``custom_id``."""
+
+    __tablename__ = "deferred_jobs"
+
+    turn_id: Mapped[str] = mapped_column(
+        ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True
+    )
+    backend: Mapped[str] = mapped_column(String(32))
+    state: Mapped[JobState] = mapped_column(StrEnumType(JobState), default=JobState.WAITING)
+    request: Mapped[str] = mapped_column(Text)
+    """The model request as JSON (web.deferral.request_to_json)."""
+    reason: Mapped[str] = mapped_column(Text)
+    """Why the turn was queued: which tiers were unavailable (a clause, web.wording)."""
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When a worker should next look at it (submit or poll)."""
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    """A worker working on it holds it until then; another takes it over after."""
+    leased_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    batch_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The backend's request id while submitted: a worker taking over polls it, never resubmits."""
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 Index("ix_turns_status_started", Turn.status, Turn.started_at)
+Index("ix_deferred_jobs_state_next", DeferredJob.state, DeferredJob.next_at)
