@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,9 @@ class Bed:
         after the real time a job was queued at (the runner stamps it with the real clock); it
         moves only when the test moves it."""
         return self.clock.now + self.offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.unix(), UTC)
 
     def worker(self, name: str = "w1") -> DeferralWorker:
         worker = deferral_worker(self.settings, self.sessions, self.chain, self.deferral)
