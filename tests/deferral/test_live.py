@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 
 from conftest import LiveApp
-from support.chat import ChatClient
-from support.queue_app import all_down
 
 from web.db.chat import QUEUED_BUSY
 from web.wording import QUEUE_CANCELLED_NOTE, queued_reason
+
+from support.chat import ChatClient
+from support.queue_app import all_down
 
 BADGE = re.compile(r'data-testid="tier-badge" title="([^"]*)">([^<]*)<')
 

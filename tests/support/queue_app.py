@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -35,7 +35,11 @@ def queue_chain() -> str:
     return TEST_CHAIN + DEFERRAL
 
 
-def all_down(app: LiveApp) -> None:
+class FaultTarget(Protocol):
+    def set_fault(self, model: str, kind: str, **params: Any) -> Any: ...
+
+
+def all_down(app: FaultTarget) -> None:
     """Every synchronous tier overloaded; the Message Batches endpoints are not touched."""
     app.set_fault(SONNET, "status", status=529)
     app.set_fault(HAIKU, "status", status=529)
