@@ -43,6 +43,7 @@ LEASE_S = 120.0
 """How long a claimed job is a worker's; a worker that died lets it go after this."""
 IDLE_S = 5.0
 """The longest a worker sleeps between looks for due jobs (it is woken when one is queued)."""
+CLOSE_WAIT_S = 10.0
 
 
 def worker_name() -> str:
@@ -74,6 +75,9 @@ class DeferralWorker:
         self._rng = rng
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._began: datetime | None = None
+        """When the step in progress began (its attempt record's start)."""
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -87,15 +91,21 @@ class DeferralWorker:
             self._task = asyncio.create_task(self._loop(), name="deferral-worker")
 
     async def close(self) -> None:
+        """Stop after the step in progress (a step cut between its request and its write would
+        leave a batch the job does not know of), or after ``CLOSE_WAIT_S`` at the latest."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait([self._task], timeout=CLOSE_WAIT_S)
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         await self._backend.aclose()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_once()
             except Exception:
@@ -117,6 +127,8 @@ class DeferralWorker:
             self._sessions, self.name, now=self._now(), lease_s=self._lease_s
         )
         for job in claimed:
+            if self._stopping:
+                break  # the leases run out, and the next worker takes them
             try:
                 await self._step(job)
             except Exception:
@@ -126,6 +138,7 @@ class DeferralWorker:
 
     async def _step(self, job: JobRow) -> None:
         now = self._now()
+        self._began = now
         if job.state is JobState.CANCELLING:
             await self._backend.cancel(job)
             record = self._record(now, AttemptOutcome.CANCELLED, request_id=job.batch_id)
@@ -268,11 +281,12 @@ class DeferralWorker:
         kind: ErrorKind | None = None,
         message: str | None = None,
     ) -> AttemptRecord:
+        began = self._began or now
         return AttemptRecord(
             tier=self._deferral.info,
             attempt=0,
-            started_at=now.timestamp(),
-            elapsed_s=0.0,
+            started_at=began.timestamp(),
+            elapsed_s=max(0.0, (now - began).total_seconds()),
             ttft_s=None,
             outcome=outcome,
             error_kind=kind,

@@ -68,6 +68,8 @@ def test_a_queued_reply_holds_its_conversation_only(queue_app: LiveApp) -> None:
         other = chat.new_conversation("Elsewhere, all is well")
         chat.finish(other, chat.last_turn(other))
         assert chat.turns(other)[-1][1:] == ("sonnet", "done")
+        sidebar = chat.page(other).text
+        assert f'data-conversation="{conversation}" data-activity="queued"' in sidebar
 
         stranger = ChatClient(queue_app.url)
         try:
