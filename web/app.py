@@ -1,11 +1,13 @@
 """create_app(settings): the FastAPI app, its routers, templates, error pages and lifespan.
 
-At start: the database is upgraded and turns a previous run left live are marked interrupted; with
-no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and every
-tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
-conversations (web.trash) starts. The chain's line-up is logged: which tiers run and which are
-left out because their key is not set (web.lineup). At shutdown: running turns are cancelled and
-recorded "interrupted" with their partial text, then the simulator stops.
+At start: the database is upgraded and turns a previous run left live are marked interrupted;
+with no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and
+every tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
+conversations (web.trash) starts, and, with a [deferral] table, the worker that lands queued
+replies (web.deferral_worker; not with `serve --no-worker`). The chain's line-up is logged: which
+tiers run and which are left out because their key is not set (web.lineup). At shutdown: the
+worker finishes its step, running turns are cancelled and recorded "interrupted" with their
+partial text, then the simulator stops.
 
 What the running app holds is one AppState (web.state), attached by the lifespan; why it is built
 there and not here is that module's docstring.
