@@ -13,16 +13,28 @@ import contextlib
 
 class Landings:
     def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, tuple[asyncio.Event, int]] = {}
+        """turn id -> (its event, how many streams wait on it)."""
+
+    def __len__(self) -> int:
+        return len(self._waiting)
 
     def notify(self, turn_id: str) -> None:
-        event = self._events.pop(turn_id, None)
-        if event is not None:
-            event.set()
+        entry = self._waiting.get(turn_id)
+        if entry is not None:
+            entry[0].set()
 
     async def wait(self, turn_id: str, timeout_s: float) -> None:
         """Until ``turn_id`` is notified, or ``timeout_s`` passes (then look at the database)."""
-        event = self._events.setdefault(turn_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await event.wait()
+        event, count = self._waiting.get(turn_id, (asyncio.Event(), 0))
+        self._waiting[turn_id] = (event, count + 1)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await event.wait()
+        finally:
+            event, count = self._waiting[turn_id]
+            if count == 1:
+                del self._waiting[turn_id]
+            else:
+                self._waiting[turn_id] = (event, count - 1)
