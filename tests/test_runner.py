@@ -35,6 +35,7 @@ class SlowToCloseChain:
         *,
         on_attempt: Callable[[AttemptRecord], None] | None = None,
         control: TurnControl | None = None,
+        primary_only: bool = False,
     ) -> AsyncGenerator[ChainEvent, None]:
         assert on_attempt is not None
         try:
