@@ -8,16 +8,17 @@ turn, and a watcher only follows it (so a reload or a second tab costs nothing u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from web.db import chat as db
-from web.deps import OwnerDep, RunnerDep, SessionsDep
+from web.deps import OwnerDep, RunnerDep, SessionsDep, state_of
 from web.live import LiveTurn, Subscription
 from web.routes.chat import replies_of
+from web.upgrades import ended_fragment
 from web.views import Replies, ReplyView, from_live
 
 router = APIRouter()
@@ -38,20 +39,32 @@ async def stream_turn(
 ) -> EventSourceResponse:
     views = replies_of(request)
     subscription = runner.live_turns.subscribe(turn_id)
+
+    async def ended(final: ReplyView, upgrade_of: str | None) -> str:
+        return await ended_fragment(views, state_of(request), owner, final, upgrade_of)
+
     if subscription is not None and subscription.turn.conversation_id == conversation_id:
         await db.get_conversation(sessions, owner, conversation_id)
-        return EventSourceResponse(_events(views, subscription), ping=SSE_PING_S)
+        return EventSourceResponse(_events(views, subscription, ended), ping=SSE_PING_S)
     # Ended: replay the stored final state and close. Never call a model from here.
     row = await db.get_turn(sessions, owner, conversation_id, turn_id)
     final = views.settled(row.turn, row.reply)
-    return EventSourceResponse(_replay(views, final), ping=SSE_PING_S)
+    return EventSourceResponse(_replay(ended, final, row.turn.upgrade_of), ping=SSE_PING_S)
 
 
-async def _replay(views: Replies, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
-    yield ServerSentEvent(views.done_fragment(final), event="done")
+Ended = Callable[[ReplyView, str | None], Awaitable[str]]
+"""The fragment that ends a reply on the page (web.upgrades.ended_fragment)."""
 
 
-async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+async def _replay(
+    ended: Ended, final: ReplyView, upgrade_of: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    yield ServerSentEvent(await ended(final, upgrade_of), event="done")
+
+
+async def _events(
+    views: Replies, subscription: Subscription, ended: Ended
+) -> AsyncIterator[ServerSentEvent]:
     """The reply so far, then what changes, then "done".
 
     "snapshot" replaces the whole reply: when it connects, and when the tier whose text is shown
@@ -67,7 +80,7 @@ async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[S
         for update in batch:
             reply.apply(update)
         if reply.finished:
-            yield ServerSentEvent(views.done_fragment(from_live(reply)), event="done")
+            yield ServerSentEvent(await ended(from_live(reply), reply.upgrade_of), event="done")
             return
         now = _Shown.of(reply)
         events = _changes(views, reply, shown, now)
