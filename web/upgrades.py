@@ -150,4 +150,8 @@ async def ended_fragment(
     exchange = await db.load_exchange(state.sessions, owner, conversation_id, turn_id=view.turn_id)
     assert exchange is not None and exchange.turn is not None  # it holds this turn at least
     block = shown(views, exchange, offer, settled=True)
+    if block.upgrade is None or block.upgrade.turn_id != view.turn_id:
+        # Another turn took the exchange over meanwhile (from another tab): it has a block of its
+        # own, and this page still has the upgrade's reply, which ends as any reply does.
+        return views.done_fragment(view)
     return views.render("_upgrade_done.html", r=block)
