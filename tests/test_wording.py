@@ -6,13 +6,17 @@ import pytest
 
 from web.events import AttemptRecord
 from web.providers.base import ErrorKind
-from web.status import AttemptOutcome, HedgeRole
+from web.status import AttemptOutcome, HedgeRole, TurnStatus
 from web.wording import (
     answer_now_label,
     degraded_reason,
     ended_hedge_note,
     exhausted_message,
     lost_hedge_note,
+    upgrade_kept_note,
+    upgrade_label,
+    upgraded_note,
+    upgrading_note,
     waiting_status,
 )
 
@@ -185,3 +189,28 @@ def test_the_queued_and_delayed_sentences() -> None:
         "Queued at 00:53 UTC because Sonnet and Haiku were unavailable; answered via "
         "Sonnet (Message Batches) 3 min later."
     )
+
+
+def test_the_upgrade_sentences() -> None:
+    assert upgrade_label("Sonnet") == "Ask Sonnet again"
+    assert upgrading_note("Sonnet", "Haiku") == (
+        "Asking Sonnet again; the reply from Haiku is kept until Sonnet has answered."
+    )
+    assert upgraded_note("Sonnet", "Haiku", HAIKU.badge) == (
+        "Upgraded: Sonnet answered again; the earlier reply was from Haiku (fast mode)."
+    )
+    assert upgraded_note("Sonnet", "GPT-5.5", OPENAI.badge) == (
+        "Upgraded: Sonnet answered again; the earlier reply was from GPT-5.5 (fallback provider)."
+    )
+    kept = [
+        upgrade_kept_note("Sonnet", "Haiku", TurnStatus.FAILED, ErrorKind.OVERLOADED),
+        upgrade_kept_note("Sonnet", "Haiku", TurnStatus.FAILED, None),
+        upgrade_kept_note("Sonnet", "Haiku", TurnStatus.STOPPED, None),
+        upgrade_kept_note("Sonnet", "Haiku", TurnStatus.INTERRUPTED, None),
+    ]
+    assert kept == [
+        "Sonnet could not answer again (overloaded); the reply from Haiku is kept.",
+        "Sonnet could not answer again; the reply from Haiku is kept.",
+        "You stopped Sonnet's new answer; the reply from Haiku is kept.",
+        "Sonnet's new answer was interrupted; the reply from Haiku is kept.",
+    ]

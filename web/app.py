@@ -48,7 +48,7 @@ from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
-from web.routes import admin, admin_login, chat, demo, sidebar, stream, trash
+from web.routes import admin, admin_login, chat, demo, sidebar, stream, trash, upgrade
 from web.routes.admin_login import LoginRequired
 from web.routes.demo import sim_client
 from web.runner import TurnRunner
@@ -203,6 +203,7 @@ def create_app(
         app.mount("/_sim", sim_access.guard(control_app(sim)), name="sim")
     app.include_router(chat.router)
     app.include_router(stream.router)
+    app.include_router(upgrade.router)
     app.include_router(sidebar.router)
     app.include_router(trash.router)
     app.include_router(demo.router)

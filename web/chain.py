@@ -47,6 +47,12 @@ Policy, all of it here:
   winner's degraded reason says the other "was slow to answer". Never once text was shown in
   the turn. A hedge that fails first only ends itself, and its tier is not asked again in the
   turn; the winner goes on as any try (a failure after text moves to the tier after it).
+- A turn may be limited to the primary tier (``run(..., primary_only=True)``: "Ask Sonnet again",
+  the upgrade of a degraded reply, see :mod:`web.upgrades`). The other tiers are then not worth
+  trying (``Turn.admits``): no fallback, no hedge, no "Answer with ... now", and no last-resort
+  try of an open primary (the reply being upgraded is kept, so refusing is better than asking a
+  tier known to be down). The primary still gets its one same-tier retry; when it fails, the
+  turn ends Exhausted, as it would with no tier left. Such a turn must never be deferred.
 - The stream ends with exactly one Completed or Exhausted.
 - Every try ends in exactly one AttemptRecord, handed to ``on_attempt`` when it ends: "ok",
   "failed", "abandoned", "skipped" (breaker open), or "cancelled" when the consumer goes away
@@ -141,9 +147,12 @@ class Chain:
         *,
         on_attempt: AttemptSink | None = None,
         control: TurnControl | None = None,
+        primary_only: bool = False,
     ) -> AsyncGenerator[ChainEvent, None]:
-        """One turn. Close it with ``aclose()`` (or ``contextlib.aclosing``) if you stop early."""
-        turn = Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt)
+        """One turn. Close it with ``aclose()`` (or ``contextlib.aclosing``) if you stop early.
+        ``primary_only``: the primary tier alone may answer (an upgrade)."""
+        only = frozenset({self._tiers[0].info.name}) if primary_only else None
+        turn = Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt, only=only)
         control = control or TurnControl()
         restart = retried = shown_text = False
         index = 0
@@ -347,7 +356,7 @@ class Chain:
         """This tier's breaker is open: try it anyway if every tier still worth trying is open
         too and this one opened first."""
         assert self._breakers is not None
-        if turn.last_resort_used:
+        if turn.last_resort_used or turn.limited:
             return False
         opened: list[tuple[float, int]] = []
         for later in range(index, len(self._tiers)):

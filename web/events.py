@@ -1,7 +1,8 @@
 """The typed events the chain yields; the runner, the live reply and `understudy ask` consume them.
 
 A turn's stream is:  TierStarted, (TextDelta | TierStarted)*, then exactly one of Completed or
-Exhausted. A TierStarted with ``restart=True`` means text already shown must be discarded: the
+Exhausted; or Exhausted alone when no tier could be tried at all (a turn limited to the primary
+whose breaker is open: see :mod:`web.chain`). A TierStarted with ``restart=True`` means text already shown must be discarded: the
 reply starts again from empty on the new tier.
 
 Attempts are reported one way only: every try ends in one :class:`AttemptRecord`, handed to the

@@ -59,6 +59,8 @@ class LiveTurn:
     """The try in progress, until it sends text (then None: the reply is flowing)."""
     revision: int = 0
     """Counts the updates applied; a checkpoint saves a turn whose revision moved."""
+    upgrade_of: str | None = None
+    """"Ask Sonnet again": the degraded turn this one re-runs (its page shows both, web.upgrades)."""
 
     @property
     def text(self) -> str:
@@ -118,6 +120,7 @@ class LiveTurn:
             outcome=self.outcome,
             trying=self.trying,
             revision=self.revision,
+            upgrade_of=self.upgrade_of,
         )
 
 
@@ -131,7 +134,9 @@ class Subscription:
 
 
 class LiveTurns(Protocol):
-    def open(self, turn_id: str, conversation_id: str) -> LiveTurn:
+    def open(
+        self, turn_id: str, conversation_id: str, *, upgrade_of: str | None = None
+    ) -> LiveTurn:
         """Start publishing a turn; the returned state is the one this process updates."""
         ...
 
@@ -164,8 +169,10 @@ class LocalLiveTurns:
     def __len__(self) -> int:
         return len(self._channels)
 
-    def open(self, turn_id: str, conversation_id: str) -> LiveTurn:
-        turn = LiveTurn(turn_id, conversation_id)
+    def open(
+        self, turn_id: str, conversation_id: str, *, upgrade_of: str | None = None
+    ) -> LiveTurn:
+        turn = LiveTurn(turn_id, conversation_id, upgrade_of=upgrade_of)
         self._channels[turn_id] = _Channel(turn)
         return turn
 

@@ -63,6 +63,7 @@ class TurnSource(Protocol):
         *,
         on_attempt: AttemptSink | None = None,
         control: TurnControl | None = None,
+        primary_only: bool = False,
     ) -> AsyncGenerator[ChainEvent, None]: ...
 
 
@@ -73,6 +74,13 @@ class TurnJob:
     turn_id: str
     conversation_id: str
     request: ChatRequest
+    upgrade_of: str | None = None
+    """"Ask Sonnet again": the degraded turn this one re-runs (web.upgrades)."""
+
+    @property
+    def primary_only(self) -> bool:
+        """An upgrade may use the primary tier only: if it fails, the upgrade fails."""
+        return self.upgrade_of is not None
 
 
 @dataclass(eq=False)
@@ -140,7 +148,7 @@ class TurnRunner:
             self._claimed.discard(conversation_id)
 
     def start(self, job: TurnJob) -> LiveTurn:
-        live = self.live_turns.open(job.turn_id, job.conversation_id)
+        live = self.live_turns.open(job.turn_id, job.conversation_id, upgrade_of=job.upgrade_of)
         running = _Running(job, live)
         self._running[job.turn_id] = running
         self._by_conversation[job.conversation_id] = running
@@ -196,6 +204,7 @@ class TurnRunner:
             running.job.request,
             on_attempt=lambda r: self._attempt_ended(running, r),
             control=running.control,
+            primary_only=running.job.primary_only,
         )
         try:
             async with (
@@ -243,7 +252,9 @@ class TurnRunner:
 
     def _unanswered(self, running: _Running, end: Exhausted, started_at: float) -> TurnOutcome:
         deferral = self._deferral
-        if deferral is None or not deferral.accepts(running.attempts):
+        # An upgrade is never queued: the reply it would replace is already there.
+        upgrade = running.job.primary_only
+        if deferral is None or upgrade or not deferral.accepts(running.attempts):
             return unanswered(end, running.attempts, started_at=started_at)
         request = replace(running.job.request, max_tokens=deferral.max_tokens)
         job = QueuedJob(

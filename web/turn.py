@@ -36,7 +36,12 @@ class Turn:
     """One run's clock, its attempt records, and which tiers are still worth trying."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, deadline_s: float, on_attempt: AttemptSink | None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deadline_s: float,
+        on_attempt: AttemptSink | None,
+        *,
+        only: frozenset[str] | None = None,
     ) -> None:
         self.loop = loop
         self.start = loop.time()
@@ -51,11 +56,20 @@ class Turn:
         self._last_error: ProviderError | None = None
         self.last_resort_used = False
         """Every tier was open and the one that opened first got a try (once per turn)."""
+        self._only = only
+        """The names of the tiers this turn may use (None: every tier of the chain)."""
+
+    @property
+    def limited(self) -> bool:
+        """The turn may use some tiers only (an upgrade: the primary alone)."""
+        return self._only is not None
 
     def remaining(self) -> float:
         return self.deadline - self.loop.time()
 
     def admits(self, config: TierConfig) -> bool:
+        if self._only is not None and config.name not in self._only:
+            return False
         if config.api_key_env in self._rejected_keys or config.name in self._spent:
             return False
         if self._window_above is None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi.templating import Jinja2Templates
 
@@ -30,6 +30,9 @@ from web.wording import (
     answer_now_label,
     waiting_status,
 )
+
+if TYPE_CHECKING:
+    from web.upgrades import UpgradeFrame
 
 STARTING_STATUS = "Waiting for a model…"
 """The status for the moment between a turn's start and its first try."""
@@ -61,6 +64,10 @@ class ReplyView:
     total_s: float | None = None
     started_at: datetime | None = None
     """When the turn started (aware UTC)."""
+    upgrade_label: str | None = None
+    """ "Ask Sonnet again", when this degraded reply may be upgraded now (web.upgrades)."""
+    upgrade: UpgradeFrame | None = None
+    """The upgrade around this reply, if any: its note, the earlier reply (web.upgrades)."""
 
     @property
     def live(self) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from web.events import AttemptRecord, TierInfo
 from web.providers.base import ErrorKind, ProviderError
 from web.settings import TierConfig
-from web.status import AttemptOutcome, HedgeRole
+from web.status import AttemptOutcome, HedgeRole, TurnStatus
 
 STOPPED_NOTE = "Stopped."
 INTERRUPTED_NOTE = "This reply was interrupted."
@@ -155,8 +155,12 @@ def waiting_status(trying: TierInfo, before: AttemptRecord | None, *, retry: boo
 
 def _mode(tier: TierInfo) -> str:
     """ " (fast mode)" for a badge "fast mode (smaller model)": the badge's words, briefly."""
-    short = tier.badge.split(" (", 1)[0].strip()
-    return f" ({short})" if short and not tier.is_primary else ""
+    return "" if tier.is_primary else _briefly(tier.badge)
+
+
+def _briefly(badge: str | None) -> str:
+    short = (badge or "").split(" (", 1)[0].strip()
+    return f" ({short})" if short else ""
 
 
 def answer_now_label(next_tier: TierInfo) -> str:
@@ -291,3 +295,57 @@ def queue_expired_message(*, queued_at: float, expire_s: float, last_error: str 
 
 def queue_rejected_message(reason: str) -> str:
     return f"Your queued message was refused when it was sent: {reason.rstrip('.')}. Try again."
+
+
+# "Ask Sonnet again" (web.upgrades): the labels take the tiers' labels as the page shows them.
+
+
+def upgrade_label(primary: str) -> str:
+    return f"Ask {primary} again"
+
+
+def upgrading_note(primary: str, earlier: str) -> str:
+    return f"Asking {primary} again; the reply from {earlier} is kept until {primary} has answered."
+
+
+def upgraded_note(primary: str, earlier: str, earlier_badge: str | None) -> str:
+    """ "Upgraded: Sonnet answered again; the earlier reply was from Haiku (fast mode)." """
+    return (
+        f"Upgraded: {primary} answered again; the earlier reply was from "
+        f"{earlier}{_briefly(earlier_badge)}."
+    )
+
+
+def upgrade_kept_note(
+    primary: str, earlier: str, status: TurnStatus, failure: ErrorKind | None
+) -> str:
+    """Why an upgrade gave no reply, beside the reply that is kept. ``failure``: what the
+    primary's last failed try ran into."""
+    kept = f"the reply from {earlier} is kept"
+    if status is TurnStatus.STOPPED:
+        return f"You stopped {primary}'s new answer; {kept}."
+    if status is TurnStatus.INTERRUPTED:
+        return f"{primary}'s new answer was interrupted; {kept}."
+    why = f" ({phrase(failure)})" if failure is not None else ""
+    return f"{primary} could not answer again{why}; {kept}."
+
+
+def earlier_reply_summary(earlier: str) -> str:
+    return f"Earlier reply, from {earlier}"
+
+
+def upgrade_unavailable(primary: str) -> str:
+    return (
+        f"{primary} is unavailable right now, so it cannot answer again yet. "
+        "The reply you have is kept; try again once it is back."
+    )
+
+
+UPGRADE_NOT_OFFERED = (
+    "Only the latest reply of a conversation, when a smaller or fallback model wrote it, can be "
+    "asked again. Reload the page to see the conversation as it is now."
+)
+UPGRADE_BUSY = (
+    "A reply is still being written in this conversation. Wait for it to finish or press Stop, "
+    "then try again."
+)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from web.admin_auth import AdminAuth
 from web.app import create_app, make_templates
+from web.breaker_store import Breakers
 from web.chain import Chain
 from web.db.models import Conversation
 from web.db.session import Factory, read_scope
@@ -35,9 +36,12 @@ NOWHERE = "http://127.0.0.1:9"
 
 
 @asynccontextmanager
-async def running(app: FastAPI, settings: Settings, sessions: Factory) -> AsyncIterator[AppState]:
-    """The AppState the lifespan would attach, built on ``sessions``; closed afterwards."""
-    chain = Chain.from_settings(settings.with_sim(NOWHERE))
+async def running(
+    app: FastAPI, settings: Settings, sessions: Factory, breakers: Breakers | None = None
+) -> AsyncIterator[AppState]:
+    """The AppState the lifespan would attach, built on ``sessions``; closed afterwards. Its
+    chain has no breakers unless given some."""
+    chain = Chain.from_settings(settings.with_sim(NOWHERE), breakers)
     runner = TurnRunner(chain, sessions, deadline_s=settings.turn_deadline_s)
     state = AppState(
         settings=settings,
@@ -59,13 +63,8 @@ async def running(app: FastAPI, settings: Settings, sessions: Factory) -> AsyncI
         await chain.aclose()
 
 
-@pytest.fixture
-async def app(
-    factory: Factory,
-    database_url: str,
-    tmp_path: Path,
-) -> AsyncIterator[FastAPI]:
-    settings = Settings.from_env(
+def settings_for(tmp_path: Path, database_url: str) -> Settings:
+    return Settings.from_env(
         {
             "UNDERSTUDY_DATA_DIR": str(tmp_path),
             "UNDERSTUDY_DATABASE_URL": database_url,
@@ -73,6 +72,15 @@ async def app(
             "UNDERSTUDY_SECRET_KEY": "test-secret-key-for-signing-cookies",
         }
     )
+
+
+@pytest.fixture
+async def app(
+    factory: Factory,
+    database_url: str,
+    tmp_path: Path,
+) -> AsyncIterator[FastAPI]:
+    settings = settings_for(tmp_path, database_url)
     made = create_app(settings)
     async with running(made, settings, factory):
         yield made

@@ -185,13 +185,16 @@ class Turn:
         return counts
 
 
-async def run_turn(chain: Chain, prompt: str = PROMPT, limit_s: float = 15.0) -> Turn:
+async def run_turn(
+    chain: Chain, prompt: str = PROMPT, limit_s: float = 15.0, *, primary_only: bool = False
+) -> Turn:
     request = ChatRequest(messages=(ChatMessage("user", prompt),))
     started = time.monotonic()
     timeline: list[ChainEvent | AttemptRecord] = []
 
     async def consume() -> None:
-        async for event in chain.run(request, on_attempt=timeline.append):
+        events = chain.run(request, on_attempt=timeline.append, primary_only=primary_only)
+        async for event in events:
             timeline.append(event)
 
     await asyncio.wait_for(consume(), limit_s)
@@ -203,7 +206,10 @@ async def run_turn(chain: Chain, prompt: str = PROMPT, limit_s: float = 15.0) ->
 def check_invariants(turn: Turn, prompt: str = PROMPT) -> None:
     """What every event stream must keep, whatever went wrong upstream."""
     events = turn.events
-    assert isinstance(events[0], TierStarted)
+    if not isinstance(events[0], TierStarted):  # no tier could be tried: each one was skipped
+        assert isinstance(events[0], Exhausted) and len(events) == 1, events
+        assert all(r.outcome is AttemptOutcome.SKIPPED for r in turn.attempts), turn.attempts
+        return
     ends = [e for e in events if isinstance(e, Completed | Exhausted)]
     assert ends == [events[-1]], "exactly one Completed or Exhausted, and last"
     shown: list[str] = []

@@ -5,20 +5,21 @@ an unknown conversation and another session's conversation are the same :class:`
 404 never tells one from the other. A deleted conversation (waiting for an undo, see
 :mod:`web.db.trash`) is NotFound here too. Turn rows are written by :mod:`web.db.turnlog` (the functions
 that store a user's message open its turn through it, in the same transaction); here they are
-only read, to show each user message with its latest reply. The sidebar's list is
-:mod:`web.db.sidebar`.
+only read, to show each user message with its reply and to build the history a turn sends. Which
+turn is a message's reply (the latest, unless it is an upgrade that did not answer) is
+:mod:`web.db.exchanges`. The sidebar's list is :mod:`web.db.sidebar`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.deferred import queued_in
+from web.db.exchanges import Exchange, exchange_of, pair, takes_place, with_failures
 from web.db.models import Conversation, Message, Turn, utcnow
 from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
@@ -46,15 +47,6 @@ class ConversationRow:
 
 
 @dataclass(frozen=True)
-class Exchange:
-    """One user message and the latest turn that answered it (None if no turn was started)."""
-
-    user: Message
-    turn: Turn | None
-    reply: Message | None
-
-
-@dataclass(frozen=True)
 class NewTurn:
     """A stored user message and the pending turn that answers it."""
 
@@ -65,6 +57,8 @@ class NewTurn:
     """What the model is sent: the conversation up to and including the user's message."""
     created_at: datetime | None = None
     """When the user's message was stored (None for a regenerated reply: no new message)."""
+    upgrade_of: str | None = None
+    """For "Ask Sonnet again": the degraded turn the new one re-runs."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +166,33 @@ async def regenerate(
     return NewTurn(conversation_id, user_message_id, turn_id, history)
 
 
+async def upgrade(factory: Factory, owner: str, conversation_id: str, turn_id: str) -> NewTurn:
+    """A new turn re-running ``turn_id`` for the same user message ("Ask Sonnet again"), with
+    the same history, in one transaction. Whether it may is the caller's (web.upgrades)."""
+    async with session_scope(factory) as session:
+        await _owned(session, owner, conversation_id)
+        user_message_id = await _user_message_of(session, conversation_id, turn_id)
+        history = await _history(session, conversation_id, user_message_id)
+        new_id, _ = await open_turn(
+            session,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            upgrade_of=turn_id,
+        )
+    return NewTurn(conversation_id, user_message_id, new_id, history, upgrade_of=turn_id)
+
+
+async def _user_message_of(session: AsyncSession, conversation_id: str, turn_id: str) -> int:
+    user_message_id = await session.scalar(
+        select(Turn.user_message_id).where(
+            Turn.id == turn_id, Turn.conversation_id == conversation_id
+        )
+    )
+    if user_message_id is None:
+        raise NotFound(TURN_NOT_FOUND)
+    return user_message_id
+
+
 async def _add_user_message(
     session: AsyncSession,
     owner: str,
@@ -219,7 +240,7 @@ async def rename_conversation(
 
 
 async def load_exchanges(factory: Factory, owner: str, conversation_id: str) -> list[Exchange]:
-    """Each user message with its latest turn and that turn's reply, oldest first."""
+    """Each user message with the turn that is its reply and that turn's text, oldest first."""
     async with read_scope(factory) as session:
         await _owned(session, owner, conversation_id)
         messages = (
@@ -236,22 +257,47 @@ async def load_exchanges(factory: Factory, owner: str, conversation_id: str) -> 
                 .order_by(Turn.started_at, Turn.id)
             )
         ).all()
-    return _pair(messages, turns)
+        return await with_failures(session, pair(messages, turns))
 
 
-def _pair(messages: Sequence[Message], turns: Sequence[Turn]) -> list[Exchange]:
-    latest: dict[int, Turn] = {}
-    for turn in turns:  # in start order, so the last one per user message wins
-        latest[turn.user_message_id] = turn
-    replies = {m.turn_id: m for m in messages if m.role == "assistant" and m.turn_id}
-    exchanges = []
-    for message in messages:
-        if message.role != "user":
-            continue
-        answer = latest.get(message.id)
-        reply = replies.get(answer.id) if answer is not None else None
-        exchanges.append(Exchange(user=message, turn=answer, reply=reply))
-    return exchanges
+async def load_exchange(
+    factory: Factory, owner: str, conversation_id: str, *, turn_id: str | None = None
+) -> Exchange | None:
+    """The exchange ``turn_id`` belongs to (None: the conversation's latest), paired as
+    :func:`load_exchanges` pairs it; None if the conversation has no message yet."""
+    async with read_scope(factory) as session:
+        await _owned(session, owner, conversation_id)
+        latest = await session.scalar(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation_id, Message.role == "user"
+            )
+        )
+        user_id = latest
+        if turn_id is not None:
+            user_id = await _user_message_of(session, conversation_id, turn_id)
+        if user_id is None:
+            return None
+        user = await session.scalar(select(Message).where(Message.id == user_id))
+        turns = (
+            await session.scalars(
+                select(Turn)
+                .where(Turn.conversation_id == conversation_id, Turn.user_message_id == user_id)
+                .order_by(Turn.started_at, Turn.id)
+            )
+        ).all()
+        replies = (
+            await session.scalars(
+                select(Message).where(
+                    Message.turn_id.in_([t.id for t in turns]), Message.role == "assistant"
+                )
+            )
+        ).all()
+        assert user is not None
+        by_turn = {m.turn_id: m for m in replies if m.turn_id}
+        [exchange] = await with_failures(
+            session, [exchange_of(user, turns, by_turn, last=user_id == latest)]
+        )
+        return exchange
 
 
 async def get_turn(factory: Factory, owner: str, conversation_id: str, turn_id: str) -> TurnRow:
@@ -273,9 +319,9 @@ async def _history(
 ) -> tuple[ChatMessage, ...]:
     """What the model sees for a turn answering `user_message_id`: the conversation up to it.
 
-    Earlier exchanges contribute the user's words and the latest reply that has text; failed
-    replies are left out, and consecutive messages of one role are joined (both providers want
-    the roles to alternate).
+    Earlier exchanges contribute the user's words and their reply (web.db.exchanges: the latest
+    turn, unless an upgrade that did not answer) if it has text; failed replies are left out,
+    and consecutive messages of one role are joined (both providers want the roles to alternate).
     """
     # One query (it runs before every reply): each message with, for replies, its turn. Every
     # reply is read, as one regenerated later has a larger id than the message it answers.
@@ -286,6 +332,7 @@ async def _history(
             Message.content,
             Turn.user_message_id,
             Turn.status,
+            Turn.upgrade_of,
         )
         .outerjoin(Turn, Turn.id == Message.turn_id)
         .where(Message.conversation_id == conversation_id)
@@ -294,11 +341,11 @@ async def _history(
     users: list[tuple[int, str]] = []
     latest: dict[int, tuple[TurnStatus | None, str]] = {}
     """user message id -> (status, text) of its latest reply (replies come in creation order)."""
-    for message_id, role, content, answers, status in rows:
+    for message_id, role, content, answers, status, upgrade_of in rows:
         if role == "user":
             if message_id <= user_message_id:
                 users.append((message_id, content))
-        elif answers is not None and answers < user_message_id:
+        elif answers is not None and answers < user_message_id and takes_place(status, upgrade_of):
             latest[answers] = (status, content)
     history: list[ChatMessage] = []
     for message_id, content in users:

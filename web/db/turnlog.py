@@ -39,11 +39,16 @@ def _redact_opt(text: str | None) -> str | None:
 
 
 async def open_turn(
-    session: AsyncSession, *, conversation_id: str, user_message_id: int
+    session: AsyncSession,
+    *,
+    conversation_id: str,
+    user_message_id: int,
+    upgrade_of: str | None = None,
 ) -> tuple[str, int]:
     """A pending turn and its (empty) assistant message, inside the caller's transaction (the one
     that stores the user's message, so that a reply starts after one commit, not two):
-    (turn id, assistant message id). Every turn is made here."""
+    (turn id, assistant message id). Every turn is made here. ``upgrade_of``: the degraded
+    turn an "Ask Sonnet again" re-runs."""
     turn_id = new_id()
     now = utcnow()
     # The message refers to the turn, so the turn must be inserted first.
@@ -55,6 +60,7 @@ async def open_turn(
             status=TurnStatus.PENDING,
             attempt_count=0,
             started_at=now,
+            upgrade_of=upgrade_of,
         )
     )
     message_id = await session.scalar(

@@ -11,6 +11,7 @@
     POST /c/{id}/turns/{turn}/skip          stop waiting for the tier being asked: ask the next
     POST /c/{id}/turns/{turn}/cancel        withdraw a queued message (web.deferral)
     POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
+    POST /c/{id}/turns/{turn}/upgrade       "Ask Sonnet again" (web.routes.upgrade)
     POST /c/{id}/rename                     new name; htmx also gets the tab's new <title>
     GET  /degraded-banner                   the degraded-mode banner (polled by the page)
     GET  /healthz
@@ -60,6 +61,7 @@ from web.runner import TurnJob
 from web.security import csrf_token
 from web.settings import Settings
 from web.trash import UndoOffer
+from web.upgrades import ended_fragment, offer_in, page_replies
 from web.views import Replies
 from web.wording import queued_composer_hint
 
@@ -103,9 +105,11 @@ async def _page(
     current = conversation.id if conversation and request.method == "GET" else None
     listed = await sidebar.conversation_page(sessions, owner, before, current=current)
     exchanges = await db.load_exchanges(sessions, owner, conversation.id) if conversation else []
-    items = [
-        (e.user, views.reply(e.turn, e.reply) if e.turn is not None else None) for e in exchanges
-    ]
+    shown = []
+    if conversation is not None:
+        offer = await offer_in(state_of(request).chain, runner_of(request), conversation.id)
+        shown = page_replies(views, exchanges, offer)
+    items = list(zip([e.user for e in exchanges], shown, strict=True))
     streaming = any(r is not None and r.live for _, r in items)
     queued = any(r is not None and r.queued for _, r in items)
     return templates_of(request).TemplateResponse(
@@ -274,12 +278,11 @@ async def stop_turn(
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = replies_of(request)
-    final = (
-        views.reply(row.turn, row.reply)
-        if runner.is_running(turn_id)
-        else views.settled(row.turn, row.reply)
-    )
-    return HTMLResponse(views.done_fragment(final))
+    if runner.is_running(turn_id):
+        return HTMLResponse(views.done_fragment(views.reply(row.turn, row.reply)))
+    final = views.settled(row.turn, row.reply)
+    state = state_of(request)
+    return HTMLResponse(await ended_fragment(views, state, owner, final, row.turn.upgrade_of))
 
 
 @router.post("/c/{conversation_id}/turns/{turn_id}/skip", dependencies=CSRF)

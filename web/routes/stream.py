@@ -9,7 +9,7 @@ turn, and a watcher only follows it (so a reload or a second tab costs nothing u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -23,6 +23,7 @@ from web.landings import Landings
 from web.live import LiveTurn, Subscription
 from web.routes.chat import replies_of
 from web.status import TurnStatus
+from web.upgrades import ended_fragment
 from web.views import Replies, ReplyView
 
 router = APIRouter()
@@ -45,27 +46,38 @@ async def stream_turn(
 ) -> EventSourceResponse:
     views = replies_of(request)
     subscription = runner.live_turns.subscribe(turn_id)
+
+    async def ended(final: ReplyView, upgrade_of: str | None) -> str:
+        return await ended_fragment(views, state_of(request), owner, final, upgrade_of)
+
     if subscription is not None and subscription.turn.conversation_id == conversation_id:
         await db.get_conversation(sessions, owner, conversation_id)
-        return EventSourceResponse(_events(views, subscription), ping=SSE_PING_S)
+        return EventSourceResponse(_events(views, subscription, ended), ping=SSE_PING_S)
     # Ended: replay the stored final state and close. Never call a model from here.
     row = await db.get_turn(sessions, owner, conversation_id, turn_id)
     if row.turn.status is TurnStatus.QUEUED:
         landings = state_of(request).landings
-        queued = _landing(views, landings, sessions, owner, conversation_id, turn_id)
+        queued = _landing(views, landings, sessions, ended, owner, conversation_id, turn_id)
         return EventSourceResponse(queued, ping=SSE_PING_S)
     final = views.settled(row.turn, row.reply)
-    return EventSourceResponse(_replay(views, final), ping=SSE_PING_S)
+    return EventSourceResponse(_replay(ended, final, row.turn.upgrade_of), ping=SSE_PING_S)
 
 
-async def _replay(views: Replies, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
-    yield ServerSentEvent(views.done_fragment(final), event="done")
+Ended = Callable[[ReplyView, str | None], Awaitable[str]]
+"""The fragment that ends a reply on the page (web.upgrades.ended_fragment)."""
+
+
+async def _replay(
+    ended: Ended, final: ReplyView, upgrade_of: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    yield ServerSentEvent(await ended(final, upgrade_of), event="done")
 
 
 async def _landing(
     views: Replies,
     landings: Landings,
     sessions: Factory,
+    ended: Ended,
     owner: str,
     conversation_id: str,
     turn_id: str,
@@ -76,10 +88,13 @@ async def _landing(
         if await turn_status(sessions, turn_id) is not TurnStatus.QUEUED:
             break
     row = await db.get_turn(sessions, owner, conversation_id, turn_id)
-    yield ServerSentEvent(views.done_fragment(views.settled(row.turn, row.reply)), event="done")
+    final = views.settled(row.turn, row.reply)
+    yield ServerSentEvent(await ended(final, row.turn.upgrade_of), event="done")
 
 
-async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+async def _events(
+    views: Replies, subscription: Subscription, ended: Ended
+) -> AsyncIterator[ServerSentEvent]:
     """The reply so far, then what changes, then "done".
 
     "snapshot" replaces the whole reply: when it connects, and when the tier whose text is shown
@@ -95,7 +110,9 @@ async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[S
         for update in batch:
             reply.apply(update)
         if reply.finished:
-            yield ServerSentEvent(views.done_fragment(views.from_live(reply)), event="done")
+            yield ServerSentEvent(
+                await ended(views.from_live(reply), reply.upgrade_of), event="done"
+            )
             return
         now = _Shown.of(reply)
         events = _changes(views, reply, shown, now)
