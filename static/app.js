@@ -14,10 +14,46 @@
     return document.querySelector('[data-testid="assistant-message"][data-state="streaming"]') !== null;
   }
 
+  // A queued reply (web.deferral) holds its conversation until it lands or is cancelled.
+  function queued() {
+    return document.querySelector('[data-testid="assistant-message"][data-state="queued"]') !== null;
+  }
+
   function refreshSend() {
     var send = byId("send");
-    if (send) send.disabled = sending || streaming();
+    var isQueued = queued();
+    if (send) send.disabled = sending || streaming() || isQueued;
+    var hint = byId("composer-queued");
+    if (hint) hint.hidden = !isQueued;
+    noticeLandings();
   }
+
+  // --- a queued reply that lands while the tab is in the background says so in the title ----
+  var waitingFor = new Set();
+  var plainTitle = null;
+
+  function noticeLandings() {
+    document.querySelectorAll('[data-testid="assistant-message"][data-state="queued"]').forEach(function (el) {
+      waitingFor.add(el.getAttribute("data-turn"));
+    });
+    waitingFor.forEach(function (turn) {
+      var el = byId("reply-" + turn);
+      var state = el ? el.getAttribute("data-state") : null;
+      if (state === "queued") return;
+      waitingFor.delete(turn);
+      if (state === "done" && document.hidden) {
+        if (plainTitle === null) plainTitle = document.title;
+        document.title = "Reply arrived · " + plainTitle;
+      }
+    });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && plainTitle !== null) {
+      document.title = plainTitle;
+      plainTitle = null;
+    }
+  });
 
   // --- auto-scroll that pauses when the user scrolls up --------------------------------------
   function nearBottom(el) {

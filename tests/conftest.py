@@ -38,6 +38,8 @@ from support.database import (  # noqa: F401
     pg_log_url,
 )
 from support.engine import upstream  # noqa: F401
+from support.queue_app import queue_app, queue_server  # noqa: F401
+from support.queue_bed import make_bed  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -74,3 +74,20 @@ def test_the_log_commands_work_with_a_broken_chain_file(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     served = _run(["serve", "--port", "0"], tmp_path, UNDERSTUDY_CHAIN=str(broken))
     _assert_one_line_config_error(served, "chain.toml")
+
+
+def test_worker_alone_needs_keys_or_a_simulator(tmp_path: Path) -> None:
+    result = _run(["worker"], tmp_path)
+    _assert_one_line_config_error(result, "UNDERSTUDY_SIM_URL", "understudy serve")
+
+
+def test_worker_alone_needs_a_deferral_table(tmp_path: Path) -> None:
+    chain = tmp_path / "chain.toml"
+    chain.write_text(
+        '[[tiers]]\nname = "a"\nprovider = "openai"\nmodel = "m"\nlabel = "A"\n'
+        'api_key_env = "OPENAI_API_KEY"\n'
+    )
+    result = _run(
+        ["worker"], tmp_path, UNDERSTUDY_CHAIN=str(chain), UNDERSTUDY_SIM_URL="http://127.0.0.1:1"
+    )
+    _assert_one_line_config_error(result, "no [deferral] table")

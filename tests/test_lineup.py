@@ -33,10 +33,11 @@ def test_every_key_or_none_leaves_nothing_out() -> None:
     assert full.left_out_line() is None
     assert full.chain_line() == (
         "Chain: sonnet (Sonnet) -> haiku (Haiku) -> openai (GPT-5.5) -> gemini (Gemini)"
+        " -> queued (Sonnet (Message Batches), anthropic_batch, gives up after 24 h)"
     )
     demo = LineUp.of(Settings.from_env({}).with_sim("http://127.0.0.1:8100"))
     assert demo.left_out_line() is None
-    assert demo.chain_line().endswith("-> gemini (Gemini) (simulated upstream)")
+    assert demo.chain_line().endswith("gives up after 24 h) (simulated upstream)")
 
 
 def test_the_log_warns_once_per_left_out_tier(caplog: pytest.LogCaptureFixture) -> None:

@@ -157,3 +157,31 @@ def test_an_exhausted_turn_names_a_skipped_tier_by_its_breaker() -> None:
         "No model could answer: Sonnet has been unavailable since 08:00 UTC (overloaded), "
         "Haiku had a server error and GPT-5.5 was skipped at your request. Try again in a moment."
     )
+
+
+def test_the_queued_and_delayed_sentences() -> None:
+    from web.wording import delayed_reason, queued_reason, waited
+
+    assert queued_reason(["Sonnet", "Haiku", "GPT-5.5"]) == (
+        "Sonnet, Haiku and GPT-5.5 are unavailable right now. Your message is queued; the reply "
+        "will appear here when it is ready (usually within minutes)."
+    )
+    assert queued_reason(["Sonnet"]).startswith("Sonnet is unavailable right now.")
+    assert [waited(s) for s in (4, 89, 90, 3 * 60 + 20, 3600, 2 * 3600 + 5 * 60)] == [
+        "4 s",
+        "89 s",
+        "2 min",
+        "3 min",
+        "1 h",
+        "2 h 5 min",
+    ]
+    when = 1_796_000_000.0  # 00:53 UTC
+    assert delayed_reason(
+        queued_at=when,
+        unavailable=["Sonnet", "Haiku"],
+        via="Sonnet (Message Batches)",
+        waited_s=185,
+    ) == (
+        "Queued at 00:53 UTC because Sonnet and Haiku were unavailable; answered via "
+        "Sonnet (Message Batches) 3 min later."
+    )

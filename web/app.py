@@ -1,11 +1,13 @@
 """create_app(settings): the FastAPI app, its routers, templates, error pages and lifespan.
 
-At start: the database is upgraded and turns a previous run left live are marked interrupted; with
-no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and every
-tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
-conversations (web.trash) starts. The chain's line-up is logged: which tiers run and which are
-left out because their key is not set (web.lineup). At shutdown: running turns are cancelled and
-recorded "interrupted" with their partial text, then the simulator stops.
+At start: the database is upgraded and turns a previous run left live are marked interrupted;
+with no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and
+every tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
+conversations (web.trash) starts, and, with a [deferral] table, the worker that lands queued
+replies (web.deferral_worker; not with `serve --no-worker`). The chain's line-up is logged: which
+tiers run and which are left out because their key is not set (web.lineup). At shutdown: the
+worker finishes its step, running turns are cancelled and recorded "interrupted" with their
+partial text, then the simulator stops.
 
 What the running app holds is one AppState (web.state), attached by the lifespan; why it is built
 there and not here is that module's docstring.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
@@ -32,11 +34,17 @@ from web.admin_auth import AdminAuth
 from web.breaker_store import Breakers, LocalStore, RedisStore
 from web.chain import Chain
 from web.db.migrate import upgrade_database
-from web.db.session import make_engine, make_sessionmaker
+from web.db.session import Factory, make_engine, make_sessionmaker
 from web.db.turnlog import interrupt_live_turns
+from web.deferral import Deferral
+from web.deferral_backends import backend_for
+from web.deferral_config import Backend as BackendKind
+from web.deferral_worker import DeferralWorker
 from web.deps import is_htmx
 from web.errors import AppError
+from web.landings import Landings
 from web.lineup import LineUp
+from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
@@ -46,6 +54,7 @@ from web.routes.demo import sim_client
 from web.runner import TurnRunner
 from web.security import csrf_token, install_security
 from web.settings import Settings
+from web.sim import SIM_PLACEHOLDER_KEY, sim_base_url
 from web.sim.access import SimAccess
 from web.sim.server import SimServer, control_app
 from web.state import AppState
@@ -83,8 +92,33 @@ def wants_embedded_sim(settings: Settings) -> bool:
     return settings.sim_url is None and (not settings.api_keys or settings.expose_sim)
 
 
-def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI:
-    """`served_host`: what `understudy serve --host` binds, a Host that /_sim accepts when exposed."""
+def deferral_worker(
+    settings: Settings,
+    sessions: Factory,
+    chain: Chain,
+    deferral: Deferral,
+    on_done: Callable[[str], None] | None = None,
+) -> DeferralWorker:
+    """The worker for the chain file's [deferral] table, with its backend pointed where the tiers
+    are (the simulator's Message Batches endpoints in demo mode)."""
+    batches = None
+    if deferral.backend is BackendKind.ANTHROPIC_BATCH:
+        if settings.sim_url:
+            key, base_url = SIM_PLACEHOLDER_KEY, sim_base_url(settings.sim_url, "anthropic")
+        else:
+            assert deferral.config.api_key_env is not None
+            key, base_url = settings.api_keys[deferral.config.api_key_env], None
+        batches = AnthropicBatches(api_key=key, base_url=base_url)
+    return DeferralWorker(
+        sessions, deferral, backend_for(deferral, chain, batches), on_done=on_done
+    )
+
+
+def create_app(
+    settings: Settings, *, served_host: str | None = None, run_worker: bool = True
+) -> FastAPI:
+    """`served_host`: what `understudy serve --host` binds, a Host that /_sim accepts when exposed.
+    `run_worker`: run the deferral worker in this process (`serve --no-worker`: another does)."""
     sim = SimServer() if wants_embedded_sim(settings) else None
     sim_access = SimAccess(expose=settings.expose_sim, served_host=served_host)
     templates = make_templates()
@@ -106,7 +140,18 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
             log.info("simulated upstream at %s (control API at /_sim)", sim.url)
         LineUp.of(current).log(log)
         chain = Chain.from_settings(current, breakers_for(current))
-        runner = TurnRunner(chain, sessions, deadline_s=current.turn_deadline_s)
+        deferral = Deferral.from_settings(current)
+        landings = Landings()
+        worker = None
+        if deferral is not None and run_worker:
+            worker = deferral_worker(current, sessions, chain, deferral, landings.notify)
+        runner = TurnRunner(
+            chain,
+            sessions,
+            deadline_s=current.turn_deadline_s,
+            deferral=deferral,
+            on_queued=worker.wake if worker is not None else None,
+        )
         demo = current.sim_url is not None  # every tier answers from a simulator
         state = AppState(
             settings=current,
@@ -120,13 +165,20 @@ def create_app(settings: Settings, *, served_host: str | None = None) -> FastAPI
             sim_access=sim_access,
             new_chats=SlidingWindow(current.new_chats_per_minute),
             trash=Trash(sessions),
+            deferral=deferral,
+            worker=worker,
+            landings=landings,
         )
         state.attach(app)
         state.trash.start()
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
             await state.trash.close()
+            if worker is not None:
+                await worker.close()
             await runner.shutdown()
             if state.sim_client is not None:
                 await state.sim_client.aclose()

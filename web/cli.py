@@ -35,7 +35,14 @@ def main(verbose: bool) -> None:
     help="Comma-separated proxy addresses (or networks) trusted with --proxy-headers "
     "[default: 127.0.0.1,::1].",
 )
-def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str | None) -> None:
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Do not run the deferral worker in this process (run `understudy worker` instead).",
+)
+def serve(
+    host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str | None, no_worker: bool
+) -> None:
     """Start the chat app (with the simulated upstream when no API keys are set)."""
     from web.server import serve as run_server
 
@@ -43,9 +50,22 @@ def serve(host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str | 
         raise click.UsageError("--forwarded-allow-ips only applies with --proxy-headers.")
     _run(
         lambda: run_server(
-            host, port, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips
+            host,
+            port,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
+            run_worker=not no_worker,
         )
     )
+
+
+@main.command()
+def worker() -> None:
+    """Run the deferral worker alone: submit queued messages, poll, land their replies."""
+    from web.settings import Settings
+    from web.worker_process import run_worker
+
+    _run(lambda: run_worker(Settings.from_env()))
 
 
 @main.command()

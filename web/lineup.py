@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from web.deferral_config import DeferralConfig
 from web.settings import Settings, TierConfig
+from web.wording import waited
 
 
 @dataclass(frozen=True)
@@ -20,14 +22,30 @@ class LineUp:
     left_out: tuple[TierConfig, ...]
     simulated: bool
     """Every running tier answers from a simulator (demo mode or UNDERSTUDY_SIM_URL)."""
+    deferral: DeferralConfig | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> LineUp:
-        return cls(settings.tiers, settings.left_out, simulated=settings.sim_url is not None)
+        return cls(
+            settings.tiers,
+            settings.left_out,
+            simulated=settings.sim_url is not None,
+            deferral=settings.deferral,
+        )
 
     def chain_line(self) -> str:
         tiers = " -> ".join(f"{t.name} ({t.label})" for t in self.running)
+        if self.deferral is not None:
+            tiers += f" -> queued ({self.deferral_words})"
         return f"Chain: {tiers}{' (simulated upstream)' if self.simulated else ''}"
+
+    @property
+    def deferral_words(self) -> str:
+        """ "Sonnet (Message Batches), anthropic_batch, gives up after 24 h"."""
+        config = self.deferral
+        if config is None:
+            return "none: a turn no tier can answer fails"
+        return f"{config.label}, {config.backend.value}, gives up after {waited(config.expire_s)}"
 
     def left_out_line(self) -> str | None:
         if not self.left_out:

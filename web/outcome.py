@@ -4,6 +4,7 @@ and the page shows it.
     TurnOutcome(ending, attempts, ttft_s, total_s)
       Answered    a tier completed the reply (ok for the primary, degraded for the others)
       Unanswered  no tier could answer: the chain was exhausted
+      Queued      no tier could answer now, by unavailability: a deferred job will (web.deferral)
       CutShort    Stop (the user) or shutdown (the server) ended it; the partial text is kept
       Crashed     the runner itself failed; the partial text is kept, the user is told to retry
 
@@ -18,7 +19,7 @@ from enum import StrEnum
 
 from web.events import AttemptRecord, Completed, Exhausted, TierInfo
 from web.status import ReplyState, TurnStatus
-from web.wording import INTERRUPTED_MESSAGE, UNEXPECTED_MESSAGE, degraded_reason
+from web.wording import INTERRUPTED_MESSAGE, UNEXPECTED_MESSAGE, degraded_reason, queued_reason
 
 
 class CutBy(StrEnum):
@@ -37,6 +38,27 @@ class Unanswered:
 
 
 @dataclass(frozen=True)
+class QueuedJob:
+    """What the outbox stores beside the queued turn (web.db.deferred)."""
+
+    backend: str
+    request_json: str
+    unavailable: tuple[str, ...]
+    """The labels of the tiers that could not answer, in chain order."""
+    expire_s: float
+
+
+@dataclass(frozen=True)
+class Queued:
+    exhausted: Exhausted
+    job: QueuedJob
+
+    @property
+    def reason(self) -> str:
+        return queued_reason(self.job.unavailable)
+
+
+@dataclass(frozen=True)
 class CutShort:
     by: CutBy
     text: str
@@ -50,7 +72,7 @@ class Crashed:
     text: str
 
 
-Ending = Answered | Unanswered | CutShort | Crashed
+Ending = Answered | Unanswered | Queued | CutShort | Crashed
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,8 @@ class TurnOutcome:
                 return TurnStatus.DEGRADED if completed.degraded else TurnStatus.OK
             case Unanswered() | Crashed():
                 return TurnStatus.FAILED
+            case Queued():
+                return TurnStatus.QUEUED
             case CutShort(by=CutBy.STOP):
                 return TurnStatus.STOPPED
             case CutShort():
@@ -82,7 +106,7 @@ class TurnOutcome:
         match self.ending:
             case Answered(completed):
                 return completed.text
-            case Unanswered():
+            case Unanswered() | Queued():
                 return ""
             case CutShort(text=text) | Crashed(text=text):
                 return text
@@ -96,7 +120,7 @@ class TurnOutcome:
                 return completed.tier
             case CutShort(tier=tier):
                 return tier
-            case Unanswered() | Crashed():
+            case Unanswered() | Queued() | Crashed():
                 return None
 
     @property
@@ -106,6 +130,8 @@ class TurnOutcome:
                 return completed.degraded_reason
             case CutShort(degraded_reason=reason):
                 return reason
+            case Queued() as queued:
+                return queued.reason
             case Unanswered() | Crashed():
                 return None
 
@@ -119,7 +145,7 @@ class TurnOutcome:
                 return UNEXPECTED_MESSAGE
             case CutShort(by=CutBy.SHUTDOWN):
                 return INTERRUPTED_MESSAGE
-            case Answered() | CutShort():
+            case Answered() | Queued() | CutShort():
                 return None
 
     @property
@@ -136,6 +162,13 @@ def unanswered(
 ) -> TurnOutcome:
     ttft_s = _last_ttft(attempts, started_at)
     return TurnOutcome(Unanswered(exhausted), tuple(attempts), ttft_s, exhausted.total_s)
+
+
+def queued(
+    exhausted: Exhausted, job: QueuedJob, attempts: Sequence[AttemptRecord], *, started_at: float
+) -> TurnOutcome:
+    ttft_s = _last_ttft(attempts, started_at)
+    return TurnOutcome(Queued(exhausted, job), tuple(attempts), ttft_s, exhausted.total_s)
 
 
 def cut_short(

@@ -11,6 +11,9 @@ turn early is explicit:
   the turn is recorded "stopped".
 - Shutdown cancels every task the same way and records the turns "interrupted".
 
+A turn no tier could answer by unavailability is recorded "queued" with its deferred job, when the
+chain file has a [deferral] table (web.deferral); the worker is then woken (``on_queued``).
+
 Once its outcome is written, a turn leaves the runner; from then on the database is its truth.
 """
 
@@ -20,18 +23,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from web.chain import AttemptSink, TurnControl
 from web.checkpoint import CHECKPOINT_S, Checkpointer
 from web.db.session import Factory
 from web.db.turnlog import record_outcome
+from web.deferral import Deferral, request_to_json, unavailable_labels
 from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo
 from web.live import Finished, LiveTurn, LiveTurns, LocalLiveTurns
-from web.outcome import CutBy, TurnOutcome, answered, crashed, cut_short, unanswered
+from web.outcome import (
+    CutBy,
+    QueuedJob,
+    TurnOutcome,
+    answered,
+    crashed,
+    cut_short,
+    queued,
+    unanswered,
+)
 from web.providers.base import ChatRequest
+from web.status import TurnStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +97,8 @@ class TurnRunner:
         deadline_s: float,
         checkpoint_s: float = CHECKPOINT_S,
         live_turns: LiveTurns | None = None,
+        deferral: Deferral | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self._chain = chain
         self._sessions = sessions
@@ -91,6 +107,8 @@ class TurnRunner:
         self._running: dict[str, _Running] = {}
         self._by_conversation: dict[str, _Running] = {}
         self._claimed: set[str] = set()
+        self._deferral = deferral
+        self._on_queued = on_queued
         self._checkpointer = Checkpointer(sessions, self._to_checkpoint, interval_s=checkpoint_s)
 
     def __len__(self) -> int:
@@ -216,12 +234,25 @@ class TurnRunner:
             case Completed():
                 outcome = answered(end, running.attempts)
             case Exhausted():
-                outcome = unanswered(end, running.attempts, started_at=started_at)
+                outcome = self._unanswered(running, end, started_at)
             case None:
                 outcome = crashed(
                     live.text, running.attempts, started_at=started_at, total_s=total_s
                 )
         await self._finish(running, outcome)
+
+    def _unanswered(self, running: _Running, end: Exhausted, started_at: float) -> TurnOutcome:
+        deferral = self._deferral
+        if deferral is None or not deferral.accepts(running.attempts):
+            return unanswered(end, running.attempts, started_at=started_at)
+        request = replace(running.job.request, max_tokens=deferral.max_tokens)
+        job = QueuedJob(
+            backend=deferral.backend.value,
+            request_json=request_to_json(request),
+            unavailable=tuple(unavailable_labels(running.attempts)),
+            expire_s=deferral.config.expire_s,
+        )
+        return queued(end, job, running.attempts, started_at=started_at)
 
     async def _finish(self, running: _Running, outcome: TurnOutcome) -> None:
         """Write the outcome, then tell the watchers, then leave the runner (in that order, so a
@@ -236,3 +267,5 @@ class TurnRunner:
             self._running.pop(turn_id, None)
             if self._by_conversation.get(running.job.conversation_id) is running:
                 del self._by_conversation[running.job.conversation_id]
+        if outcome.status is TurnStatus.QUEUED and self._on_queued is not None:
+            self._on_queued()

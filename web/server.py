@@ -57,14 +57,19 @@ class _Server(uvicorn.Server):
 
 
 def serve(
-    host: str, port: int, *, proxy_headers: bool = False, forwarded_allow_ips: str | None = None
+    host: str,
+    port: int,
+    *,
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str | None = None,
+    run_worker: bool = True,
 ) -> int:
     # One line per model request is the turn log's job, not the HTTP clients'.
     for name in ("httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
     settings = Settings.from_env()
     _check_storage(settings)
-    app = create_app(settings, served_host=host)
+    app = create_app(settings, served_host=host, run_worker=run_worker)
     config = uvicorn.Config(
         app,
         host=host,

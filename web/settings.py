@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from web.breaker import BreakerConfig
+from web.deferral_config import ConfigProblem, DeferralConfig, parse_deferral
 from web.providers import PROVIDERS
 
 DEFAULT_CHAIN_FILE = Path(__file__).with_name("chain.toml")
@@ -87,6 +88,9 @@ class Settings:
     answer_now_after_s: float = 4.0
     """UNDERSTUDY_ANSWER_NOW_AFTER_S: how long a reply waits for a first token before the page
     offers "Answer with <next tier> now"."""
+    deferral: DeferralConfig | None = None
+    """The chain file's [deferral] table: queue a turn no tier can answer now (web.deferral).
+    None without the table, or when its backend's key is not set while real keys are."""
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value configured: what web.redact must scrub wherever it appears."""
@@ -103,7 +107,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         chain_file = Path(env.get("UNDERSTUDY_CHAIN") or DEFAULT_CHAIN_FILE)
-        chain = load_chain(chain_file)
+        chain, deferral = load_chain_file(chain_file)
         data_dir, database_url = _database(env)
         # A variable set to blanks is unset: no provider takes spaces for a key.
         keys = {
@@ -111,6 +115,11 @@ class Settings:
         }
         sim_url = env.get("UNDERSTUDY_SIM_URL") or None
         tiers, left_out = split_by_keys(chain, keys, sim_url=sim_url, chain_file=chain_file)
+        if deferral is not None and deferral.api_key_env:
+            if deferral.api_key_env not in keys and env.get(deferral.api_key_env, "").strip():
+                keys[deferral.api_key_env] = env[deferral.api_key_env]
+            if keys and not sim_url and deferral.api_key_env not in keys:
+                deferral = None  # real keys, but not the batch API's: said by web.lineup
         return cls(
             tiers=tiers,
             left_out=left_out,
@@ -128,6 +137,7 @@ class Settings:
             answer_now_after_s=_float(env, "UNDERSTUDY_ANSWER_NOW_AFTER_S", 4.0),
             redis_url=env.get("UNDERSTUDY_REDIS_URL") or None,
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
+            deferral=deferral,
         )
 
 
@@ -213,7 +223,13 @@ _REQUIRED = ("name", "provider", "model", "label", "api_key_env")
 
 
 def load_chain(path: Path) -> tuple[TierConfig, ...]:
-    """Parse and validate a chain file. Errors name the file, the line and the fix."""
+    """The tiers of a chain file (see :func:`load_chain_file`)."""
+    return load_chain_file(path)[0]
+
+
+def load_chain_file(path: Path) -> tuple[tuple[TierConfig, ...], DeferralConfig | None]:
+    """Parse and validate a chain file: its tiers and its [deferral] table (None without one).
+    Errors name the file, the line and the fix."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -246,7 +262,24 @@ def load_chain(path: Path) -> tuple[TierConfig, ...]:
                 f"{where}: duplicate tier name {tiers[-1].name!r}; names must differ."
             )
         names.add(tiers[-1].name)
-    return tuple(tiers)
+    unknown = sorted(set(data) - {"tiers", "deferral"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown table(s) {', '.join(unknown)}; a chain file has [[tiers]] and an "
+            "optional [deferral]."
+        )
+    if "deferral" not in data:
+        return tuple(tiers), None
+    first = tiers[0]
+    try:
+        deferral = parse_deferral(
+            data["deferral"],
+            primary=(first.provider, first.model, first.label, first.api_key_env),
+            where=f"{path}: [deferral]",
+        )
+    except ConfigProblem as exc:
+        raise ConfigError(str(exc)) from None
+    return tuple(tiers), deferral
 
 
 def _tier_line(text: str, index: int) -> int:

@@ -22,6 +22,9 @@ from starlette.applications import Starlette
 from web.admin_auth import AdminAuth
 from web.chain import Chain
 from web.db.session import Factory
+from web.deferral import Deferral
+from web.deferral_worker import DeferralWorker
+from web.landings import Landings
 from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
@@ -48,6 +51,12 @@ class AppState:
     """New conversations per browser session (UNDERSTUDY_NEW_CHATS_PER_MINUTE)."""
     trash: Trash
     """Deleted conversations waiting for an undo (its sweep runs from the lifespan)."""
+    deferral: Deferral | None = None
+    """The [deferral] table in force (None: a turn no tier can answer fails)."""
+    worker: DeferralWorker | None = None
+    """The deferral worker of this process (None with `serve --no-worker`, or no deferral)."""
+    landings: Landings = field(default_factory=Landings)
+    """Wakes the pages of queued turns when their reply lands."""
     sim_access: SimAccess = field(default_factory=SimAccess)
     """Who may use /_sim and the outage panel (loopback only unless UNDERSTUDY_EXPOSE_SIM=1)."""
 

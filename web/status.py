@@ -27,6 +27,8 @@ class Activity(StrEnum):
     """A reply is being written in it."""
     NEW = "new"
     """A reply finished since the conversation was last on screen."""
+    QUEUED = "queued"
+    """A reply is queued in it (web.deferral): it lands later."""
 
 
 class TurnStatus(StrEnum):

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi.templating import Jinja2Templates
 
 from web.db.models import Message, Turn
+from web.deferral import DEFERRAL_TIER, Deferral
 from web.events import TierInfo, tier_infos
 from web.live import LiveTurn, LiveTurns
 from web.render import render_markdown, render_streaming
@@ -66,6 +67,21 @@ class ReplyView:
         return self.state is ReplyState.STREAMING
 
     @property
+    def queued(self) -> bool:
+        return self.state is ReplyState.QUEUED
+
+    @property
+    def followed(self) -> bool:
+        """Its page follows it over the stream: it is being written, or it waits in the queue."""
+        return self.live or self.queued
+
+    @property
+    def badge_title(self) -> str:
+        if self.queued:
+            return f"Queued for {self.tier_label}"
+        return f"Generated via {self.tier_label}"
+
+    @property
     def html(self) -> str:
         """The reply as sanitised HTML: rendered as it streams, the same way as once final."""
         if not self.text:
@@ -96,15 +112,20 @@ def _badge(tier: TierInfo | None) -> str | None:
 def _note(status: TurnStatus, error: str | None, hit_length_limit: bool) -> str | None:
     """The line under a finished reply, live or stored: the same words either way."""
     if status is TurnStatus.STOPPED:
-        return STOPPED_NOTE
+        return error or STOPPED_NOTE  # a cancelled queued message says so
     if status is TurnStatus.INTERRUPTED:
         return error or INTERRUPTED_NOTE
     return LENGTH_NOTE if hit_length_limit else None
 
 
-def from_live(live: LiveTurn, now: float | None = None) -> ReplyView:
-    """The live turn as it is now (finished or not). ``now``: Unix time, for the wait so far."""
+def from_live(
+    live: LiveTurn, now: float | None = None, *, deferral: TierInfo | None = None
+) -> ReplyView:
+    """The live turn as it is now (finished or not). ``now``: Unix time, for the wait so far.
+    ``deferral``: the tier a queued turn waits for (web.deferral)."""
     outcome = live.outcome
+    if outcome is not None and outcome.status is TurnStatus.QUEUED:
+        return _queued(live.turn_id, live.conversation_id, live.reason, deferral, live.started_at)
     note = None
     if outcome is not None:
         note = _note(outcome.status, outcome.error, outcome.hit_length_limit)
@@ -141,9 +162,40 @@ def from_live(live: LiveTurn, now: float | None = None) -> ReplyView:
     )
 
 
+QUEUED_BADGE = "queued"
+
+
+def _queued(
+    turn_id: str,
+    conversation_id: str,
+    reason: str | None,
+    deferral: TierInfo | None,
+    started_at: float | datetime,
+) -> ReplyView:
+    when = (
+        started_at if isinstance(started_at, datetime) else datetime.fromtimestamp(started_at, UTC)
+    )
+    return ReplyView(
+        turn_id=turn_id,
+        conversation_id=conversation_id,
+        state=ReplyState.QUEUED,
+        tier_name=deferral.name if deferral else "",
+        tier_label=deferral.label if deferral else "Assistant",
+        badge=QUEUED_BADGE,
+        reason=reason,
+        text="",
+        started_at=when,
+    )
+
+
 def from_row(turn: Turn, reply: Message | None, tiers: Mapping[str, TierInfo]) -> ReplyView:
     """A stored turn. A turn still marked live in the database shows as streaming."""
     status = TurnStatus(turn.status)
+    if status is TurnStatus.QUEUED:
+        deferral = tiers.get(DEFERRAL_TIER)
+        return _queued(
+            turn.id, turn.conversation_id, turn.degraded_reason, deferral, turn.started_at
+        )
     state = status.reply_state
     info = _tier_info(turn, tiers)
     note = _note(status, turn.error_message, turn.hit_length_limit)
@@ -189,6 +241,10 @@ class Replies:
         self, settings: Settings, live_turns: LiveTurns, templates: Jinja2Templates
     ) -> None:
         self.tiers = {info.name: info for info in tier_infos(settings.tiers)}
+        deferral = Deferral.from_settings(settings)
+        self.deferral = deferral.info if deferral is not None else None
+        if self.deferral is not None:
+            self.tiers[DEFERRAL_TIER] = self.deferral
         self.live_turns = live_turns
         self.templates = templates
         self.answer_now_after_s = settings.answer_now_after_s
@@ -201,8 +257,11 @@ class Replies:
         """
         live = self.live_turns.get(turn.id)
         if live is not None:
-            return from_live(live)
+            return self.from_live(live)
         return from_row(turn, reply, self.tiers)
+
+    def from_live(self, live: LiveTurn) -> ReplyView:
+        return from_live(live, deferral=self.deferral)
 
     def settled(self, turn: Turn, reply: Message | None) -> ReplyView:
         """The final state of a turn that is no longer live (it has been written by then)."""

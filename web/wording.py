@@ -235,3 +235,59 @@ def _join(parts: Sequence[str]) -> str:
 def _reason(error: ProviderError) -> str:
     """The provider's own words, without our 'HTTP 400 type:' prefix."""
     return _PREFIX.sub("", error.message).rstrip(".")
+
+
+QUEUE_CANCELLED_NOTE = "You cancelled this message while it was queued; nothing was sent for it."
+
+
+def queued_reason(unavailable: Sequence[str]) -> str:
+    """The sentence beside the "queued" badge: who could not answer, and what happens now."""
+    who = _join(list(unavailable)) or "The models"
+    verb = "is" if len(unavailable) == 1 else "are"
+    return (
+        f"{who} {verb} unavailable right now. Your message is queued; the reply will appear here "
+        "when it is ready (usually within minutes)."
+    )
+
+
+def queued_composer_hint() -> str:
+    return (
+        "A reply is queued in this conversation: a new message can be sent once it lands or "
+        "is cancelled. Other conversations work as usual."
+    )
+
+
+def waited(seconds: float) -> str:
+    """ "45 s", "3 min", "2 h 5 min"."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def delayed_reason(
+    *, queued_at: float, unavailable: Sequence[str], via: str, waited_s: float
+) -> str:
+    """The sentence beside a delayed reply: when it was queued, why, and how long it took."""
+    who = _join(list(unavailable)) or "the models"
+    verb = "was" if len(unavailable) == 1 else "were"
+    return (
+        f"Queued at {clock_time(queued_at)} because {who} {verb} unavailable; "
+        f"answered via {via} {waited(waited_s)} later."
+    )
+
+
+def queue_expired_message(*, queued_at: float, expire_s: float, last_error: str | None) -> str:
+    what = f" (last: {last_error.rstrip('.')})" if last_error else ""
+    return (
+        f"Your message was queued at {clock_time(queued_at)}, but no model answered it within "
+        f"{waited(expire_s)}{what}. Try again."
+    )
+
+
+def queue_rejected_message(reason: str) -> str:
+    return f"Your queued message was refused when it was sent: {reason.rstrip('.')}. Try again."

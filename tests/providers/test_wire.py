@@ -10,7 +10,7 @@ import httpx2
 import openai
 import pytest
 
-from web.providers.anthropic_provider import _ERRORS as ANTHROPIC_ERRORS
+from web.providers.anthropic_provider import ERRORS as ANTHROPIC_ERRORS
 from web.providers.base import ErrorKind, ProviderError
 from web.providers.openai_provider import _ERRORS as OPENAI_ERRORS
 from web.providers.wire import (

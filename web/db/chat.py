@@ -18,15 +18,20 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from web.db.deferred import queued_in
 from web.db.models import Conversation, Message, Turn, utcnow
 from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
-from web.errors import CONVERSATION_NOT_FOUND, NotFound
+from web.errors import CONVERSATION_NOT_FOUND, Conflict, NotFound
 from web.providers.base import ChatMessage
 from web.status import TurnStatus
 
 TITLE_CHARS = 60
 TURN_NOT_FOUND = "This reply does not exist in this conversation."
+QUEUED_BUSY = (
+    "A reply is queued in this conversation. A new message can be sent once it lands or is "
+    "cancelled (other conversations work as usual). Your message is still in the box."
+)
 
 #: Replies whose text is part of the conversation the next turn sends to the model.
 _HISTORY_STATUSES = frozenset(
@@ -159,6 +164,7 @@ async def regenerate(
     """A new turn answering a stored user message (Regenerate, Retry), in one transaction."""
     async with session_scope(factory) as session:
         await _owned(session, owner, conversation_id)
+        await _not_queued(session, conversation_id)
         history = await _history(session, conversation_id, user_message_id)
         turn_id, _ = await open_turn(
             session, conversation_id=conversation_id, user_message_id=user_message_id
@@ -186,6 +192,7 @@ async def _add_user_message(
     )
     if touched.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(CONVERSATION_NOT_FOUND)
+    await _not_queued(session, conversation_id)
     message_id = await session.scalar(
         insert(Message)
         .values(conversation_id=conversation_id, role="user", content=content, created_at=now)
@@ -194,6 +201,12 @@ async def _add_user_message(
     assert message_id is not None
     history = await _history(session, conversation_id, message_id)
     return message_id, history, now
+
+
+async def _not_queued(session: AsyncSession, conversation_id: str) -> None:
+    """A queued reply holds its conversation: a new turn would be answered before it."""
+    if await queued_in(session, conversation_id) is not None:
+        raise Conflict(QUEUED_BUSY)
 
 
 async def rename_conversation(

@@ -219,7 +219,7 @@ class DeferredJob(Base):
     request: Mapped[str] = mapped_column(Text)
     """The model request as JSON (web.deferral.request_to_json)."""
     reason: Mapped[str] = mapped_column(Text)
-    """Why the turn was queued: which tiers were unavailable (a clause, web.wording)."""
+    """Why the turn was queued: the labels of the tiers that could not answer (a JSON list)."""
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     next_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -20,7 +20,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from web.db.models import Conversation, Turn, utcnow
 from web.db.session import Factory, read_scope, session_scope
 from web.errors import Invalid
-from web.status import LIVE_STATUSES, Activity
+from web.status import LIVE_STATUSES, Activity, TurnStatus
 
 LIST_LIMIT = 100
 """Conversations per page of the sidebar; "Show older" loads the next page."""
@@ -56,10 +56,17 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
         raise Invalid("This list link is malformed; reload the page.") from None
 
 
-def _listing(owner: str) -> Select[str, str, datetime, datetime | None, bool, datetime | None]:
+def _listing(
+    owner: str,
+) -> Select[str, str, datetime, datetime | None, bool, datetime | None, bool]:
     live = (
         select(Turn.id)
         .where(Turn.conversation_id == Conversation.id, Turn.status.in_(LIVE_STATUSES))
+        .exists()
+    )
+    queued = (
+        select(Turn.id)
+        .where(Turn.conversation_id == Conversation.id, Turn.status == TurnStatus.QUEUED)
         .exists()
     )
     landed = (
@@ -74,12 +81,17 @@ def _listing(owner: str) -> Select[str, str, datetime, datetime | None, bool, da
         Conversation.seen_at,
         live.label("live"),
         landed.label("landed_at"),
+        queued.label("queued"),
     ).where(Conversation.owner == owner, Conversation.deleted_at.is_(None))
 
 
-def _activity(live: bool, landed_at: datetime | None, seen_at: datetime | None) -> Activity:
+def _activity(
+    live: bool, landed_at: datetime | None, seen_at: datetime | None, queued: bool = False
+) -> Activity:
     if live:
         return Activity.WRITING
+    if queued:
+        return Activity.QUEUED
     if landed_at is not None and (seen_at is None or landed_at > seen_at):
         return Activity.NEW
     return Activity.IDLE
@@ -114,12 +126,12 @@ async def conversation_page(
     ordered = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
     async with read_scope(factory) as session:
         rows = (await session.execute(ordered.limit(limit + 1))).all()
-        activity = {r.id: _activity(r.live, r.landed_at, r.seen_at) for r in rows}
+        activity = {r.id: _activity(r.live, r.landed_at, r.seen_at, r.queued) for r in rows}
         if current is not None and current not in activity:
             # On screen but further down the list than this page: still to be marked seen.
             one = (await session.execute(_listing(owner).where(Conversation.id == current))).first()
             if one is not None:
-                activity[current] = _activity(one.live, one.landed_at, one.seen_at)
+                activity[current] = _activity(one.live, one.landed_at, one.seen_at, one.queued)
     if current is not None and activity.get(current) is Activity.NEW:
         await mark_seen(factory, owner, current)
         activity[current] = Activity.IDLE

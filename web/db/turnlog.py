@@ -14,20 +14,21 @@ logged: no API key, bearer token or URL password reaches the database.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.db.models import Attempt, Message, Turn, new_id, utcnow
+from web.db.models import Attempt, DeferredJob, Message, Turn, new_id, utcnow
 from web.db.session import Factory, session_scope
 from web.events import AttemptRecord, TierInfo
-from web.outcome import Answered, Crashed, CutShort, TurnOutcome, Unanswered
+from web.outcome import Answered, Crashed, CutShort, Queued, QueuedJob, TurnOutcome, Unanswered
 from web.redact import redact
-from web.status import LIVE_STATUSES, AttemptOutcome, TurnStatus
+from web.status import LIVE_STATUSES, AttemptOutcome, JobState, TurnStatus
 from web.wording import INTERRUPTED_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -144,9 +145,12 @@ async def record_outcome(factory: Factory, turn_id: str, outcome: TurnOutcome) -
     status = outcome.status
     tier = outcome.tier
     tokens: tuple[int | None, int | None] = (None, None)
+    job: QueuedJob | None = None
     match outcome.ending:
         case Answered(completed):
             tokens = (completed.input_tokens, completed.output_tokens)
+        case Queued(job=job):
+            pass
         case Unanswered() | CutShort() | Crashed():
             pass
     finished = utcnow()
@@ -185,8 +189,29 @@ async def record_outcome(factory: Factory, turn_id: str, outcome: TurnOutcome) -
             .values(content=outcome.text)
             .execution_options(synchronize_session=False)
         )
-        session.add_all(_attempt_row(turn_id, seq, r) for seq, r in enumerate(outcome.attempts, 1))
+        session.add_all(attempt_row(turn_id, seq, r) for seq, r in enumerate(outcome.attempts, 1))
+        if job is not None:
+            # The outbox: the job commits with the status that says the turn is queued, or not at all.
+            add_job(session, turn_id, job, now=finished)
     _log_outcome(turn_id, status, tier, outcome.attempts, outcome.total_s)
+
+
+def add_job(session: AsyncSession, turn_id: str, job: QueuedJob, *, now: datetime) -> None:
+    """A queued turn's job, inside the transaction that marks it queued; due at once."""
+    session.add(
+        DeferredJob(
+            turn_id=turn_id,
+            backend=job.backend,
+            state=JobState.WAITING,
+            request=job.request_json,
+            reason=json.dumps(list(job.unavailable)),
+            queued_at=now,
+            expires_at=now + timedelta(seconds=job.expire_s),
+            next_at=now,
+            submissions=0,
+            polls=0,
+        )
+    )
 
 
 async def interrupt_live_turns(factory: Factory) -> int:
@@ -211,7 +236,7 @@ async def interrupt_live_turns(factory: Factory) -> int:
     return count
 
 
-def _attempt_row(turn_id: str, seq: int, record: AttemptRecord) -> Attempt:
+def attempt_row(turn_id: str, seq: int, record: AttemptRecord) -> Attempt:
     return Attempt(
         turn_id=turn_id,
         seq=seq,

@@ -76,7 +76,7 @@ class AnthropicProvider:
                 stream=True,
             ),
             _StreamState,
-            _ERRORS,
+            ERRORS,
         )
 
 
@@ -143,7 +143,7 @@ def _tokens(usage: object, key: str, default: int | None = None) -> int | None:
     return default
 
 
-def _kind(error_type: str | None, message: str, status: int | None) -> ErrorKind:
+def kind_for_error(error_type: str | None, message: str, status: int | None) -> ErrorKind:
     by_status = wire.kind_for_status(status) if status else None
     kind = _TYPE_KINDS.get(error_type or "") or by_status or ErrorKind.SERVER_ERROR
     if kind is ErrorKind.BAD_REQUEST and by_status is not None:
@@ -165,7 +165,7 @@ def _status_error(exc: anthropic.APIStatusError) -> ProviderError:
     hints = f"{message} {exc.error_code or ''}"
     body_request_id = exc.body.get("request_id") if isinstance(exc.body, dict) else None
     return ProviderError(
-        _kind(exc.type, hints, status),
+        kind_for_error(exc.type, hints, status),
         f"HTTP {status} {exc.type or 'error'}: {message}",
         status=status,
         request_id=exc.request_id
@@ -181,13 +181,13 @@ def _stream_error(payload: dict[str, Any], request_id: str | None) -> ProviderEr
     body_request_id = payload.get("request_id")
     text = message if isinstance(message, str) else "error event"
     return ProviderError(
-        _kind(error_type if isinstance(error_type, str) else None, text, None),
+        kind_for_error(error_type if isinstance(error_type, str) else None, text, None),
         f"in-stream {error_type or 'error'}: {text}",
         request_id=body_request_id if isinstance(body_request_id, str) else request_id,
     )
 
 
-_ERRORS = wire.SdkErrors(
+ERRORS = wire.SdkErrors(
     status=anthropic.APIStatusError,
     timeout=anthropic.APITimeoutError,
     connection=anthropic.APIConnectionError,

@@ -9,6 +9,7 @@
     GET  /c/{id}/turns/{turn}/stream        SSE (web.routes.stream): the reply so far, then updates
     POST /c/{id}/turns/{turn}/stop          cancel the reply, keep its partial text
     POST /c/{id}/turns/{turn}/skip          stop waiting for the tier being asked: ask the next
+    POST /c/{id}/turns/{turn}/cancel        withdraw a queued message (web.deferral)
     POST /c/{id}/turns/{turn}/regenerate    a new reply to the same message (also "Retry")
     POST /c/{id}/rename                     new name; htmx also gets the tab's new <title>
     GET  /degraded-banner                   the degraded-mode banner (polled by the page)
@@ -31,7 +32,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from web.db import chat as db
-from web.db import sidebar
+from web.db import deferred, sidebar
+from web.db.models import utcnow
 from web.db.session import Factory
 from web.db.writelock import urgent_writes
 from web.deps import (
@@ -58,7 +60,8 @@ from web.runner import TurnJob
 from web.security import csrf_token
 from web.settings import Settings
 from web.trash import UndoOffer
-from web.views import Replies, from_live
+from web.views import Replies
+from web.wording import queued_composer_hint
 
 router = APIRouter()
 
@@ -104,6 +107,7 @@ async def _page(
         (e.user, views.reply(e.turn, e.reply) if e.turn is not None else None) for e in exchanges
     ]
     streaming = any(r is not None and r.live for _, r in items)
+    queued = any(r is not None and r.queued for _, r in items)
     return templates_of(request).TemplateResponse(
         request,
         "chat.html",
@@ -112,6 +116,8 @@ async def _page(
             **list_context(listed, conversation.id if conversation else None),
             "items": items,
             "streaming": streaming,
+            "queued": queued,
+            "queued_hint": queued_composer_hint(),
             "max_chars": settings_of(request).max_message_chars,
             "primary_label": settings_of(request).tiers[0].label,
             "answer_now_after_s": settings_of(request).answer_now_after_s,
@@ -244,7 +250,7 @@ async def send_message(
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = replies_of(request)
     user = {"id": message_id, "content": text, "created_at": new.created_at}
-    html = views.render("_exchange.html", user=user, r=from_live(live), status="Generating…")
+    html = views.render("_exchange.html", user=user, r=views.from_live(live), status="Generating…")
     return HTMLResponse(html)
 
 
@@ -294,6 +300,31 @@ async def skip_attempt(
     return Response(status_code=204)
 
 
+@router.post("/c/{conversation_id}/turns/{turn_id}/cancel", dependencies=CSRF)
+async def cancel_queued(
+    request: Request,
+    conversation_id: str,
+    turn_id: str,
+    owner: OwnerDep,
+    sessions: SessionsDep,
+) -> Response:
+    """Withdraw a queued message: the reply shows "cancelled" at once; the worker cancels its
+    batch request. A reply that landed (or ended) meanwhile is left as it is."""
+    await _owned_turn(request, owner, conversation_id, turn_id)
+    with urgent_writes():
+        cancelled = await deferred.cancel(sessions, turn_id, now=utcnow())
+    state = state_of(request)
+    if cancelled:
+        state.landings.notify(turn_id)
+        if state.worker is not None:
+            state.worker.wake()
+    if not is_htmx(request):
+        return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+    row = await _owned_turn(request, owner, conversation_id, turn_id)
+    views = replies_of(request)
+    return HTMLResponse(views.done_fragment(views.settled(row.turn, row.reply)))
+
+
 @router.post("/c/{conversation_id}/turns/{turn_id}/regenerate", dependencies=CSRF)
 async def regenerate_turn(
     request: Request,
@@ -313,7 +344,9 @@ async def regenerate_turn(
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = replies_of(request)
-    return HTMLResponse(views.render("_turn_swap.html", r=from_live(live), status="Generating…"))
+    return HTMLResponse(
+        views.render("_turn_swap.html", r=views.from_live(live), status="Generating…")
+    )
 
 
 @router.post("/c/{conversation_id}/rename", dependencies=CSRF)

@@ -1,7 +1,8 @@
 """The reply stream: GET /c/{id}/turns/{turn}/stream (SSE).
 
-A live turn streams its state so far, then what changes, then "done"; a turn that has ended
-replays its stored final state and closes. Never a model call from here: the runner owns the
+A live turn streams its state so far, then what changes, then "done"; a queued turn (web.deferral)
+sends nothing until its reply lands (or it is cancelled, or fails), then "done"; a turn that has
+ended replays its stored final state and closes. Never a model call from here: the runner owns the
 turn, and a watcher only follows it (so a reload or a second tab costs nothing upstream).
 """
 
@@ -15,16 +16,22 @@ from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from web.db import chat as db
-from web.deps import OwnerDep, RunnerDep, SessionsDep
+from web.db.deferred import turn_status
+from web.db.session import Factory
+from web.deps import OwnerDep, RunnerDep, SessionsDep, state_of
+from web.landings import Landings
 from web.live import LiveTurn, Subscription
 from web.routes.chat import replies_of
-from web.views import Replies, ReplyView, from_live
+from web.status import TurnStatus
+from web.views import Replies, ReplyView
 
 router = APIRouter()
 
 SSE_PING_S = 15
 BODY_INTERVAL_S = 0.1
 """The body of a streaming reply is re-rendered at most this often (markdown so far)."""
+QUEUED_POLL_S = 2.0
+"""A queued turn's row is read this often: a worker in another process lands replies too."""
 
 
 @router.get("/c/{conversation_id}/turns/{turn_id}/stream")
@@ -43,12 +50,33 @@ async def stream_turn(
         return EventSourceResponse(_events(views, subscription), ping=SSE_PING_S)
     # Ended: replay the stored final state and close. Never call a model from here.
     row = await db.get_turn(sessions, owner, conversation_id, turn_id)
+    if row.turn.status is TurnStatus.QUEUED:
+        landings = state_of(request).landings
+        queued = _landing(views, landings, sessions, owner, conversation_id, turn_id)
+        return EventSourceResponse(queued, ping=SSE_PING_S)
     final = views.settled(row.turn, row.reply)
     return EventSourceResponse(_replay(views, final), ping=SSE_PING_S)
 
 
 async def _replay(views: Replies, final: ReplyView) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(views.done_fragment(final), event="done")
+
+
+async def _landing(
+    views: Replies,
+    landings: Landings,
+    sessions: Factory,
+    owner: str,
+    conversation_id: str,
+    turn_id: str,
+) -> AsyncIterator[ServerSentEvent]:
+    """A queued turn: wait until it is no longer queued, then send its final state."""
+    while True:
+        await landings.wait(turn_id, QUEUED_POLL_S)
+        if await turn_status(sessions, turn_id) is not TurnStatus.QUEUED:
+            break
+    row = await db.get_turn(sessions, owner, conversation_id, turn_id)
+    yield ServerSentEvent(views.done_fragment(views.settled(row.turn, row.reply)), event="done")
 
 
 async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
@@ -62,12 +90,12 @@ async def _events(views: Replies, subscription: Subscription) -> AsyncIterator[S
     """
     reply = subscription.turn
     shown = _Shown.of(reply)
-    yield ServerSentEvent(views.reply_fragment(from_live(reply)), event="snapshot")
+    yield ServerSentEvent(views.reply_fragment(views.from_live(reply)), event="snapshot")
     async for batch in subscription.updates:
         for update in batch:
             reply.apply(update)
         if reply.finished:
-            yield ServerSentEvent(views.done_fragment(from_live(reply)), event="done")
+            yield ServerSentEvent(views.done_fragment(views.from_live(reply)), event="done")
             return
         now = _Shown.of(reply)
         events = _changes(views, reply, shown, now)
@@ -99,7 +127,7 @@ class _Shown:
 
 
 def _changes(views: Replies, reply: LiveTurn, before: _Shown, now: _Shown) -> list[ServerSentEvent]:
-    view = from_live(reply)
+    view = views.from_live(reply)
     if (now.tier, now.reason) != (before.tier, before.reason):
         events = [ServerSentEvent(views.reply_fragment(view, quiet=True), event="snapshot")]
         if view.status:  # announced: the region is on the page, empty, before it gets its text

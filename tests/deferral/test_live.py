@@ -1,0 +1,86 @@
+"""Queued replies over HTTP on a live server (its own worker, the simulator's Message Batches):
+what the page and the stream say while queued and when the reply lands, the conversation held
+meanwhile, Cancel, and another session's requests."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import LiveApp
+
+from web.db.chat import QUEUED_BUSY
+from web.wording import QUEUE_CANCELLED_NOTE, queued_reason
+
+from support.chat import ChatClient
+from support.queue_app import all_down
+
+BADGE = re.compile(r'data-testid="tier-badge" title="([^"]*)">([^<]*)<')
+
+
+def test_queued_then_the_reply_lands_on_the_open_stream(queue_app: LiveApp) -> None:
+    all_down(queue_app)
+    chat = ChatClient(queue_app.url)
+    try:
+        conversation = chat.new_conversation("What is an understudy?")
+        turn = chat.last_turn(conversation)
+        first = chat.finish(conversation, turn)
+        queued = first[-1].data
+        assert 'data-state="queued"' in queued
+        assert BADGE.search(queued).groups() == (  # type: ignore[union-attr]
+            "Queued for Sonnet (Message Batches)",
+            "queued",
+        )
+        assert queued_reason(["Sonnet", "Haiku", "GPT-5.5"]) in queued
+        assert 'data-testid="cancel-queued"' in queued
+        assert 'sse-connect="/c/' in queued  # the page keeps following it
+
+        page = chat.page(conversation).text
+        assert 'data-state="queued"' in page and 'data-testid="composer-queued"' in page
+        assert "disabled>Send" in page
+
+        landed = chat.finish(conversation, turn)  # waits for the worker, then "done"
+        assert [e.event for e in landed] == ["done"]
+        done = landed[0].data
+        assert 'data-state="done"' in done
+        assert BADGE.search(done).groups() == (  # type: ignore[union-attr]
+            "Generated via Sonnet (Message Batches)",
+            "delayed reply",
+        )
+        assert "Queued at " in done and "were unavailable; answered via Sonnet" in done
+        assert chat.turns(conversation)[-1] == (turn, "deferral", "done")
+        assert 'data-testid="composer-queued" role="status" hidden' in chat.page(conversation).text
+    finally:
+        chat.close()
+
+
+def test_a_queued_reply_holds_its_conversation_only(queue_app: LiveApp) -> None:
+    all_down(queue_app)
+    queue_app.set_profile("claude-sonnet-4-6", batch_delay_s=30)  # stays queued for the test
+    chat = ChatClient(queue_app.url)
+    try:
+        conversation = chat.new_conversation("First question")
+        turn = chat.last_turn(conversation)
+        chat.finish(conversation, turn)
+        refused = chat.send(conversation, "A second question")
+        assert refused.status_code == 409
+        assert QUEUED_BUSY in refused.text
+        queue_app.clear_faults()
+        other = chat.new_conversation("Elsewhere, all is well")
+        chat.finish(other, chat.last_turn(other))
+        assert chat.turns(other)[-1][1:] == ("sonnet", "done")
+        sidebar = chat.page(other).text
+        assert f'data-conversation="{conversation}" data-activity="queued"' in sidebar
+
+        stranger = ChatClient(queue_app.url)
+        try:
+            assert stranger.post(f"/c/{conversation}/turns/{turn}/cancel").status_code == 404
+        finally:
+            stranger.close()
+        cancelled = chat.post(f"/c/{conversation}/turns/{turn}/cancel")
+        assert cancelled.status_code == 200
+        assert 'data-state="stopped"' in cancelled.text
+        assert QUEUE_CANCELLED_NOTE in cancelled.text
+        assert chat.turns(conversation)[-1] == (turn, "", "stopped")
+        assert chat.send(conversation, "Now a second question").status_code == 200
+    finally:
+        chat.close()
