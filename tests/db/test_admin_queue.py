@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.db.admin_queries import ListKind, TurnFilter, problem_turns, turn_detail, window_stats
 from web.db.admin_queue import jobs_of, queue_summary
-from web.db.session import read_scope
+from web.db.models import DeferredJob
+from web.db.session import read_scope, session_scope
 from web.status import AttemptOutcome, JobState
 
 from support.database import BACKENDS
 from support.factories import NOW, turn
-from support.jobs import BATCH, REASON, Poll, deferred_turn
+from support.jobs import BATCH, UNAVAILABLE, Poll, deferred_turn
 
 Factory = async_sessionmaker[AsyncSession]
 MINUTE = timedelta(minutes=1)
@@ -116,9 +118,9 @@ async def test_turn_detail_has_its_job(factory: Factory) -> None:
         none = await jobs_of(session, [])
     assert without is not None and without.job is None
     assert detail is not None and detail.job is not None
-    assert (detail.job.backend, detail.job.reason, detail.job.last_error) == (
+    assert (detail.job.backend, detail.job.unavailable, detail.job.last_error) == (
         "anthropic_batch",
-        REASON,
+        UNAVAILABLE,
         "batch errored",
     )
     assert detail.job.expires_at == NOW - MINUTE + timedelta(hours=24)
@@ -138,3 +140,19 @@ async def test_window_stats_count_queued_turns_apart(factory: Factory) -> None:
     # The queued one has not ended: like a live turn it is not in the share yet.
     assert (day.turns, day.degraded, day.failed, day.live, day.queued) == (3, 2, 0, 0, 1)
     assert day.per_tier == (("sonnet", 1), ("haiku", 1), ("deferral", 1))
+
+
+@BACKENDS
+async def test_a_reason_that_is_not_a_json_list_is_shown_as_it_is(factory: Factory) -> None:
+    ids = [
+        await deferred_turn(factory, state=JobState.WAITING, queued_at=NOW - MINUTE)
+        for _ in range(2)
+    ]
+    async with session_scope(factory) as session:
+        for turn_id, reason in zip(ids, ("Sonnet was down", '{"not": "a list"}'), strict=True):
+            await session.execute(
+                update(DeferredJob).where(DeferredJob.turn_id == turn_id).values(reason=reason)
+            )
+    async with read_scope(factory) as session:
+        jobs = await jobs_of(session, ids)
+    assert [jobs[i].unavailable for i in ids] == [("Sonnet was down",), ('{"not": "a list"}',)]

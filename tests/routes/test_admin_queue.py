@@ -24,7 +24,7 @@ from web.status import AttemptOutcome, JobState
 from .conftest import log_in, text_of
 from support.database import BACKENDS
 from support.factories import NOW, turn
-from support.jobs import BATCH, REASON, Poll, deferred_turn
+from support.jobs import BATCH, UNAVAILABLE, Poll, deferred_turn
 
 pytestmark = BACKENDS
 MINUTE = timedelta(minutes=1)
@@ -164,11 +164,11 @@ async def test_the_turn_page_shows_the_job_and_folds_the_polls(
     assert texts(page, "job-queued-at") == [f"{format_time(queued_at)} UTC"]
     assert texts(page, "job-expires-at") == [f"{format_time(queued_at + timedelta(hours=24))} UTC"]
     assert texts(page, "job-batch-id") == [BATCH]
-    assert (texts(page, "job-submissions"), texts(page, "job-polls")) == (["2"], ["8"])
+    assert (texts(page, "job-submissions"), texts(page, "job-polls")) == (["2"], ["1"])
     assert texts(page, "job-wait") == ["6 min 3 s"]
     assert texts(page, "job-outcome") == [job_outcome_of(JobState.DONE, submissions=2)]
     assert "Request errored: &lt;b&gt;overloaded&lt;/b&gt;" in page  # escaped
-    assert REASON in page
+    assert texts(page, "job-unavailable") == [", ".join(UNAVAILABLE)]
     assert "deferral (anthropic claude-sonnet-4-6)" in text_of(page)
 
     rows = re.findall(
@@ -247,6 +247,6 @@ async def test_the_csv_has_the_queue_columns(client: httpx.AsyncClient, factory:
 def job_outcome_of(state: JobState, submissions: int = 0) -> str:
     """The page's sentence for a job in ``state`` after ``submissions``."""
     job = JobView(
-        "t", "anthropic_batch", state, "", NOW, NOW, NOW, None, None, submissions, 0, None, None
+        "t", "anthropic_batch", state, (), NOW, NOW, NOW, None, None, submissions, 0, None, None
     )
     return job_outcome(job)

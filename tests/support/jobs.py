@@ -8,6 +8,7 @@ the turn (tier "deferral", request id = the batch id); a turn the deferral answe
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +26,7 @@ from .outcomes import HAIKU, OPENAI, SONNET
 
 Factory = async_sessionmaker[AsyncSession]
 DEFERRAL = "deferral"
-REASON = "Sonnet, Haiku and GPT-5.5 are unavailable right now"
+UNAVAILABLE = ("Sonnet", "Haiku", "GPT-5.5")
 BATCH = "msgbatch_0123456789abcdef"
 
 
@@ -103,14 +104,14 @@ async def deferred_turn(
                 backend=backend,
                 state=state,
                 request="{}",
-                reason=REASON,
+                reason=json.dumps(list(UNAVAILABLE)),
                 queued_at=queued_at,
                 expires_at=queued_at + timedelta(hours=24),
                 next_at=queued_at + timedelta(seconds=30),
                 batch_id=batch_id,
                 submitted_at=queued_at if batch_id else None,
                 submissions=sum(p.outcome == AttemptOutcome.SUBMITTED for p in polls),
-                polls=sum(p.outcome != AttemptOutcome.SUBMITTED for p in polls),
+                polls=_polls_since_last_submission(polls),
                 last_error=last_error,
                 finished_at=finished_at,
             )
@@ -122,6 +123,17 @@ async def deferred_turn(
                 .values(content="A delayed hello.")
             )
     return turn_id
+
+
+def _polls_since_last_submission(polls: tuple[Poll, ...]) -> int:
+    """What the worker keeps in ``polls``: each submission starts the count again."""
+    count = 0
+    for poll in polls:
+        if poll.outcome == AttemptOutcome.SUBMITTED:
+            count = 0
+        elif poll.outcome == AttemptOutcome.PENDING:
+            count += 1
+    return count
 
 
 def _attempt(

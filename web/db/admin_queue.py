@@ -9,6 +9,7 @@ take a session (use web.db.session.read_scope) and return plain frozen dataclass
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +34,8 @@ class JobView:
     turn_id: str
     backend: str
     state: JobState
-    reason: str
+    unavailable: tuple[str, ...]
+    """The labels of the tiers that could not answer when it was queued."""
     queued_at: datetime
     expires_at: datetime
     next_at: datetime
@@ -98,7 +100,7 @@ async def jobs_of(session: AsyncSession, turn_ids: Sequence[str]) -> dict[str, J
             j.turn_id,
             j.backend,
             j.state,
-            j.reason,
+            _labels(j.reason),
             j.queued_at,
             j.expires_at,
             j.next_at,
@@ -111,3 +113,15 @@ async def jobs_of(session: AsyncSession, turn_ids: Sequence[str]) -> dict[str, J
         )
         for j in jobs
     }
+
+
+def _labels(reason: str) -> tuple[str, ...]:
+    """The job's ``reason`` column, a JSON list of labels. A row that holds something else is
+    shown as it is rather than failing the page that shows it."""
+    try:
+        labels = json.loads(reason)
+    except ValueError:
+        return (reason,)
+    if not isinstance(labels, list):
+        return (reason,)
+    return tuple(str(label) for label in labels)
