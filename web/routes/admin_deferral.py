@@ -26,7 +26,10 @@ OUTCOME_NOTES: dict[str, str] = {
 
 
 def format_duration(span: timedelta | None) -> str:
-    """'45 s', '4 min 12 s', '3 h 5 min', '2 d 1 h' (rounded down); '-' for none."""
+    """'45 s', '4 min 12 s', '3 h 5 min', '2 d 1 h' (rounded down); '-' for none.
+
+    Finer than web.wording.waited, the users' rounded words ("4 min"): the admin compares waits
+    and ages, and a queue can hold a job for more than a day."""
     if span is None:
         return "-"
     seconds = max(0, int(span.total_seconds()))
