@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from web.app import create_app
+from web.routes.demo import ALL_DOWN_LABEL
 from web.settings import Settings
 from web.sim.access import NOT_LOOPBACK
 from web.state import AppState
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from tests.conftest import LiveApp
 
 SONNET = "claude-sonnet-4-6"
+HAIKU = "claude-haiku-4-5-20251001"
 GPT = "gpt-5.5"
 
 
@@ -82,6 +84,51 @@ def test_reset_all_heals_every_tier_and_leaves_other_models_alone(
     assert [f["id"] for f in live_app.faults()] == [other["id"]]
 
 
+def test_all_tiers_down_overloads_every_tiers_synchronous_api_only(
+    client: ChatClient, live_app: LiveApp
+) -> None:
+    client.post("/demo/outage", {"tier": "sonnet", "mode": "hang"})
+    batches = live_app.set_fault(SONNET, "batch_expired")  # set with curl, on the batches API
+    before = client.http.get("/").text
+    assert ALL_DOWN_LABEL in before and 'action="/demo/outage/all-down"' in before
+    # A batch fault is not the tier's mode: only its synchronous API is the panel's.
+    assert 'data-testid="outage-count">1 down<' in before
+
+    down = client.post("/demo/outage/all-down")
+    assert down.status_code == 200
+    assert 'data-testid="outage-count">3 down<' in down.text
+    assert re.findall(r'data-testid="tier-state">([^<]+)<', down.text) == ["overloaded"] * 3
+    sync = [f for f in live_app.faults() if f["id"] != batches["id"]]
+    assert sorted((f["model"], f["kind"], f["status"], f["count"]) for f in sync) == [
+        (HAIKU, "status", 529, None),
+        (SONNET, "status", 529, None),  # the hang was replaced
+        (GPT, "status", 503, None),
+    ]
+    assert all("api" not in f for f in sync)  # the simulator lists a synchronous fault so
+    assert [f["api"] for f in live_app.faults() if f["id"] == batches["id"]] == ["batches"]
+
+    # One tier healed by hand leaves the batches alone too.
+    client.post("/demo/outage", {"tier": "sonnet", "mode": "healthy"})
+    assert {f["model"] for f in live_app.faults() if "api" not in f} == {HAIKU, GPT}
+    assert batches["id"] in [f["id"] for f in live_app.faults()]
+
+    reset = client.post("/demo/outage/reset")  # heals every tier, both APIs
+    assert 'data-testid="outage-count">all healthy<' in reset.text
+    assert live_app.faults() == []
+
+
+def test_all_tiers_down_works_without_javascript(client: ChatClient, live_app: LiveApp) -> None:
+    down = client.http.post(
+        "/demo/outage/all-down",
+        data={"csrf_token": client.csrf},
+        headers={"referer": f"{live_app.url}/"},
+    )
+    assert (down.status_code, down.headers["location"]) == (303, f"{live_app.url}/")
+    assert len(live_app.faults()) == 3
+    assert client.http.post("/demo/outage/all-down", data={}).status_code == 403  # no CSRF token
+    assert len(live_app.faults()) == 3
+
+
 def test_reset_all_works_without_javascript(client: ChatClient, live_app: LiveApp) -> None:
     client.post("/demo/outage", {"tier": "haiku", "mode": "hang"})
     reset = client.http.post(
@@ -116,6 +163,7 @@ async def test_the_panel_is_for_loopback_visitors_only(demo_app: FastAPI) -> Non
         for path, form in (
             ("/demo/outage", {"tier": "sonnet", "mode": "hang"}),
             ("/demo/outage/reset", {}),
+            ("/demo/outage/all-down", {}),
         ):
             reply = await outsider.post(path, data={"csrf_token": csrf_of(page), **form})
             assert reply.status_code == 403
@@ -162,3 +210,38 @@ async def test_the_default_chains_gemini_tier_is_in_the_panel_and_answers(
     # The embedded simulator knows the Gemini tier's model: the tier is not a 404 in the demo.
     models = (await sim.get("/models")).json()["models"]
     assert models["gemini-3.5-flash"]["context_window"] == 1_048_576
+
+
+async def test_with_every_tier_down_the_sync_apis_fail_and_message_batches_still_answer(
+    demo_app: FastAPI,
+) -> None:
+    async with _visitor(demo_app, "127.0.0.1") as local:
+        page = (await local.get("/")).text
+        reply = await local.post(
+            "/demo/outage/all-down",
+            data={"csrf_token": csrf_of(page)},
+            headers={"hx-request": "true"},
+        )
+    assert reply.status_code == 200
+    assert 'data-testid="outage-count">4 down<' in reply.text  # the default chain: 4 tiers
+    sim_url = AppState.of(demo_app).settings.sim_url
+    assert sim_url is not None
+    ask = {"max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}
+    keys = {"x-api-key": "k", "authorization": "Bearer k", "x-goog-api-key": "k"}
+    async with httpx.AsyncClient(base_url=sim_url, headers=keys) as sim:
+        for model in (SONNET, HAIKU):
+            sync = await sim.post("/anthropic/v1/messages", json={"model": model, **ask})
+            assert sync.status_code == 529, sync.text
+        gpt = await sim.post("/openai/v1/chat/completions", json={"model": GPT, **ask})
+        assert gpt.status_code == 503, gpt.text
+        gemini = await sim.post(
+            "/gemini/v1beta/models/gemini-3.5-flash:generateContent",
+            json={"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]},
+        )
+        assert gemini.status_code == 503, gemini.text
+        batch = await sim.post(
+            "/anthropic/v1/messages/batches",
+            json={"requests": [{"custom_id": "turn-1", "params": {"model": SONNET, **ask}}]},
+        )
+        assert batch.status_code == 200, batch.text
+        assert batch.json()["type"] == "message_batch"  # created: the batches are not down

@@ -1,5 +1,6 @@
 """The demo's outage panel stays reachable: pinned under a long chat list, folded on request,
-after the composer in Tab order, and "Reset all" heals every tier at once."""
+after the composer in Tab order; "All tiers down" takes every tier down and "Reset all" heals
+every tier at once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from playwright.sync_api import Page, expect
 
 from web.db.sidebar import LIST_LIMIT
+from web.routes.demo import ALL_DOWN_LABEL
 
 from .helpers import composer, conversation_url, send, wait_done
 
@@ -25,6 +27,8 @@ def test_the_panel_comes_after_the_composer_in_tab_order(page: Page, live_app: L
     expect(page.locator("#outage-panel > summary")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Reset all")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name=ALL_DOWN_LABEL)).to_be_focused()
     page.keyboard.press("Tab")
     expect(
         page.get_by_test_id("outage-sonnet").get_by_role("button", name="rate limited")
@@ -85,3 +89,18 @@ def test_reset_all_heals_every_tier_at_once(page: Page, live_app: LiveApp) -> No
     assert live_app.faults() == []
     send(page, "Who answers now?")
     expect(wait_done(page)).to_have_attribute("data-tier", "sonnet")
+
+
+def test_all_tiers_down_then_reset_all(page: Page, live_app: LiveApp) -> None:
+    page.goto(live_app.url)
+    page.get_by_role("button", name=ALL_DOWN_LABEL).click()
+    expect(page.get_by_test_id("outage-count")).to_have_text("3 down")
+    expect(page.get_by_test_id("tier-state")).to_have_text(["overloaded"] * 3)
+    for tier in ("sonnet", "haiku", "openai"):
+        overloaded = page.get_by_test_id(f"outage-{tier}").get_by_role("button", name="overloaded")
+        expect(overloaded).to_have_attribute("aria-pressed", "true")
+    faults = live_app.faults()
+    assert len(faults) == 3 and all("api" not in f for f in faults)  # the synchronous APIs only
+    page.get_by_role("button", name="Reset all").click()
+    expect(page.get_by_test_id("outage-count")).to_have_text("all healthy")
+    assert live_app.faults() == []

@@ -1,7 +1,9 @@
-"""What the admin page reads: degraded and failed turns and why, stats, one turn in full.
+"""What the admin page reads: degraded, failed, queued and delayed turns and why, stats, one
+turn in full.
 
-What counts as degraded or failed, and the LoggedTurn rows, are web.db.logged_turns'; the tier
-mix is web.db.tier_mix's. Primary-tier turns are never in these lists. All functions take a
+What counts as degraded or failed, and the LoggedTurn rows, are web.db.logged_turns'; queued and
+delayed turns and their jobs are web.db.admin_queue's; the tier mix is web.db.tier_mix's.
+Primary-tier turns are never in the degraded and failed lists. All functions take a
 session (use web.db.session.read_scope) and return plain frozen dataclasses.
 """
 
@@ -9,13 +11,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from web.db.admin_queue import DELAYED, QUEUED, JobView, jobs_of
 from web.db.logged_turns import DEGRADED, FAILED, LoggedTurn, logged, newest_first
 from web.db.models import Attempt, Conversation, Message, Turn
 from web.status import LIVE_STATUSES, TurnStatus
@@ -25,6 +29,20 @@ class ListKind(StrEnum):
     DEGRADED = "degraded"
     FAILED = "failed"
     BOTH = "both"
+    """Degraded and failed."""
+    QUEUED = "queued"
+    """Queued now: waiting for the deferral."""
+    DELAYED = "delayed"
+    """Answered by the deferral: their job is done."""
+
+
+_KIND_CLAUSES = {
+    ListKind.DEGRADED: DEGRADED,
+    ListKind.FAILED: FAILED,
+    ListKind.BOTH: or_(DEGRADED, FAILED),
+    ListKind.QUEUED: QUEUED,
+    ListKind.DELAYED: DELAYED,
+}
 
 
 @dataclass(frozen=True)
@@ -37,10 +55,7 @@ class TurnFilter:
     until: datetime | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
-        kinds = {ListKind.DEGRADED: DEGRADED, ListKind.FAILED: FAILED}
-        clauses: list[ColumnElement[bool]] = [
-            kinds[self.kind] if self.kind in kinds else or_(DEGRADED, FAILED)
-        ]
+        clauses: list[ColumnElement[bool]] = [_KIND_CLAUSES[self.kind]]
         if self.tier:
             clauses.append(Turn.tier == self.tier)
         if self.reason:
@@ -62,6 +77,8 @@ class Page:
     page: int
     per_page: int
     total: int
+    jobs: Mapping[str, JobView] = field(default_factory=dict)
+    """The deferred jobs of the rows that have one, by turn id."""
 
     @property
     def pages(self) -> int:
@@ -83,6 +100,8 @@ class WindowStats:
     degraded: int
     failed: int
     live: int
+    queued: int
+    """Waiting for the deferral: not ended, so not in ``turns`` (like the live ones)."""
     per_tier: tuple[tuple[str, int], ...]
     """(tier, turns it answered), primary first."""
 
@@ -106,12 +125,13 @@ class TurnDetail:
     conversation_title: str
     user_message_id: int
     messages: tuple[MessageView, ...]
+    job: JobView | None
 
 
 async def problem_turns(
     session: AsyncSession, filt: TurnFilter, *, page: int = 1, per_page: int = 25
 ) -> Page:
-    """One page of degraded and/or failed turns, newest first, with their attempts."""
+    """One page of the filter's turns, newest first, with their attempts and jobs."""
     where = filt.where()
     total = await session.scalar(select(func.count()).select_from(Turn).where(*where)) or 0
     page = max(1, min(page, max(1, math.ceil(total / per_page))))
@@ -120,7 +140,8 @@ async def problem_turns(
             newest_first(select(Turn).where(*where)).limit(per_page).offset((page - 1) * per_page)
         )
     ).all()
-    return Page(await logged(session, turns), page, per_page, total)
+    rows = await logged(session, turns)
+    return Page(rows, page, per_page, total, await jobs_of(session, [r.id for r in rows]))
 
 
 async def turns_for_export(
@@ -142,12 +163,15 @@ async def window_stats(
         .where(Turn.started_at >= since, Turn.started_at <= now)
         .group_by(Turn.status, Turn.tier, Turn.tier_index)
     )
-    turns = degraded = failed = live = 0
+    turns = degraded = failed = live = queued = 0
     per_tier: dict[str, int] = defaultdict(int)
     order: dict[str, int] = {}
     for status, tier, tier_index, count in rows:
         if status in LIVE_STATUSES:
             live += count
+            continue
+        if status == TurnStatus.QUEUED:
+            queued += count
             continue
         turns += count
         if status == TurnStatus.FAILED:
@@ -159,7 +183,9 @@ async def window_stats(
             per_tier[tier] += count
             order[tier] = min(order.get(tier, tier_index or 0), tier_index or 0)
     tiers = sorted(per_tier, key=lambda t: (order[t], t))
-    return WindowStats(label, turns, degraded, failed, live, tuple((t, per_tier[t]) for t in tiers))
+    return WindowStats(
+        label, turns, degraded, failed, live, queued, tuple((t, per_tier[t]) for t in tiers)
+    )
 
 
 async def known_tiers(session: AsyncSession) -> tuple[str, ...]:
@@ -192,4 +218,5 @@ async def turn_detail(session: AsyncSession, turn_id: str) -> TurnDetail | None:
         title or "",
         turn.user_message_id,
         tuple(MessageView(m.id, m.role, m.content, m.created_at, m.turn_id) for m in messages),
+        (await jobs_of(session, [turn.id])).get(turn.id),
     )

@@ -1,9 +1,13 @@
 """/admin: the degraded/failed turns page with stats and tier mix, the CSV export, one turn.
 
     GET /admin                  the dashboard: the tiers that run and those left out for want of
-                                a key, stats, tier mix, the turns (filters: see admin_filters)
+                                a key, stats, the deferral queue, tier mix, the turns (filters:
+                                degraded, failed, both, queued, delayed; see admin_filters)
     GET /admin/degraded.csv     the same list, every page, as CSV
-    GET /admin/turns/{id}       one turn: every attempt in order, and its conversation
+    GET /admin/turns/{id}       one turn: its deferred job if it has one, every attempt in order,
+                                and its conversation
+
+Ages and waits are measured from ``utc_now`` (a dependency, so tests fix the moment).
 
 Every page needs an admin login (AdminDep, web.routes.admin_login) and is sent ``no-store``.
 CSV cells that a spreadsheet would run as a formula are defused with a leading quote.
@@ -13,10 +17,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from web.db.admin_queries import (
@@ -27,6 +32,7 @@ from web.db.admin_queries import (
     turns_for_export,
     window_stats,
 )
+from web.db.admin_queue import JobView, jobs_of, queue_summary
 from web.db.logged_turns import LoggedTurn
 from web.db.session import read_scope
 from web.db.tier_mix import tier_mix
@@ -36,9 +42,10 @@ from web.health import tier_health
 from web.lineup import LineUp
 from web.providers.base import ErrorKind
 from web.routes.admin_chart import build_chart
+from web.routes.admin_deferral import attempt_rows
 from web.routes.admin_filters import RANGES, Filters
 from web.routes.admin_login import AdminDep
-from web.routes.admin_render import NO_STORE, render
+from web.routes.admin_render import NO_STORE, clock_for, render
 
 router = APIRouter(prefix="/admin")
 
@@ -57,16 +64,25 @@ CSV_COLUMNS = (
     "attempts",
     "ttft_ms",
     "total_ms",
+    "deferral_backend",
+    "queued_at",
+    "wait_ms",
 )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+NowDep = Annotated[datetime, Depends(utc_now)]
 
 
 @router.api_route("", methods=["GET", "HEAD"])
 @router.api_route("/", methods=["GET", "HEAD"])
 async def dashboard(
-    request: Request, _admin: AdminDep, sessions: SessionsDep, settings: SettingsDep
+    request: Request, _admin: AdminDep, sessions: SessionsDep, settings: SettingsDep, now: NowDep
 ) -> Response:
     filters = Filters.from_query(request)
-    now = datetime.now(UTC)
     async with read_scope(sessions) as session:
         page = await problem_turns(
             session, filters.turn_filter(now), page=filters.page, per_page=PER_PAGE
@@ -80,6 +96,7 @@ async def dashboard(
         )
         daily = await tier_mix(session, now=now, window=timedelta(days=7), bucket=timedelta(days=1))
         tiers = await known_tiers(session)
+        queue = await queue_summary(session)
     configured = [t.name for t in settings.tiers]
     return render(
         request,
@@ -88,6 +105,8 @@ async def dashboard(
             "page": page,
             "lineup": LineUp.of(settings),
             "stats": stats,
+            "queue": queue,
+            "now": now,
             "charts": [
                 build_chart(hourly, "Tier mix, last 24 hours (per hour)"),
                 build_chart(daily, "Tier mix, last 7 days (per day)"),
@@ -105,13 +124,16 @@ async def dashboard(
 
 
 @router.get("/degraded.csv")
-async def degraded_csv(request: Request, _admin: AdminDep, sessions: SessionsDep) -> Response:
+async def degraded_csv(
+    request: Request, _admin: AdminDep, sessions: SessionsDep, now: NowDep
+) -> Response:
     filters = Filters.from_query(request)
     async with read_scope(sessions) as session:
-        rows = await turns_for_export(session, filters.turn_filter(datetime.now(UTC)))
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        rows = await turns_for_export(session, filters.turn_filter(now))
+        jobs = await jobs_of(session, [r.id for r in rows])
+    stamp = now.strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
-        _csv_lines(rows),
+        _csv_lines(rows, jobs),
         media_type="text/csv; charset=utf-8",
         headers={
             **NO_STORE,
@@ -122,13 +144,24 @@ async def degraded_csv(request: Request, _admin: AdminDep, sessions: SessionsDep
 
 @router.api_route("/turns/{turn_id}", methods=["GET", "HEAD"])
 async def turn_page(
-    request: Request, turn_id: str, _admin: AdminDep, sessions: SessionsDep
+    request: Request, turn_id: str, _admin: AdminDep, sessions: SessionsDep, now: NowDep
 ) -> Response:
     async with read_scope(sessions) as session:
         detail = await turn_detail(session, turn_id[:64])
     if detail is None:
         raise NotFound("No turn with this id.")
-    return render(request, "admin/turn.html", {"detail": detail, "turn": detail.turn})
+    return render(
+        request,
+        "admin/turn.html",
+        {
+            "detail": detail,
+            "turn": detail.turn,
+            "job": detail.job,
+            "attempt_rows": attempt_rows(detail.turn.attempts),
+            "started": clock_for(a.started_at for a in detail.turn.attempts),
+            "now": now,
+        },
+    )
 
 
 def _csv_cell(value: object) -> str:
@@ -139,11 +172,21 @@ def _csv_cell(value: object) -> str:
     return text
 
 
-async def _csv_lines(rows: tuple[LoggedTurn, ...]) -> AsyncIterator[str]:
+def _wait_ms(job: JobView | None) -> int | None:
+    """A finished job's wait; an open one has none yet (its age would depend on the export)."""
+    if job is None or job.finished_at is None:
+        return None
+    return round((job.finished_at - job.queued_at).total_seconds() * 1000)
+
+
+async def _csv_lines(
+    rows: tuple[LoggedTurn, ...], jobs: Mapping[str, JobView]
+) -> AsyncIterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
+        job = jobs.get(row.id)
         writer.writerow(
             [
                 _csv_cell(v)
@@ -161,6 +204,9 @@ async def _csv_lines(rows: tuple[LoggedTurn, ...]) -> AsyncIterator[str]:
                     row.attempt_count,
                     None if row.ttft_ms is None else round(row.ttft_ms),
                     None if row.total_ms is None else round(row.total_ms),
+                    None if job is None else job.backend,
+                    None if job is None else job.queued_at.isoformat(),
+                    _wait_ms(job),
                 )
             ]
         )

@@ -6,6 +6,7 @@ them out of the browser's and any proxy's cache.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi.responses import Response
 
 from web.db.turns_cli import format_ms
 from web.deps import templates_of
+from web.routes.admin_deferral import format_duration, job_outcome
 from web.security import csrf_token
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -27,6 +29,8 @@ def render(
         "format_ms": format_ms,
         "format_time": format_time,
         "format_clock": format_clock,
+        "format_duration": format_duration,
+        "job_outcome": job_outcome,
         **context,
     }
     response: Response = templates_of(request).TemplateResponse(
@@ -42,3 +46,15 @@ def format_time(moment: datetime | None) -> str:
 def format_clock(moment: datetime) -> str:
     """The time of day to the millisecond: attempts of one turn are close together."""
     return f"{moment.astimezone(UTC):%H:%M:%S.%f}"[:-3]
+
+
+def format_stamp(moment: datetime) -> str:
+    """The date and the time to the millisecond."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"[:-3]
+
+
+def clock_for(moments: Iterable[datetime]) -> Callable[[datetime], str]:
+    """The time of day, unless the moments span more than one day (a deferred turn's polls can):
+    then the date too."""
+    days = {m.astimezone(UTC).date() for m in moments}
+    return format_clock if len(days) <= 1 else format_stamp

@@ -5,10 +5,15 @@ choosing one replaces that model's faults. The faults go through the simulator's
 (``{sim_url}/faults``), so the panel works the same for the embedded simulator and for one started
 with `understudy sim`, and what it sets is exactly what `curl .../_sim/faults` would show.
 
-    POST /demo/outage        tier=<name>, mode=rate_limited|overloaded|hang|cut|healthy
-    POST /demo/outage/reset  every tier healthy ("Reset all"): removes each fault that hits a tier
-                             (its model's, or one for every model, "*"), and leaves faults set on
-                             other models of a shared simulator alone
+A tier's mode is about its synchronous API (``"api": "sync"``): the faults the panel sets never
+hit the simulator's Message Batches endpoints, so with every tier down a reply can still be
+queued and land through the deferral; batch faults set some other way are not a tier's mode.
+
+    POST /demo/outage           tier=<name>, mode=rate_limited|overloaded|hang|cut|healthy
+    POST /demo/outage/all-down  every tier overloaded ("All tiers down"), synchronous API only
+    POST /demo/outage/reset     every tier healthy ("Reset all"): removes each fault that hits a
+                                tier (its model's, or one for every model, "*"; either API), and
+                                leaves faults set on other models of a shared simulator alone
 
 Like /_sim, the panel is for loopback clients only unless UNDERSTUDY_EXPOSE_SIM=1 (web.sim.access):
 other visitors neither see it nor can post to it (403; a Host that is not loopback: 421).
@@ -36,6 +41,9 @@ router = APIRouter(prefix="/demo")
 
 HEALTHY = "healthy"
 EVERY_MODEL = "*"
+SYNC_API = "sync"
+"""The simulator's Messages, Chat Completions and generateContent endpoints (not the batches)."""
+ALL_DOWN_MODE = "overloaded"
 CUT_AFTER_TOKENS = 12
 SIM_TIMEOUT_S = 5.0
 
@@ -77,6 +85,12 @@ MODES = (
 )
 MODES_BY_KEY = {m.key: m for m in MODES}
 HEALTHY_LABEL = "healthy again"
+ALL_DOWN_LABEL = "All tiers down"
+ALL_DOWN_HINT = "overloads every tier"
+ALL_DOWN_TITLE = (
+    "Every tier's synchronous API answers overloaded; the Message Batches API still works, "
+    "so the next reply is queued and lands when its batch is done."
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,9 @@ class OutagePanel:
     rows: tuple[TierRow, ...]
     modes: tuple[Mode, ...] = MODES
     healthy_label: str = HEALTHY_LABEL
+    all_down_label: str = ALL_DOWN_LABEL
+    all_down_hint: str = ALL_DOWN_HINT
+    all_down_title: str = ALL_DOWN_TITLE
     error: str | None = None
 
     @property
@@ -163,13 +180,27 @@ def _hits(fault: dict[str, Any], tier: TierConfig) -> bool:
     return fault.get("model") in (tier.model, EVERY_MODEL)
 
 
+def _is_sync(fault: dict[str, Any]) -> bool:
+    # The simulator leaves "api" out of a synchronous fault.
+    return bool(fault.get("api", SYNC_API) == SYNC_API)
+
+
+def _fault(tier: TierConfig, mode_key: str) -> dict[str, Any]:
+    return {
+        "model": tier.model,
+        **MODES_BY_KEY[mode_key].fault(tier),
+        "count": None,
+        "api": SYNC_API,
+    }
+
+
 def _panel(settings: Settings, faults: list[dict[str, Any]]) -> OutagePanel:
     rows = tuple(
         TierRow(
             name=tier.name,
             label=tier.label,
             primary=index == 0,
-            mode=_mode_of([f for f in faults if _hits(f, tier)]),
+            mode=_mode_of([f for f in faults if _hits(f, tier) and _is_sync(f)]),
         )
         for index, tier in enumerate(settings.tiers)
     )
@@ -194,15 +225,20 @@ async def _apply(
 ) -> list[dict[str, Any]]:
     try:
         for fault in await _faults(client):
-            if fault.get("model") == tier.model:
-                (await client.delete(f"/faults/{fault['id']}")).raise_for_status()
+            if fault.get("model") == tier.model and _is_sync(fault):
+                await _delete(client, fault)
         if mode_key != HEALTHY:
-            fault = {"model": tier.model, **MODES_BY_KEY[mode_key].fault(tier), "count": None}
-            (await client.post("/faults", json=fault)).raise_for_status()
+            (await client.post("/faults", json=_fault(tier, mode_key))).raise_for_status()
         return await _faults(client)
     except httpx.HTTPError as exc:
         log.warning("outage panel: the simulator refused %s for %s: %s", mode_key, tier.name, exc)
         raise SimUnavailable(f"The simulator did not accept the change ({exc}).") from None
+
+
+async def _delete(client: httpx.AsyncClient, fault: dict[str, Any]) -> None:
+    gone = await client.delete(f"/faults/{fault['id']}")
+    if gone.status_code != 404:  # 404: used up meanwhile, gone all the same
+        gone.raise_for_status()
 
 
 def _respond(request: Request, panel: OutagePanel) -> Response:
@@ -236,12 +272,30 @@ async def reset_outages(request: Request, settings: SettingsDep) -> Response:
     try:
         for fault in await _faults(client):
             if any(_hits(fault, tier) for tier in settings.tiers):
-                gone = await client.delete(f"/faults/{fault['id']}")
-                if gone.status_code != 404:  # 404: used up meanwhile, healed all the same
-                    gone.raise_for_status()
+                await _delete(client, fault)
         faults = await _faults(client)
     except httpx.HTTPError as exc:
         log.warning("outage panel: the simulator refused Reset all: %s", exc)
         raise SimUnavailable(f"The simulator did not accept the change ({exc}).") from None
     log.info("demo: every tier is healthy again")
+    return _respond(request, _panel(settings, faults))
+
+
+@router.post("/outage/all-down", dependencies=CSRF)
+async def all_tiers_down(request: Request, settings: SettingsDep) -> Response:
+    """Every tier's synchronous API overloaded at once, so that the chain runs out of tiers and a
+    reply is queued (the batches, which the deferral uses, stay as they are)."""
+    client = _client(request)
+    models = {tier.model for tier in settings.tiers}
+    try:
+        for fault in await _faults(client):
+            if fault.get("model") in models and _is_sync(fault):
+                await _delete(client, fault)
+        for tier in {t.model: t for t in settings.tiers}.values():  # one fault per model
+            (await client.post("/faults", json=_fault(tier, ALL_DOWN_MODE))).raise_for_status()
+        faults = await _faults(client)
+    except httpx.HTTPError as exc:
+        log.warning("outage panel: the simulator refused All tiers down: %s", exc)
+        raise SimUnavailable(f"The simulator did not accept the change ({exc}).") from None
+    log.info("demo: every tier is down (overloaded)")
     return _respond(request, _panel(settings, faults))
