@@ -5,13 +5,14 @@ meanwhile, Cancel, and another session's requests."""
 from __future__ import annotations
 
 import re
+import threading
 
 from conftest import LiveApp
 
 from web.db.chat import QUEUED_BUSY
 from web.wording import QUEUE_CANCELLED_NOTE, queued_reason
 
-from support.chat import ChatClient
+from support.chat import CSRF, ChatClient, SSEEvent
 from support.queue_app import all_down
 
 BADGE = re.compile(r'data-testid="tier-badge" title="([^"]*)">([^<]*)<')
@@ -82,5 +83,35 @@ def test_a_queued_reply_holds_its_conversation_only(queue_app: LiveApp) -> None:
         assert QUEUE_CANCELLED_NOTE in cancelled.text
         assert chat.turns(conversation)[-1] == (turn, "", "stopped")
         assert chat.send(conversation, "Now a second question").status_code == 200
+    finally:
+        chat.close()
+
+
+def test_a_reply_lands_on_a_stream_whose_session_was_rotated_meanwhile(
+    queue_app: LiveApp,
+) -> None:
+    """An admin login rotates the session and moves its conversations to the new owner while
+    the queued reply's stream is open: the reply still lands on it, as "done"."""
+    all_down(queue_app)
+    queue_app.set_profile("claude-sonnet-4-6", batch_delay_s=3)
+    chat = ChatClient(queue_app.url)
+    try:
+        conversation = chat.new_conversation("Rotate me")
+        turn = chat.last_turn(conversation)
+        chat.finish(conversation, turn)  # queued
+        landed: list[list[SSEEvent]] = []
+        follower = threading.Thread(target=lambda: landed.append(chat.finish(conversation, turn)))
+        follower.start()
+        login = chat.http.get("/admin/login")
+        token = CSRF.search(login.text).group(1)  # type: ignore[union-attr]
+        reply = chat.http.post(
+            "/admin/login", data={"csrf_token": token, "password": queue_app.admin_password}
+        )
+        assert reply.status_code == 303
+        follower.join(timeout=30)
+        assert not follower.is_alive()
+        assert [e.event for e in landed[0]] == ["done"]
+        assert 'data-state="done"' in landed[0][0].data
+        assert "delayed reply" in landed[0][0].data
     finally:
         chat.close()

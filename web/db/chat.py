@@ -303,15 +303,26 @@ async def load_exchange(
 async def get_turn(factory: Factory, owner: str, conversation_id: str, turn_id: str) -> TurnRow:
     async with read_scope(factory) as session:
         await _owned(session, owner, conversation_id)
-        turn = await session.scalar(
-            select(Turn).where(Turn.id == turn_id, Turn.conversation_id == conversation_id)
-        )
-        if turn is None:
-            raise NotFound(TURN_NOT_FOUND)
-        reply = await session.scalar(
-            select(Message).where(Message.turn_id == turn_id, Message.role == "assistant")
-        )
-        return TurnRow(turn=turn, reply=reply)
+        return await _turn_row(session, conversation_id, turn_id)
+
+
+async def get_checked_turn(factory: Factory, conversation_id: str, turn_id: str) -> TurnRow:
+    """A turn whose ownership was checked earlier, by a stream when it opened: the session may
+    have been rotated since (an admin login moves its conversations to the new owner)."""
+    async with read_scope(factory) as session:
+        return await _turn_row(session, conversation_id, turn_id)
+
+
+async def _turn_row(session: AsyncSession, conversation_id: str, turn_id: str) -> TurnRow:
+    turn = await session.scalar(
+        select(Turn).where(Turn.id == turn_id, Turn.conversation_id == conversation_id)
+    )
+    if turn is None:
+        raise NotFound(TURN_NOT_FOUND)
+    reply = await session.scalar(
+        select(Message).where(Message.turn_id == turn_id, Message.role == "assistant")
+    )
+    return TurnRow(turn=turn, reply=reply)
 
 
 async def _history(

@@ -19,6 +19,7 @@ from web.db import chat as db
 from web.db.deferred import turn_status
 from web.db.session import Factory
 from web.deps import OwnerDep, RunnerDep, SessionsDep, state_of
+from web.errors import NotFound
 from web.landings import Landings
 from web.live import LiveTurn, Subscription
 from web.routes.chat import replies_of
@@ -48,7 +49,12 @@ async def stream_turn(
     subscription = runner.live_turns.subscribe(turn_id)
 
     async def ended(final: ReplyView, upgrade_of: str | None) -> str:
-        return await ended_fragment(views, state_of(request), owner, final, upgrade_of)
+        try:
+            return await ended_fragment(views, state_of(request), owner, final, upgrade_of)
+        except NotFound:
+            # The session was rotated while the stream was open (an admin login): the reply is
+            # still this watcher's; only the offer to upgrade it waits for the next page.
+            return views.done_fragment(final)
 
     if subscription is not None and subscription.turn.conversation_id == conversation_id:
         await db.get_conversation(sessions, owner, conversation_id)
@@ -57,7 +63,7 @@ async def stream_turn(
     row = await db.get_turn(sessions, owner, conversation_id, turn_id)
     if row.turn.status is TurnStatus.QUEUED:
         landings = state_of(request).landings
-        queued = _landing(views, landings, sessions, ended, owner, conversation_id, turn_id)
+        queued = _landing(views, landings, sessions, ended, conversation_id, turn_id)
         return EventSourceResponse(queued, ping=SSE_PING_S)
     final = views.settled(row.turn, row.reply)
     return EventSourceResponse(_replay(ended, final, row.turn.upgrade_of), ping=SSE_PING_S)
@@ -78,7 +84,6 @@ async def _landing(
     landings: Landings,
     sessions: Factory,
     ended: Ended,
-    owner: str,
     conversation_id: str,
     turn_id: str,
 ) -> AsyncIterator[ServerSentEvent]:
@@ -87,7 +92,7 @@ async def _landing(
         await landings.wait(turn_id, QUEUED_POLL_S)
         if await turn_status(sessions, turn_id) is not TurnStatus.QUEUED:
             break
-    row = await db.get_turn(sessions, owner, conversation_id, turn_id)
+    row = await db.get_checked_turn(sessions, conversation_id, turn_id)
     final = views.settled(row.turn, row.reply)
     yield ServerSentEvent(await ended(final, row.turn.upgrade_of), event="done")
 
