@@ -39,7 +39,7 @@ from web.db.turnlog import interrupt_live_turns
 from web.deferral import Deferral
 from web.deferral_backends import backend_for
 from web.deferral_config import Backend as BackendKind
-from web.deferral_worker import DeferralWorker
+from web.deferral_worker import LEASE_S, DeferralWorker
 from web.deps import is_htmx
 from web.errors import AppError
 from web.landings import Landings
@@ -109,9 +109,15 @@ def deferral_worker(
             assert deferral.config.api_key_env is not None
             key, base_url = settings.api_keys[deferral.config.api_key_env], None
         batches = AnthropicBatches(api_key=key, base_url=base_url)
-    return DeferralWorker(
-        sessions, deferral, backend_for(deferral, chain, batches), on_done=on_done
-    )
+    backend = backend_for(deferral, chain, batches)
+    if batches is None:
+        # A retry step is a whole turn of the chain: one job a look, leased past its deadline,
+        # so no other worker takes it over while it runs.
+        lease_s = settings.turn_deadline_s + LEASE_S
+        return DeferralWorker(
+            sessions, deferral, backend, on_done=on_done, lease_s=lease_s, claim=1
+        )
+    return DeferralWorker(sessions, deferral, backend, on_done=on_done)
 
 
 def create_app(

@@ -44,6 +44,13 @@ LEASE_S = 120.0
 IDLE_S = 5.0
 """The longest a worker sleeps between looks for due jobs (it is woken when one is queued)."""
 CLOSE_WAIT_S = 10.0
+CLAIM = 10
+"""Jobs claimed in one look; their steps run one after the other within the lease."""
+
+
+def _capped(now: datetime, seconds: float, job: JobRow) -> datetime:
+    """The next look, never after the job expires (it is failed at that look)."""
+    return min(now + timedelta(seconds=seconds), job.expires_at)
 
 
 def worker_name() -> str:
@@ -60,6 +67,7 @@ class DeferralWorker:
         name: str | None = None,
         clock: Callable[[], float] = time.time,
         lease_s: float = LEASE_S,
+        claim: int = CLAIM,
         idle_s: float = IDLE_S,
         on_done: Callable[[str], None] | None = None,
         rng: Callable[[], float] = random.random,
@@ -70,6 +78,7 @@ class DeferralWorker:
         self.name = name or worker_name()
         self._clock = clock
         self._lease_s = lease_s
+        self._claim = claim
         self._idle_s = idle_s
         self._on_done = on_done
         self._rng = rng
@@ -124,7 +133,7 @@ class DeferralWorker:
     async def run_once(self) -> int:
         """Claim the jobs due now and take one step with each; returns how many."""
         claimed = await jobs.claim_due(
-            self._sessions, self.name, now=self._now(), lease_s=self._lease_s
+            self._sessions, self.name, now=self._now(), lease_s=self._lease_s, limit=self._claim
         )
         for job in claimed:
             if self._stopping:
@@ -176,7 +185,7 @@ class DeferralWorker:
                     job.turn_id,
                     self.name,
                     attempts=[self._record(now, AttemptOutcome.SUBMITTED, request_id=batch_id)],
-                    next_at=now + timedelta(seconds=config.poll_s),
+                    next_at=_capped(now, config.poll_s, job),
                     state=JobState.SUBMITTED,
                     batch_id=batch_id,
                     submitted=submitted,
@@ -195,7 +204,7 @@ class DeferralWorker:
                     job.turn_id,
                     self.name,
                     attempts=[record],
-                    next_at=now + timedelta(seconds=wait),
+                    next_at=_capped(now, wait, job),
                     polled=True,
                     error=error.message if error else None,
                 )
@@ -219,7 +228,7 @@ class DeferralWorker:
                     job.turn_id,
                     self.name,
                     attempts=[*miss.attempts, *self._miss_record(job, miss, now)],
-                    next_at=now + timedelta(seconds=wait),
+                    next_at=_capped(now, wait, job),
                     state=JobState.WAITING,
                     batch_id=None,
                     submitted=submitted,
