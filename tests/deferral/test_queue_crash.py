@@ -177,3 +177,33 @@ def test_killed_after_submitting_the_restart_polls_the_stored_batch(
         assert _oks(second, turn_id) == 1
     finally:
         second.stop()
+
+
+def test_understudy_worker_lands_what_a_no_worker_server_queued(tmp_path: Path, sim: Sim) -> None:
+    sim.set_profile(SONNET, batch_delay_s=0.5)
+    app = _start(tmp_path, sim, worker=False)
+    worker = None
+    try:
+        turn_id = _queue_a_message(app, sim, "Who lands me?")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("UNDERSTUDY_") and not k.endswith("_API_KEY")
+        }
+        env.update(
+            UNDERSTUDY_DATA_DIR=str(app.data_dir),
+            UNDERSTUDY_CHAIN=str(tmp_path / "chain.toml"),
+            UNDERSTUDY_SIM_URL=sim.url,
+        )
+        log = (tmp_path / "worker.log").open("wb")
+        worker = subprocess.Popen(
+            [*understudy_command(), "worker"], env=env, stdout=log, stderr=log, cwd=tmp_path
+        )
+        _wait(lambda: _turn(app, turn_id)[0] == "degraded", "the worker to land the reply")
+        assert _oks(app, turn_id) == 1 and len(sim.batches()) == 1
+        assert "Understudy worker" in (tmp_path / "worker.log").read_text()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            assert worker.wait(15) == 0  # SIGTERM: it finishes its step and exits cleanly
+        app.stop()
