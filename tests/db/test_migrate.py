@@ -27,8 +27,8 @@ from web.status import Activity
 from support.database import EMPTY_BACKENDS, PG_URL_TEMPLATE, create_pg_database, drop_pg_database
 from support.outcomes import SONNET, answer, ok
 
-LOG_TABLES = {"conversations", "messages", "turns", "attempts", "deferred_jobs"}
-HEAD = "0003_deferral"
+LOG_TABLES = {"conversations", "messages", "turns", "attempts", "deferred_jobs", "drills"}
+HEAD = "0004_drills"
 
 
 def _inspect(url: str) -> tuple[set[str], list[object]]:

@@ -99,7 +99,7 @@ async def _truncate(url: str) -> None:
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE attempts, turns, messages, conversations CASCADE"))
+            await conn.execute(text("TRUNCATE attempts, turns, messages, conversations, drills CASCADE"))
     finally:
         await engine.dispose()
 

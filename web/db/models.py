@@ -172,6 +172,10 @@ class Turn(Base):
     )
     """"Ask Sonnet again": the degraded turn this one re-ran on the primary (it stays in the log
     and one click away on the page)."""
+    drill_id: Mapped[str | None] = mapped_column(
+        ForeignKey("drills.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    """Set for a drill's turn (web.drills): kept out of the users' figures on the admin page."""
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="turn",
@@ -234,6 +238,28 @@ class DeferredJob(Base):
     polls: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Drill(Base):
+    """A drill (`understudy drill`, web.drills): the faults it applied, while it ran, its report."""
+
+    __tablename__ = "drills"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    scenario: Mapped[str] = mapped_column(String(64))
+    faults: Mapped[str] = mapped_column(Text)
+    """The faults as JSON: [{"tier", "kind", ...params}] (web.drills.DrillFault)."""
+    instance_wide: Mapped[bool] = mapped_column(Boolean, default=False)
+    """True: the faults hit every turn while it runs; False: only the drill's own turns."""
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """The faults stop here even if the drill never ends (its runner died): a drill restores."""
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """pass, fail, aborted or error; None while it runs."""
+    report: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The report as JSON (the same document `understudy drill` writes to its report folder)."""
+    markdown: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 Index("ix_turns_status_started", Turn.status, Turn.started_at)
