@@ -22,6 +22,7 @@ from typing import Any
 from web.breaker import BreakerConfig
 from web.deferral_config import ConfigProblem, DeferralConfig, parse_deferral
 from web.providers import PROVIDERS
+from web.sla_config import SLA, parse_sla
 
 DEFAULT_CHAIN_FILE = Path(__file__).with_name("chain.toml")
 DEFAULT_MAX_OUTPUT_TOKENS = 8192
@@ -57,6 +58,8 @@ class TierConfig:
     hedge_after_s: float | None = None
     """If a try of this tier has sent no text after this long, the next tier worth asking is
     started beside it and the first to stream text answers (web.hedge). None: never."""
+    sla: SLA | None = None
+    """What `understudy drill` holds the tier to (web.sla_config); None: not set, defaults."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class Settings:
     answer_now_after_s: float = 4.0
     """UNDERSTUDY_ANSWER_NOW_AFTER_S: how long a reply waits for a first token before the page
     offers "Answer with <next tier> now"."""
+    data_dir_set: bool = False
+    """UNDERSTUDY_DATA_DIR was set (`understudy drill` keeps its in-process app's data there)."""
     deferral: DeferralConfig | None = None
     """The chain file's [deferral] table: queue a turn no tier can answer now (web.deferral).
     None without the table, or when its backend's key is not set while real keys are."""
@@ -138,6 +143,7 @@ class Settings:
             redis_url=env.get("UNDERSTUDY_REDIS_URL") or None,
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
             deferral=deferral,
+            data_dir_set=bool(env.get("UNDERSTUDY_DATA_DIR")),
         )
 
 
@@ -218,6 +224,7 @@ _TIER_KEYS = {
     "timeouts",
     "breaker",
     "hedge_after_s",
+    "sla",
 }
 _REQUIRED = ("name", "provider", "model", "label", "api_key_env")
 
@@ -336,6 +343,7 @@ def _parse_tier(raw: Any, where: str) -> TierConfig:
         timeouts=timeouts,
         breaker=_parse_breaker(raw.get("breaker", {}), where),
         hedge_after_s=_parse_hedge(raw.get("hedge_after_s"), timeouts, where),
+        sla=parse_sla(raw.get("sla"), where=where, error=ConfigError),
     )
 
 
