@@ -28,6 +28,8 @@ from web.wording import (
     NO_MODEL_MESSAGE,
     STOPPED_NOTE,
     answer_now_label,
+    generated_via,
+    queued_for,
     waiting_status,
 )
 
@@ -84,9 +86,7 @@ class ReplyView:
 
     @property
     def badge_title(self) -> str:
-        if self.queued:
-            return f"Queued for {self.tier_label}"
-        return f"Generated via {self.tier_label}"
+        return queued_for(self.tier_label) if self.queued else generated_via(self.tier_label)
 
     @property
     def html(self) -> str:
@@ -110,7 +110,8 @@ def _seconds(value: float) -> str:
     return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
-def _badge(tier: TierInfo | None) -> str | None:
+def badge_of(tier: TierInfo | None) -> str | None:
+    """The badge a reply from ``tier`` wears (None: the primary's wear none)."""
     if tier is None or tier.is_primary:
         return None
     return tier.badge or tier.label
@@ -154,7 +155,7 @@ def from_live(
         state=state,
         tier_name=tier.name if tier else "",
         tier_label=tier.label if tier else "Assistant",
-        badge=_badge(tier),
+        badge=badge_of(tier),
         reason=live.reason,
         text=live.text,
         error=outcome.error if outcome is not None and state is ReplyState.FAILED else None,
@@ -212,7 +213,7 @@ def from_row(turn: Turn, reply: Message | None, tiers: Mapping[str, TierInfo]) -
         state=state,
         tier_name=info.name if info else "",
         tier_label=info.label if info else "Assistant",
-        badge=_badge(info),
+        badge=badge_of(info),
         reason=turn.degraded_reason if info and not info.is_primary else None,
         text=reply.content if reply else "",
         error=(turn.error_message or NO_MODEL_MESSAGE) if state is ReplyState.FAILED else None,

@@ -163,6 +163,16 @@ def _briefly(badge: str | None) -> str:
     return f" ({short})" if short else ""
 
 
+def generated_via(label: str) -> str:
+    """The badge's tooltip: who wrote the reply."""
+    return f"Generated via {label}"
+
+
+def queued_for(label: str) -> str:
+    """The "queued" badge's tooltip: who will write the reply."""
+    return f"Queued for {label}"
+
+
 def answer_now_label(next_tier: TierInfo) -> str:
     return f"Answer with {next_tier.label} now"
 
