@@ -13,6 +13,7 @@ messages with the drill's header, and ends it (web.drill_faults says what a faul
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -103,6 +104,7 @@ class Drills:
         self._settings = settings
         self._clock = clock
         self._read_at: float | None = None
+        self._reading = asyncio.Lock()
         self._running: Running | None = None
         self._faults: DrillFaults | None = None
 
@@ -134,7 +136,7 @@ class Drills:
             "instance-wide" if instance_wide else "drill turns only",
             drill.faults,
         )
-        self._read_at = None
+        await self._forget()
         return drill
 
     async def end(
@@ -156,7 +158,7 @@ class Drills:
             ended = bool(result.rowcount)  # type: ignore[attr-defined]
         if ended:
             log.warning("drill %s ended: %s", drill_id, verdict)
-        self._read_at = None
+        await self._forget()
         await self._refresh()
         return ended
 
@@ -176,26 +178,38 @@ class Drills:
         return None, faults if running.instance_wide else None
 
     async def _refresh(self) -> None:
-        now = self._clock()
-        if self._read_at is not None and now - self._read_at < CACHE_S:
-            return
-        self._read_at = now
-        async with read_scope(self._sessions) as session:
-            row = await session.scalar(select(Drill).where(*_running_at(utcnow())).limit(1))
-        running = None
-        if row is not None:
-            faults = tuple(
-                DrillFault(
-                    f["tier"], FaultKind(f["kind"]), f.get("delay_s", 0.0), f.get("after_tokens", 0)
+        # One read at a time: turns that arrive together wait for the read under way instead of
+        # taking what was known before it (a drill's first turns would miss its faults).
+        async with self._reading:
+            now = self._clock()
+            if self._read_at is not None and now - self._read_at < CACHE_S:
+                return
+            async with read_scope(self._sessions) as session:
+                row = await session.scalar(select(Drill).where(*_running_at(utcnow())).limit(1))
+            self._read_at = now
+            running = None
+            if row is not None:
+                faults = tuple(
+                    DrillFault(
+                        f["tier"],
+                        FaultKind(f["kind"]),
+                        f.get("delay_s", 0.0),
+                        f.get("after_tokens", 0),
+                    )
+                    for f in json.loads(row.faults)
                 )
-                for f in json.loads(row.faults)
-            )
-            running = Running(row.id, faults, row.instance_wide)
-        if running == self._running:
-            return
-        await self._close_revoked()
-        self._running = running
-        self._faults = self._build(running) if running is not None else None
+                running = Running(row.id, faults, row.instance_wide)
+            if running == self._running:
+                return
+            await self._close_revoked()
+            self._running = running
+            self._faults = self._build(running) if running is not None else None
+
+    async def _forget(self) -> None:
+        """The next turn reads the drill again; a read under way (of what was before) ends
+        first, so it cannot mark its stale answer fresh."""
+        async with self._reading:
+            self._read_at = None
 
     def _build(self, running: Running) -> DrillFaults:
         faults = DrillFaults(running.id, {f.tier: f for f in running.faults}, running.instance_wide)
