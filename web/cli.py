@@ -1,13 +1,15 @@
-"""The `understudy` command: serve, sim, ask, turns, db."""
+"""The `understudy` command: serve, sim, ask, turns, drill, db."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
+from web.drill.scenarios import NAMES as DRILL_SCENARIOS
 from web.logsafe import configure_logging
 from web.settings import ConfigError
 
@@ -98,6 +100,112 @@ def turns(degraded: bool, as_json: bool, limit: int) -> None:
     from web.db.turns_cli import run_turns
 
     _run(lambda: run_turns(degraded=degraded, as_json=as_json, limit=limit))
+
+
+@main.command()
+@click.option(
+    "--target",
+    metavar="URL",
+    help="A running Understudy (staging) [default: the app "
+    "on the simulator, started in this process].",
+)
+@click.option(
+    "--scenario",
+    required=True,
+    type=click.Choice(DRILL_SCENARIOS),
+    help="What goes wrong; quarterly runs the standard set, in order.",
+)
+@click.option(
+    "--prompts",
+    "prompt_count",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="How many messages to send.",
+)
+@click.option(
+    "--prompt-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your own prompts, one per paragraph [default: the shipped ones].",
+)
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the JSON and Markdown reports go [default: the data folder's drills/].",
+)
+@click.option(
+    "--instance-wide",
+    is_flag=True,
+    help="The fault hits every turn on the instance, not only the drill's (staging).",
+)
+@click.option(
+    "--ttft-p95",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Override every tier's SLA: p95 seconds to the first token.",
+)
+@click.option(
+    "--total-p95",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Override every tier's SLA: p95 seconds to the whole reply.",
+)
+@click.option(
+    "--max-errors",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Abort once more unforeseen user-visible errors than this were seen.",
+)
+@click.option(
+    "--queue-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="S",
+    help="How long a queued reply may take to land.",
+)
+@click.option(
+    "--recovery-timeout",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="How soon the primary must answer again once the fault is removed.",
+)
+def drill(
+    target: str | None,
+    scenario: str,
+    prompt_count: int,
+    prompt_file: Path | None,
+    concurrency: int,
+    report_dir: Path | None,
+    instance_wide: bool,
+    ttft_p95: float | None,
+    total_p95: float | None,
+    max_errors: int,
+    queue_timeout: float,
+    recovery_timeout: float,
+) -> None:
+    """Prove the fallback: break a tier on purpose, send messages as users do, check what they
+    see. Exit 0 when every hypothesis held, 1 when one did not, 2 when the drill could not run."""
+    from web.drill.command import run_drill
+    from web.drill.engine import DrillOptions
+
+    options = DrillOptions(
+        scenario=scenario,
+        prompts=prompt_count,
+        prompt_file=prompt_file,
+        concurrency=concurrency,
+        instance_wide=instance_wide,
+        ttft_p95_s=ttft_p95,
+        total_p95_s=total_p95,
+        max_errors=max_errors,
+        queue_timeout_s=queue_timeout,
+        recovery_timeout_s=recovery_timeout,
+    )
+    _run(lambda: run_drill(options, target=target, report_dir=report_dir))
 
 
 @main.group()
