@@ -162,7 +162,7 @@ def turns(degraded: bool, as_json: bool, limit: int) -> None:
     "--queue-timeout",
     default=300.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, min_open=True),
     metavar="S",
     help="How long a queued reply may take to land.",
 )

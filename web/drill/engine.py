@@ -234,9 +234,6 @@ async def _drill(
         raise
     result.drill_id = started.id
     say(f"drill {scenario.name} ({started.id}) started on {target.url}")
-    # Each process of the target reads the running drill at most this often: until then, a turn
-    # served by another process would not be one of the drill's.
-    await asyncio.sleep(CACHE_S)
     say(f"  hypothesis: {result.hypothesis}")
     path = UserPath(
         target.url,
@@ -245,7 +242,12 @@ async def _drill(
         queue_timeout_s=options.queue_timeout_s,
     )
     max_wait_s = turn_timeout_s + options.queue_timeout_s
-    try:
+    try:  # from here on, whatever happens, the drill is ended (its faults removed)
+        if not target.in_process:
+            # Each process of the target reads the running drill at most this often: until then,
+            # a turn served by another process would not be one of the drill's. (The app in this
+            # process is one process, and starting the drill made it read it again.)
+            await asyncio.sleep(CACHE_S)
         result.aborted = await _drive(path, prompts, expectation, result, options, max_wait_s, say)
     except BaseException:
         result.aborted = result.aborted or INTERRUPTED
@@ -349,7 +351,7 @@ async def _recover(
 ) -> Recovery:
     """Ordinary messages (no drill header) until the primary answers one, for at most
     ``bound_s``: the fault has been removed, and users must get the primary back."""
-    path = UserPath(url, turn_timeout_s=turn_timeout_s, queue_timeout_s=0.0)
+    path = UserPath(url, turn_timeout_s=turn_timeout_s, queue_timeout_s=0.0, first_words_only=True)
     start = time.monotonic()
     tries, last = 0, ""
     while True:
@@ -360,7 +362,8 @@ async def _recover(
                 seen = await path.send(0, RECOVERY_PROMPT)
         elapsed = time.monotonic() - start
         final = seen.final if seen is not None else None
-        if final is not None and final.tier == primary.name and final.state is ReplyState.DONE:
+        answering = final is not None and final.state in (ReplyState.STREAMING, ReplyState.DONE)
+        if answering and final is not None and final.tier == primary.name and not final.badge:
             say(f"  recovery: {primary.label} answered again after {elapsed:.1f} s")
             return Recovery(True, bound_s, primary.name, round(elapsed, 3), tries, "answered")
         if final is not None:

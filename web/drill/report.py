@@ -37,7 +37,7 @@ class Recovery:
     tier: str
     """The primary, which should answer."""
     after_s: float | None = None
-    """From the end of the drill to the primary's answer (None: it did not answer in time)."""
+    """From the end of the drill to the primary's first words (None: not within the bound)."""
     tries: int = 0
     last_seen: str = ""
 
@@ -246,7 +246,7 @@ def to_markdown(result: DrillResult, *, level: int = 1) -> str:
         lines.append(RECOVERY_PENDING if result.recovery_pending else "Not checked.")
     elif rec.passed:
         lines.append(
-            f"{rec.tier} answered again: its reply was complete {rec.after_s:.1f} s after the "
+            f"{rec.tier} answered again: its first words came {rec.after_s:.1f} s after the "
             f"drill ended (bound {rec.bound_s:g} s, {_tries(rec.tries)})."
         )
     else:

@@ -80,6 +80,7 @@ class UserPath:
         queue_timeout_s: float,
         clock: Clock = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
+        first_words_only: bool = False,
     ) -> None:
         self.base_url = base_url
         self.headers = dict(headers or {})
@@ -87,6 +88,9 @@ class UserPath:
         self.queue_timeout_s = queue_timeout_s
         self.clock = clock
         self.transport = transport
+        self.first_words_only = first_words_only
+        """Stop at the reply's first words (``final`` is then what it showed then): enough to
+        know who answers, without waiting for the rest."""
 
     async def send(self, index: int, prompt: str) -> Observation:
         seen = Observation(prompt=index, started_at=time.time())
@@ -147,25 +151,28 @@ class UserPath:
         assert seen.turn_id is not None
         turn = seen.turn_id
         first_text: dict[str, float] = {}
-        tier = ""
+        shown: Screen | None = None
         queued_at: float | None = None
         while True:
             ended: Screen | None = None
             async with aclosing(_events(http, path)) as events:
                 async for event in events:
                     now = self.clock()
+                    words = False
                     if event.event in ("snapshot", "done"):
-                        screen = reply_in(event.data, turn)
-                        if screen is None:
-                            continue
-                        tier = screen.shown.tier
-                        if screen.has_text:
-                            _shown_text(seen, first_text, tier, now)
+                        shown = reply_in(event.data, turn) or shown
+                        words = shown is not None and shown.has_text
                         if event.event == "done":
-                            ended = screen
-                            break
-                    elif event.event == "update" and update_has_text(event.data, turn):
-                        _shown_text(seen, first_text, tier, now)
+                            ended = shown
+                    elif event.event == "update":
+                        words = update_has_text(event.data, turn)
+                    if words and shown is not None:
+                        _shown_text(seen, first_text, shown.shown.tier, now)
+                        if self.first_words_only and ended is None:
+                            seen.final, seen.ttft_s = shown.shown, now - start
+                            return
+                    if ended is not None:
+                        break
             if ended is None:
                 seen.reconnects += 1
                 await asyncio.sleep(RECONNECT_S)
