@@ -34,6 +34,7 @@ from web.db.turnlog import record_outcome
 from web.deferral import Deferral, request_to_json, unavailable_labels
 from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo
 from web.live import Finished, LiveTurn, LiveTurns, LocalLiveTurns
+from web.metrics import Metrics
 from web.outcome import (
     CutBy,
     QueuedJob,
@@ -107,6 +108,7 @@ class TurnRunner:
         live_turns: LiveTurns | None = None,
         deferral: Deferral | None = None,
         on_queued: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._chain = chain
         self._sessions = sessions
@@ -117,6 +119,8 @@ class TurnRunner:
         self._claimed: set[str] = set()
         self._deferral = deferral
         self._on_queued = on_queued
+        self.metrics = metrics or Metrics()
+        """What /metrics exports (web.metrics): the runner counts every turn it ends."""
         self._checkpointer = Checkpointer(sessions, self._to_checkpoint, interval_s=checkpoint_s)
 
     def __len__(self) -> int:
@@ -278,5 +282,6 @@ class TurnRunner:
             self._running.pop(turn_id, None)
             if self._by_conversation.get(running.job.conversation_id) is running:
                 del self._by_conversation[running.job.conversation_id]
+        self.metrics.turn_ended(outcome, drill=False)
         if outcome.status is TurnStatus.QUEUED and self._on_queued is not None:
             self._on_queued()
