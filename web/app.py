@@ -41,6 +41,7 @@ from web.deferral_backends import backend_for
 from web.deferral_config import Backend as BackendKind
 from web.deferral_worker import LEASE_S, DeferralWorker
 from web.deps import is_htmx
+from web.drills import Drills
 from web.errors import AppError
 from web.landings import Landings
 from web.lineup import LineUp
@@ -49,7 +50,18 @@ from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
-from web.routes import admin, admin_login, chat, demo, metrics, sidebar, stream, trash, upgrade
+from web.routes import (
+    admin,
+    admin_login,
+    chat,
+    demo,
+    drills_api,
+    metrics,
+    sidebar,
+    stream,
+    trash,
+    upgrade,
+)
 from web.routes.admin_login import LoginRequired
 from web.routes.demo import sim_client
 from web.runner import TurnRunner
@@ -183,6 +195,7 @@ def create_app(
             sim_access=sim_access,
             new_chats=SlidingWindow(current.new_chats_per_minute),
             trash=Trash(sessions),
+            drills=Drills(sessions, current),
             deferral=deferral,
             worker=worker,
             landings=landings,
@@ -198,6 +211,7 @@ def create_app(
             if worker is not None:
                 await worker.close()
             await runner.shutdown()
+            await state.drills.aclose()
             if state.sim_client is not None:
                 await state.sim_client.aclose()
             await chain.aclose()
@@ -227,6 +241,7 @@ def create_app(
     app.include_router(demo.router)
     app.include_router(admin_login.router)
     app.include_router(admin.router)
+    app.include_router(drills_api.router)
     app.include_router(metrics.router)
     _install_error_pages(app, templates)
     return app
