@@ -82,6 +82,9 @@ class TurnJob:
     drill: DrillFaults | None = None
     """A running drill's faults for this turn (web.drills): its own turn, or an instance-wide
     drill's."""
+    drill_id: str | None = None
+    """The drill whose own turn this is (the turn row's drill_id); None for users' turns, those
+    an instance-wide drill's faults hit included. web.metrics counts it apart."""
 
     @property
     def primary_only(self) -> bool:
@@ -288,6 +291,6 @@ class TurnRunner:
             self._running.pop(turn_id, None)
             if self._by_conversation.get(running.job.conversation_id) is running:
                 del self._by_conversation[running.job.conversation_id]
-        self.metrics.turn_ended(outcome, drill=False)
+        self.metrics.turn_ended(outcome, drill=running.job.drill_id is not None)
         if outcome.status is TurnStatus.QUEUED and self._on_queued is not None:
             self._on_queued()
