@@ -12,6 +12,7 @@ from web.metrics_access import (
     MetricsAccess,
     bearer,
 )
+from web.settings import Settings
 from web.sim.access import Refusal
 
 TOKEN = "s3cret-scrape-token"
@@ -68,3 +69,10 @@ def test_with_a_token_set_every_client_needs_it(client: str) -> None:
 )
 def test_the_bearer_token_of_an_authorization_header(header: str | None, token: str | None) -> None:
     assert bearer(header) == token
+
+
+@pytest.mark.parametrize(("raw", "token"), [(" s3cret ", "s3cret"), ("  ", None), ("", None)])
+def test_the_token_is_read_once_and_scrubbed_like_every_secret(raw: str, token: str | None) -> None:
+    settings = Settings.from_env({"UNDERSTUDY_METRICS_TOKEN": raw})
+    assert settings.metrics_token == token
+    assert (token in settings.secrets()) is (token is not None)
