@@ -8,7 +8,9 @@ Counted when a turn's outcome is recorded, once per turn, at its final status:
 
 - the runner ends a turn (``TurnRunner._finish``): ok, degraded, failed, stopped, interrupted. A
   turn it hands to the deferral (queued) is not counted there: its end is the deferral's;
-- the deferral worker lands a queued turn (degraded, on the deferral's tier) or fails it.
+- the deferral worker lands a queued turn (degraded, on the deferral's tier) or fails it. A
+  queued turn the user cancels ends in a route, not here, and is not counted (it is rare, and
+  the queue gauges show it leave).
 
 Sampled when /metrics is scraped, not per turn: the live turns, each tier's breaker, the queue
 (from the database), and when a drill last passed.
