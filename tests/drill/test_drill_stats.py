@@ -8,7 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from web.drill.expect import Expectation, Shown, expect
-from web.drill.report import DrillResult, Recovery, to_json, to_markdown, write
+from web.drill.recovery import Recovery
+from web.drill.report import DrillResult, to_json, to_markdown, write
 from web.drill.scenarios import BY_NAME
 from web.drill.stats import abort_reason, checks, minutes_of, per_tier, percentile
 from web.drill.user_path import Observation
@@ -178,6 +179,7 @@ def test_the_report_files_say_the_same_in_json_and_markdown(tmp_path: Path) -> N
     assert data["window"]["duration_s"] == 5.0
     assert data["tiers"][0]["tier"] == "haiku"
     assert any(r.startswith("badge: expected") for r in data["reasons"])
+    assert data["turns"][0]["shown"]["badge"] == "fallback | provider"  # each turn, as shown
     markdown = md_path.read_text()
     assert markdown.startswith("# Drill primary-down: FAIL")
     assert "`fallback \\| provider`" in markdown  # a pipe cannot break the table

@@ -9,7 +9,8 @@ One concept a module:
     admin_api   the server's drill API (web.drills): log in, start, end
     stats       percentiles, and the checks a drill's turns are held to
     report      the verdict, as JSON and Markdown
-    engine      one drill: start, drive, abort conditions, end (always), recovery; quarterly
+    engine      one drill: start, drive, abort conditions, end (always); quarterly
+    recovery    once it has ended: the primary must answer an ordinary message again
     inprocess   the app on the simulator, in this process, when there is no --target
     prompts     the shipped representative prompts (prompts.txt) and --prompt-file
     command     the command itself: options, progress on stderr, exit codes

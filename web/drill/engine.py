@@ -34,15 +34,14 @@ from web.status import ReplyState
 
 from .admin_api import AdminAPI, DrillUnavailable, LineUp
 from .expect import Expectation, expect
-from .report import DrillResult, Recovery, to_json, to_markdown
+from .recovery import check_recovery
+from .report import DrillResult, to_json, to_markdown
 from .scenarios import Scenario, hypothesis, scenarios_for
 from .stats import abort_reason, checks, minutes_of, per_tier
 from .user_path import Observation, UserPath
 
 TURN_MARGIN_S = 30.0
 """Past the turn deadline, how long a reply may take to reach the user before it counts as lost."""
-RECOVERY_POLL_S = 2.0
-RECOVERY_PROMPT = "Recovery check after a drill: answer in one short sentence."
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); the drill was ended early"
 TTL_MARGIN_S = 600.0
 
@@ -262,7 +261,7 @@ async def _drill(
         result.recovery_pending = True
         await _end(api, result, say)
     result.recovery_pending = False
-    result.recovery = await _recover(
+    result.recovery = await check_recovery(
         target.url, tiers[0], options.recovery_timeout_s, turn_timeout_s, say
     )
     say(f"  verdict: {result.verdict}" + "".join(f"\n    - {r}" for r in result.reasons))
@@ -344,36 +343,6 @@ async def _end(api: AdminAPI, result: DrillResult, say: Say) -> None:
         say(f"  could not end drill {result.drill_id} ({exc}); its faults stop at its expiry")
         return
     say(f"  drill {result.drill_id} ended: its faults no longer apply")
-
-
-async def _recover(
-    url: str, primary: TierConfig, bound_s: float, turn_timeout_s: float, say: Say
-) -> Recovery:
-    """Ordinary messages (no drill header) until the primary answers one, for at most
-    ``bound_s``: the fault has been removed, and users must get the primary back."""
-    path = UserPath(url, turn_timeout_s=turn_timeout_s, queue_timeout_s=0.0, first_words_only=True)
-    start = time.monotonic()
-    tries, last = 0, ""
-    while True:
-        tries += 1
-        seen: Observation | None = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(1.0, bound_s - (time.monotonic() - start))):
-                seen = await path.send(0, RECOVERY_PROMPT)
-        elapsed = time.monotonic() - start
-        final = seen.final if seen is not None else None
-        answering = final is not None and final.state in (ReplyState.STREAMING, ReplyState.DONE)
-        if answering and final is not None and final.tier == primary.name and not final.badge:
-            say(f"  recovery: {primary.label} answered again after {elapsed:.1f} s")
-            return Recovery(True, bound_s, primary.name, round(elapsed, 3), tries, "answered")
-        if final is not None:
-            last = f"{final.tier or 'no tier'} ({final.state.value})"
-        else:
-            last = (seen.problem or "no reply") if seen is not None else "no reply in time"
-        if elapsed + RECOVERY_POLL_S > bound_s:
-            say(f"  recovery: {primary.label} did not answer again within {bound_s:g} s")
-            return Recovery(False, bound_s, primary.name, None, tries, last)
-        await asyncio.sleep(RECOVERY_POLL_S)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from typing import Any
 
 from web.drill_faults import DrillFault
 
+from .recovery import Recovery
 from .scenarios import in_app
 from .stats import EXAMPLES, Check, TierFigures, is_error
 from .user_path import Observation
@@ -26,20 +27,6 @@ RECOVERY_PENDING = (
     "Checked once this end call has removed the fault: the report files of `understudy drill` "
     "say whether the primary answered again, and the command's exit code counts it."
 )
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """After the fault was removed: did the primary answer again, and how soon."""
-
-    passed: bool
-    bound_s: float
-    tier: str
-    """The primary, which should answer."""
-    after_s: float | None = None
-    """From the end of the drill to the primary's first words (None: not within the bound)."""
-    tries: int = 0
-    last_seen: str = ""
 
 
 @dataclass
@@ -159,6 +146,7 @@ def to_json(result: DrillResult) -> dict[str, Any]:
             "problems": [s.problem for s in result.observations if s.problem][:EXAMPLES],
         },
         "checks": [asdict(c) for c in result.checks],
+        "turns": [_turn(s) for s in sorted(result.observations, key=lambda s: s.prompt)],
         "recovery": (
             asdict(result.recovery)
             if result.recovery is not None
@@ -171,6 +159,27 @@ def to_json(result: DrillResult) -> dict[str, Any]:
         "verdict": result.verdict,
         "reasons": result.reasons,
     }
+
+
+def _turn(seen: Observation) -> dict[str, Any]:
+    """One message as its user saw it (the prompt is the shipped or given one: not kept)."""
+    final = asdict(seen.final) if seen.final is not None else None
+    return {
+        "prompt": seen.prompt + 1,
+        "turn_id": seen.turn_id,
+        "shown": final,
+        "queued": asdict(seen.queued) if seen.queued is not None else None,
+        "ttft_s": _round(seen.ttft_s),
+        "total_s": _round(seen.total_s),
+        "queued_s": _round(seen.queued_s),
+        "tiers_shown": seen.tiers_shown,
+        "reconnects": seen.reconnects,
+        "problem": seen.problem,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _cell(text: object) -> str:
