@@ -153,15 +153,22 @@ def test_p95_past_twice_the_sla_aborts(live_app: LiveApp, tmp_path: Path) -> Non
     assert "past twice its 0.1 s bound" in data["aborted"]
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_ends_the_drill_and_its_faults_stop(
-    live_app: LiveApp, tmp_path: Path, how: signal.Signals
+FIRST_TURN = re.compile(r"^  \[1/\d+\] ")
+
+
+@pytest.mark.parametrize(
+    ("how", "scenario", "after"),
+    [(signal.SIGINT, "primary-down", FIRST_TURN), (signal.SIGTERM, "primary-hang", STARTED)],
+    ids=["ctrl-c-between-turns", "sigterm-at-the-start"],
+)
+def test_ctrl_c_or_sigterm_ends_the_drill_and_its_faults_stop(
+    live_app: LiveApp, tmp_path: Path, how: signal.Signals, scenario: str, after: re.Pattern[str]
 ) -> None:
     env = drill_env(tmp_path, chain_of(live_app), ADMIN_PASSWORD)
     args = ["--target", live_app.url, "--report-dir", str(tmp_path / "drills"), *GENEROUS]
-    args += ["--scenario", "primary-hang", "--prompts", "50", "--concurrency", "1"]
+    args += ["--scenario", scenario, "--prompts", "500", "--concurrency", "1", "--instance-wide"]
     with subprocess.Popen(
-        [*drill_command(), *args, "--instance-wide"],
+        [*drill_command(), *args],
         env=env,
         cwd=tmp_path,
         stderr=subprocess.PIPE,
@@ -170,15 +177,17 @@ def test_ctrl_c_ends_the_drill_and_its_faults_stop(
     ) as process:
         lines = Lines(process)
         drill_id = lines.wait_for(STARTED, timeout=RUN_TIMEOUT_S).group(2)
+        if after is not STARTED:
+            lines.wait_for(after, timeout=RUN_TIMEOUT_S)
         assert drill_state(live_app.url, ADMIN_PASSWORD, drill_id)["running"] is True
         process.send_signal(how)
         assert process.wait(RUN_TIMEOUT_S) == 2, "\n".join(lines.seen)
     state = drill_state(live_app.url, ADMIN_PASSWORD, drill_id)
     assert (state["running"], state["verdict"]) == (False, "aborted")
-    assert plain_turn(live_app) == "sonnet"  # the instance-wide hang no longer applies
+    assert plain_turn(live_app) == "sonnet"  # the instance-wide fault no longer applies
     data, _ = report_of(tmp_path / "drills")
-    assert data["aborted"].startswith("interrupted")
-    assert re.search(r"interrupted", data["reasons"][0])
+    assert data["aborted"].startswith("interrupted") and data["sent"] < 500
+    assert data["reasons"][0].startswith("aborted: interrupted")
 
 
 def test_a_wrong_password_or_no_target_cannot_run(live_app: LiveApp, tmp_path: Path) -> None:

@@ -61,7 +61,11 @@ def run_drill(
     if target is None:
         from .inprocess import InProcessApp
 
-        app = InProcessApp.start(settings)
+        try:
+            app = InProcessApp.start(settings)
+        except RuntimeError as exc:  # it said why in its log
+            say(f"understudy drill: {exc}")
+            return 2
         assert app.settings.admin_password is not None
         where = Target(app.url, app.settings.admin_password, in_process=True)
         say(f"understudy drill: no --target, drilling the app on the simulator at {app.url}")
