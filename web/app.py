@@ -48,7 +48,17 @@ from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
-from web.routes import admin, admin_login, chat, demo, sidebar, stream, trash, upgrade
+from web.routes import (
+    admin,
+    admin_drills,
+    admin_login,
+    chat,
+    demo,
+    sidebar,
+    stream,
+    trash,
+    upgrade,
+)
 from web.routes.admin_login import LoginRequired
 from web.routes.demo import sim_client
 from web.runner import TurnRunner
@@ -215,6 +225,7 @@ def create_app(
     app.include_router(demo.router)
     app.include_router(admin_login.router)
     app.include_router(admin.router)
+    app.include_router(admin_drills.router)
     _install_error_pages(app, templates)
     return app
 
