@@ -37,6 +37,7 @@ class SlowToCloseChain:
         on_attempt: Callable[[AttemptRecord], None] | None = None,
         control: TurnControl | None = None,
         primary_only: bool = False,
+        drill: object = None,
     ) -> AsyncGenerator[ChainEvent, None]:
         assert on_attempt is not None
         try:
@@ -83,6 +84,7 @@ class RecordingChain:
         on_attempt: Callable[[AttemptRecord], None] | None = None,
         control: TurnControl | None = None,
         primary_only: bool = False,
+        drill: object = None,
     ) -> AsyncGenerator[ChainEvent, None]:
         assert on_attempt is not None
         self.primary_only.append(primary_only)

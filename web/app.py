@@ -41,6 +41,7 @@ from web.deferral_backends import backend_for
 from web.deferral_config import Backend as BackendKind
 from web.deferral_worker import LEASE_S, DeferralWorker
 from web.deps import is_htmx
+from web.drills import Drills
 from web.errors import AppError
 from web.landings import Landings
 from web.lineup import LineUp
@@ -54,6 +55,7 @@ from web.routes import (
     admin_login,
     chat,
     demo,
+    drills_api,
     sidebar,
     stream,
     trash,
@@ -181,6 +183,7 @@ def create_app(
             sim_access=sim_access,
             new_chats=SlidingWindow(current.new_chats_per_minute),
             trash=Trash(sessions),
+            drills=Drills(sessions, current),
             deferral=deferral,
             worker=worker,
             landings=landings,
@@ -196,6 +199,7 @@ def create_app(
             if worker is not None:
                 await worker.close()
             await runner.shutdown()
+            await state.drills.aclose()
             if state.sim_client is not None:
                 await state.sim_client.aclose()
             await chain.aclose()
@@ -226,6 +230,7 @@ def create_app(
     app.include_router(admin_login.router)
     app.include_router(admin.router)
     app.include_router(admin_drills.router)
+    app.include_router(drills_api.router)
     _install_error_pages(app, templates)
     return app
 

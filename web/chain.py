@@ -38,6 +38,9 @@ Policy, all of it here:
   since when and why, so the page and the log tell the truth. A half-open breaker lets exactly
   one live try through as a probe. If every tier still worth trying is open, the one that opened
   first is tried anyway rather than refusing without trying anything.
+- A drill's turn (``drill``, web.drills) reads its tiers through the drill's faults
+  (web.drill_faults); a drill of its own turns neither asks nor tells the breakers, so it can
+  never open a breaker for real users (an instance-wide drill uses them like any turn).
 - Hedged first tokens (opt-in per tier, ``hedge_after_s``; :mod:`web.hedge` says how): a try
   that has sent no text by then gets the next tier worth asking (and whose breaker lets it
   through) started beside it, within a budget of 10 % of the tier's turns in the last minute
@@ -77,6 +80,7 @@ from web.attempts import Try
 from web.breaker import Verdict
 from web.breaker_store import Breakers
 from web.control import TurnControl
+from web.drill_faults import DrillFaults
 from web.events import AttemptRecord, ChainEvent, TierInfo, TierStarted
 from web.hedge import HedgeBudget, Race, Takeover
 from web.providers.base import ChatRequest, ErrorKind, ProviderError, Usage
@@ -148,11 +152,15 @@ class Chain:
         on_attempt: AttemptSink | None = None,
         control: TurnControl | None = None,
         primary_only: bool = False,
+        drill: DrillFaults | None = None,
     ) -> AsyncGenerator[ChainEvent, None]:
         """One turn. Close it with ``aclose()`` (or ``contextlib.aclosing``) if you stop early.
-        ``primary_only``: the primary tier alone may answer (an upgrade)."""
+        ``primary_only``: the primary tier alone may answer (an upgrade). ``drill``: the faults
+        of a running drill, in front of the tiers' providers (web.drill_faults)."""
         only = frozenset({self._tiers[0].info.name}) if primary_only else None
         turn = Turn(asyncio.get_running_loop(), self._deadline_s, on_attempt, only=only)
+        turn.drill = drill
+        turn.breakers = None if drill is not None and drill.quiet_breakers else self._breakers
         control = control or TurnControl()
         restart = retried = shown_text = False
         index = 0
@@ -164,8 +172,8 @@ class Chain:
                 index, retried = found, False
             tier = self._tiers[index]
             probe = False
-            if self._breakers is not None:
-                admission = await self._breakers.admit(tier.info.name)
+            if turn.breakers is not None:
+                admission = await turn.breakers.admit(tier.info.name)
                 if admission.verdict is Verdict.SKIP and not await self._last_resort(index, turn):
                     if not retried:  # a retry of a try that just opened it: that try says why
                         turn.skipped(tier, admission)
@@ -232,7 +240,7 @@ class Chain:
                 if race is None or not race.recorded(current):
                     cancelled = turn.end(current.attempt, AttemptOutcome.CANCELLED)
                     if current.probe:  # free the probe now, not when it times out
-                        self._report_later(cancelled, True)
+                        self._report_later(turn, cancelled, True)
                 raise
             finally:
                 control._end()
@@ -244,16 +252,16 @@ class Chain:
                 index, retried = current.index, False
             attempt = current.attempt
             if control.abandoned(attempt.number):
-                await self._report(turn.abandoned(attempt, current.next_tier), current.probe)
+                await self._report(turn, turn.abandoned(attempt, current.next_tier), current.probe)
                 index, retried = index + 1, False
                 continue
             error = attempt.error
             if error is None:
                 completed = turn.completed(attempt)
-                await self._report(turn.records[-1], current.probe)
+                await self._report(turn, turn.records[-1], current.probe)
                 yield completed
                 return
-            await self._report(turn.failed(attempt, error), current.probe)
+            await self._report(turn, turn.failed(attempt, error), current.probe)
             restart = attempt.after_text
             shown_text = shown_text or restart
             if error.kind in _FINAL:
@@ -281,7 +289,10 @@ class Chain:
         attempt = turn.begin(tier)
         # Creating the stream sends nothing: the request goes out when it is first read.
         tier_request = replace(request, max_tokens=tier.config.max_output_tokens)
-        stream = tier.provider.stream(tier_request, tier.config.model)
+        provider = tier.provider
+        if turn.drill is not None:
+            provider = turn.drill.provider_for(tier.info.name, provider)
+        stream = provider.stream(tier_request, tier.config.model)
         hard = min(turn.deadline, attempt.start + tier.config.timeouts.total_s)
         watchdog = Watchdog(turn.loop)
         return Try(
@@ -314,8 +325,8 @@ class Chain:
             start_hedge,
             abandoned=control.abandoned,
             ends_turn=lambda error: error.kind in _FINAL,
-            report=self._report,
-            report_later=self._report_later,
+            report=lambda record, probe: self._report(turn, record, probe),
+            report_later=lambda record, probe: self._report_later(turn, record, probe),
         )
 
     async def _start_hedge(self, slow: Try, turn: Turn, request: ChatRequest) -> Try | None:
@@ -329,8 +340,8 @@ class Chain:
             if not self._admits(index, turn):
                 continue
             probe = False
-            if self._breakers is not None:
-                verdict = (await self._breakers.admit(self._tiers[index].info.name)).verdict
+            if turn.breakers is not None:
+                verdict = (await turn.breakers.admit(self._tiers[index].info.name)).verdict
                 if verdict is Verdict.SKIP:
                     continue  # a hedge respects an open breaker
                 probe = verdict is not Verdict.PASS
@@ -341,21 +352,21 @@ class Chain:
             return hedge
         return None
 
-    async def _report(self, record: AttemptRecord, probe: bool) -> None:
-        if self._breakers is not None:
-            await self._breakers.report(record.tier.name, record, probe=probe)
+    async def _report(self, turn: Turn, record: AttemptRecord, probe: bool) -> None:
+        if turn.breakers is not None:
+            await turn.breakers.report(record.tier.name, record, probe=probe)
 
-    def _report_later(self, record: AttemptRecord, probe: bool) -> None:
-        if self._breakers is None:
+    def _report_later(self, turn: Turn, record: AttemptRecord, probe: bool) -> None:
+        if turn.breakers is None:
             return
-        task = asyncio.get_running_loop().create_task(self._report(record, probe))
+        task = asyncio.get_running_loop().create_task(self._report(turn, record, probe))
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)
 
     async def _last_resort(self, index: int, turn: Turn) -> bool:
         """This tier's breaker is open: try it anyway if every tier still worth trying is open
         too and this one opened first."""
-        assert self._breakers is not None
+        assert turn.breakers is not None
         if turn.last_resort_used or turn.limited:
             return False
         opened: list[tuple[float, int]] = []
@@ -363,7 +374,7 @@ class Chain:
             tier = self._tiers[later]
             if not turn.admits(tier.config):
                 continue
-            passes, since = await self._breakers.passes(tier.info.name)
+            passes, since = await turn.breakers.passes(tier.info.name)
             if passes and later != index:
                 return False  # a later tier will answer
             opened.append((since if since is not None else float("inf"), later))

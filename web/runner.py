@@ -32,6 +32,7 @@ from web.checkpoint import CHECKPOINT_S, Checkpointer
 from web.db.session import Factory
 from web.db.turnlog import record_outcome
 from web.deferral import Deferral, request_to_json, unavailable_labels
+from web.drill_faults import DrillFaults
 from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo
 from web.live import Finished, LiveTurn, LiveTurns, LocalLiveTurns
 from web.outcome import (
@@ -64,6 +65,7 @@ class TurnSource(Protocol):
         on_attempt: AttemptSink | None = None,
         control: TurnControl | None = None,
         primary_only: bool = False,
+        drill: DrillFaults | None = None,
     ) -> AsyncGenerator[ChainEvent, None]: ...
 
 
@@ -76,6 +78,9 @@ class TurnJob:
     request: ChatRequest
     upgrade_of: str | None = None
     """"Ask Sonnet again": the degraded turn this one re-runs (web.upgrades)."""
+    drill: DrillFaults | None = None
+    """A running drill's faults for this turn (web.drills): its own turn, or an instance-wide
+    drill's."""
 
     @property
     def primary_only(self) -> bool:
@@ -205,6 +210,7 @@ class TurnRunner:
             on_attempt=lambda r: self._attempt_ended(running, r),
             control=running.control,
             primary_only=running.job.primary_only,
+            drill=running.job.drill,
         )
         try:
             async with (

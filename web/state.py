@@ -24,6 +24,7 @@ from web.chain import Chain
 from web.db.session import Factory
 from web.deferral import Deferral
 from web.deferral_worker import DeferralWorker
+from web.drills import Drills
 from web.landings import Landings
 from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
@@ -51,6 +52,8 @@ class AppState:
     """New conversations per browser session (UNDERSTUDY_NEW_CHATS_PER_MINUTE)."""
     trash: Trash
     """Deleted conversations waiting for an undo (its sweep runs from the lifespan)."""
+    drills: Drills
+    """The running drill, if any, and its faults (web.drills)."""
     deferral: Deferral | None = None
     """The [deferral] table in force (None: a turn no tier can answer fails)."""
     worker: DeferralWorker | None = None

@@ -41,11 +41,15 @@ def build_tiers(settings: Settings) -> tuple[Tier, ...]:
                 )
     tiers = []
     for index, config in enumerate(settings.tiers):
-        key, base_url = SIM_PLACEHOLDER_KEY, config.base_url
-        if settings.sim_url:
-            base_url = sim_base_url(settings.sim_url, config.provider)
-        else:
-            key = settings.key_for(config) or key  # checked above: every key is set
-        provider = PROVIDERS[config.provider](key, base_url, config.timeouts)
+        key = SIM_PLACEHOLDER_KEY if settings.sim_url else settings.key_for(config)
+        provider = provider_with_key(settings, config, key or SIM_PLACEHOLDER_KEY)
         tiers.append(Tier.build(config, index, provider))
     return tuple(tiers)
+
+
+def provider_with_key(settings: Settings, config: TierConfig, key: str) -> Provider:
+    """The tier's provider, pointed where its tier is, sending ``key`` (a drill revokes keys)."""
+    base_url = (
+        sim_base_url(settings.sim_url, config.provider) if settings.sim_url else config.base_url
+    )
+    return PROVIDERS[config.provider](key, base_url, config.timeouts)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from web.attempts import RunningAttempt
 from web.breaker_store import Admission
@@ -24,6 +25,10 @@ from web.wording import (
     exhausted_message,
     too_long_message,
 )
+
+if TYPE_CHECKING:
+    from web.breaker_store import Breakers
+    from web.drill_faults import DrillFaults
 
 __all__ = ["AttemptSink", "Turn"]
 
@@ -56,6 +61,10 @@ class Turn:
         self._last_error: ProviderError | None = None
         self.last_resort_used = False
         """Every tier was open and the one that opened first got a try (once per turn)."""
+        self.drill: DrillFaults | None = None
+        """A running drill's faults, in front of the tiers' providers (web.drill_faults)."""
+        self.breakers: Breakers | None = None
+        """The breakers this turn asks and tells: None for a drill of its own turns."""
         self._only = only
         """The names of the tiers this turn may use (None: every tier of the chain)."""
 

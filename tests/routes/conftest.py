@@ -24,6 +24,7 @@ from web.breaker_store import Breakers
 from web.chain import Chain
 from web.db.models import Conversation
 from web.db.session import Factory, read_scope
+from web.drills import Drills
 from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
@@ -54,6 +55,7 @@ async def running(
         demo_mode=False,
         new_chats=SlidingWindow(settings.new_chats_per_minute),
         trash=Trash(sessions),  # its sweep is not started: tests call sweep() with their clock
+        drills=Drills(sessions, settings),
     )
     state.attach(app)
     try:

@@ -99,7 +99,9 @@ async def _truncate(url: str) -> None:
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("TRUNCATE attempts, turns, messages, conversations, drills CASCADE"))
+            await conn.execute(
+                text("TRUNCATE attempts, turns, messages, conversations, drills CASCADE")
+            )
     finally:
         await engine.dispose()
 

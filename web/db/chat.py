@@ -115,12 +115,14 @@ async def get_conversation(factory: Factory, owner: str, conversation_id: str) -
     return ConversationRow(id=row.id, title=row.title)
 
 
-async def start_conversation(factory: Factory, owner: str, content: str) -> NewTurn:
+async def start_conversation(
+    factory: Factory, owner: str, content: str, *, drill_id: str | None = None
+) -> NewTurn:
     """A new conversation, its first user message and the turn answering it: one transaction."""
     async with session_scope(factory) as session:
         conversation_id, message_id = await _start_conversation(session, owner, content)
         turn_id, _ = await open_turn(
-            session, conversation_id=conversation_id, user_message_id=message_id
+            session, conversation_id=conversation_id, user_message_id=message_id, drill_id=drill_id
         )
     history = (ChatMessage(role="user", content=content),)
     return NewTurn(conversation_id, message_id, turn_id, history)
@@ -141,19 +143,26 @@ async def add_user_message(
     owner: str,
     conversation_id: str,
     content: str,
+    *,
+    drill_id: str | None = None,
 ) -> NewTurn:
     """A user message and the turn answering it, in one transaction (one commit before the model
     is called, not two): ownership, the insert, the history the turn sends, the turn row."""
     async with session_scope(factory) as session:
         message_id, history, at = await _add_user_message(session, owner, conversation_id, content)
         turn_id, _ = await open_turn(
-            session, conversation_id=conversation_id, user_message_id=message_id
+            session, conversation_id=conversation_id, user_message_id=message_id, drill_id=drill_id
         )
     return NewTurn(conversation_id, message_id, turn_id, history, created_at=at)
 
 
 async def regenerate(
-    factory: Factory, owner: str, conversation_id: str, user_message_id: int
+    factory: Factory,
+    owner: str,
+    conversation_id: str,
+    user_message_id: int,
+    *,
+    drill_id: str | None = None,
 ) -> NewTurn:
     """A new turn answering a stored user message (Regenerate, Retry), in one transaction."""
     async with session_scope(factory) as session:
@@ -161,7 +170,10 @@ async def regenerate(
         await _not_queued(session, conversation_id)
         history = await _history(session, conversation_id, user_message_id)
         turn_id, _ = await open_turn(
-            session, conversation_id=conversation_id, user_message_id=user_message_id
+            session,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            drill_id=drill_id,
         )
     return NewTurn(conversation_id, user_message_id, turn_id, history)
 

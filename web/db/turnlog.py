@@ -44,11 +44,12 @@ async def open_turn(
     conversation_id: str,
     user_message_id: int,
     upgrade_of: str | None = None,
+    drill_id: str | None = None,
 ) -> tuple[str, int]:
     """A pending turn and its (empty) assistant message, inside the caller's transaction (the one
     that stores the user's message, so that a reply starts after one commit, not two):
     (turn id, assistant message id). Every turn is made here. ``upgrade_of``: the degraded
-    turn an "Ask Sonnet again" re-runs."""
+    turn an "Ask Sonnet again" re-runs. ``drill_id``: the drill whose turn it is (web.drills)."""
     turn_id = new_id()
     now = utcnow()
     # The message refers to the turn, so the turn must be inserted first.
@@ -61,6 +62,7 @@ async def open_turn(
             attempt_count=0,
             started_at=now,
             upgrade_of=upgrade_of,
+            drill_id=drill_id,
         )
     )
     message_id = await session.scalar(

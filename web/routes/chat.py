@@ -50,6 +50,8 @@ from web.deps import (
     state_of,
     templates_of,
 )
+from web.drill_faults import DrillFaults
+from web.drills import HEADER as DRILL_HEADER
 from web.errors import Conflict, Invalid, TooLarge, TooMany
 from web.health import banner_text, tier_health
 from web.live import LiveTurn
@@ -199,9 +201,16 @@ def too_many_new_chats(limit: int, seconds: int) -> str:
     )
 
 
-async def _start(request: Request, new: db.NewTurn) -> LiveTurn:
+async def _drill(request: Request) -> tuple[str | None, DrillFaults | None]:
+    """The drill a new turn belongs to (its header names a running one), and the faults it gets
+    (its drill's, or an instance-wide drill's): web.drills."""
+    return await state_of(request).drills.faults_for(request.headers.get(DRILL_HEADER))
+
+
+async def _start(request: Request, new: db.NewTurn, drill: DrillFaults | None = None) -> LiveTurn:
     """The background task that runs a turn whose row is committed."""
-    job = TurnJob(new.turn_id, new.conversation_id, ChatRequest(messages=new.history))
+    request_ = ChatRequest(messages=new.history)
+    job = TurnJob(new.turn_id, new.conversation_id, request_, drill=drill)
     live = runner_of(request).start(job)
     await asyncio.sleep(0)  # let the turn send its model request before we render the page bits
     return live
@@ -218,8 +227,9 @@ async def new_conversation(
     text = check_message(content, settings)
     check_new_chat_allowed(request, owner)
     with urgent_writes():
-        new = await db.start_conversation(sessions, owner, text)
-    await _start(request, new)
+        drill_id, faults = await _drill(request)
+        new = await db.start_conversation(sessions, owner, text, drill_id=drill_id)
+    await _start(request, new, faults)
     url = f"/c/{new.conversation_id}"
     if is_htmx(request):
         # A full load of the new page, which opens the reply's stream (once).
@@ -247,8 +257,11 @@ async def send_message(
         # Ownership, the insert, the history and the turn row: one transaction, so the model
         # call (which waits for it) starts as early as possible.
         with urgent_writes():
-            new = await db.add_user_message(sessions, owner, conversation_id, text)
-        live = await _start(request, new)
+            drill_id, faults = await _drill(request)
+            new = await db.add_user_message(
+                sessions, owner, conversation_id, text, drill_id=drill_id
+            )
+        live = await _start(request, new, faults)
     message_id = new.user_message_id
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
@@ -342,8 +355,11 @@ async def regenerate_turn(
         if not claimed:
             raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
         with urgent_writes():
-            new = await db.regenerate(sessions_of(request), owner, conversation_id, user_message_id)
-        live = await _start(request, new)
+            drill_id, faults = await _drill(request)
+            new = await db.regenerate(
+                sessions_of(request), owner, conversation_id, user_message_id, drill_id=drill_id
+            )
+        live = await _start(request, new, faults)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = replies_of(request)

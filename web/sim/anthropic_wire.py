@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from web.sim import accepted_key
 from web.sim.http import Request
 from web.sim.replies import count_tokens
 from web.sim.wire import (
@@ -61,9 +62,9 @@ class AnthropicWire:
 
     def has_key(self, request: Request) -> bool:
         if request.headers.get("x-api-key"):
-            return True
+            return accepted_key(request.headers["x-api-key"])
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token.strip())
+        return scheme.lower() == "bearer" and accepted_key(token)
 
     def model_of(self, request: Request) -> str | None:
         return body_model(request)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from web.sim import accepted_key
 from web.sim.http import Request
 from web.sim.replies import count_tokens
 from web.sim.wire import InvalidCall, ModelCall, Reply, compact_json, random_id, text_of
@@ -90,7 +91,7 @@ class GeminiWire:
 
     def has_key(self, request: Request) -> bool:
         keys = request.query.get("key") or [""]
-        return bool(request.headers.get("x-goog-api-key", "").strip() or keys[0].strip())
+        return accepted_key(request.headers.get("x-goog-api-key", "") or keys[0])
 
     def model_of(self, request: Request) -> str | None:
         found = model_in_path(request.path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from web.sim import accepted_key
 from web.sim.http import Request
 from web.sim.replies import count_tokens
 from web.sim.wire import (
@@ -77,7 +78,7 @@ class OpenAIWire:
 
     def has_key(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and bool(token.strip())
+        return scheme.lower() == "bearer" and accepted_key(token)
 
     def model_of(self, request: Request) -> str | None:
         return body_model(request)
