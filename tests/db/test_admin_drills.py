@@ -148,13 +148,15 @@ async def test_a_drill_is_overdue_without_a_pass_in_90_days(factory: Factory) ->
     assert (nothing.last, nothing.last_pass) == (None, None)
     assert nothing.overdue(NOW)
 
-    passed_at = NOW - 100 * DAY
-    passed = await add_drill(factory, started_at=passed_at)
+    started = NOW - 100 * DAY
+    passed = await add_drill(factory, started_at=started, lasted=10 * MINUTE)
+    passed_at = started + 10 * MINUTE  # a drill passes when it ends
     failed = await add_drill(factory, started_at=NOW - 5 * DAY, verdict="fail")
     async with read_scope(factory) as session:
         now = await standing(session)
     assert now.last is not None and now.last.id == failed  # the last drill, whatever its verdict
     assert now.last_pass is not None and now.last_pass.id == passed
+    assert now.passed_at == passed_at
     assert now.overdue(NOW)  # a failing drill does not make up for it
     assert not now.overdue(passed_at + OVERDUE_AFTER)
     assert now.overdue(passed_at + OVERDUE_AFTER + timedelta(seconds=1))

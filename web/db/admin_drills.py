@@ -4,8 +4,8 @@ instance stands (its last drill, its last passing one).
 A drill is *running* while it has not ended and its faults still apply (before ``expires_at``);
 one that never ended and is past ``expires_at`` has *expired*: its runner died, its faults stopped
 by themselves, and it has no verdict. Otherwise its state is its verdict. A drill is *overdue*
-when none passed in the last :data:`OVERDUE_AFTER` (the quarterly drill, with some slack), or
-none ever did. Like web.db.admin_queue, ages are measured against a ``now`` the caller passes.
+when none ended with a pass in the last :data:`OVERDUE_AFTER` (the quarterly drill, with some
+slack), or none ever did: the same rule as the metrics' example alert (docs/alerts.yml). Like web.db.admin_queue, ages are measured against a ``now`` the caller passes.
 All functions take a session (use web.db.session.read_scope) and return frozen dataclasses.
 """
 
@@ -97,8 +97,14 @@ class Standing:
     last: DrillView | None
     last_pass: DrillView | None
 
+    @property
+    def passed_at(self) -> datetime | None:
+        """When the last passing drill ended (the moment the metric
+        understudy_drill_last_pass_timestamp_seconds gives too)."""
+        return None if self.last_pass is None else self.last_pass.ended_at
+
     def overdue(self, now: datetime) -> bool:
-        return self.last_pass is None or now - self.last_pass.started_at > OVERDUE_AFTER
+        return self.passed_at is None or now - self.passed_at > OVERDUE_AFTER
 
 
 async def drills(session: AsyncSession, *, limit: int = LIST_LIMIT) -> DrillList:
@@ -117,7 +123,10 @@ async def drill_report(session: AsyncSession, drill_id: str) -> DrillReport | No
 async def standing(session: AsyncSession) -> Standing:
     last = await session.scalar(_newest_first().limit(1))
     last_pass = await session.scalar(
-        _newest_first().where(Drill.ended_at.is_not(None), Drill.verdict == DrillState.PASS)
+        select(Drill)
+        .where(Drill.ended_at.is_not(None), Drill.verdict == DrillState.PASS)
+        .order_by(Drill.ended_at.desc(), Drill.id.desc())
+        .limit(1)
     )
     return Standing(
         None if last is None else _view(last), None if last_pass is None else _view(last_pass)

@@ -71,15 +71,15 @@ def drill_jobs_words(count: int) -> str:
 def overdue_warning(standing: Standing, now: datetime) -> str:
     """Why the dashboard warns (only say it when ``standing.overdue(now)``)."""
     what_to_do = f"run the quarterly drill against staging ({RUNBOOK})."
-    last_pass = standing.last_pass
-    if last_pass is None:
+    passed_at = standing.passed_at
+    if passed_at is None:
         if standing.last is None:
             return f"No drill has ever run on this instance: {what_to_do}"
         return f"No drill has ever passed on this instance: {what_to_do}"
-    days = (now - last_pass.started_at).days
+    days = (now - passed_at).days
     return (
         f"No passing drill in the last {OVERDUE_AFTER.days} days: the last one passed "
-        f"{days} days ago, on {last_pass.started_at:%Y-%m-%d}; {what_to_do}"
+        f"{days} days ago, on {passed_at:%Y-%m-%d}; {what_to_do}"
     )
 
 
