@@ -45,6 +45,7 @@ from web.drills import Drills
 from web.errors import AppError
 from web.landings import Landings
 from web.lineup import LineUp
+from web.metrics import Metrics
 from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
@@ -56,6 +57,7 @@ from web.routes import (
     chat,
     demo,
     drills_api,
+    metrics,
     sidebar,
     stream,
     trash,
@@ -110,6 +112,7 @@ def deferral_worker(
     chain: Chain,
     deferral: Deferral,
     on_done: Callable[[str], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> DeferralWorker:
     """The worker for the chain file's [deferral] table, with its backend pointed where the tiers
     are (the simulator's Message Batches endpoints in demo mode)."""
@@ -127,9 +130,15 @@ def deferral_worker(
         # so no other worker takes it over while it runs.
         lease_s = settings.turn_deadline_s + LEASE_S
         return DeferralWorker(
-            sessions, deferral, backend, on_done=on_done, lease_s=lease_s, claim=1
+            sessions,
+            deferral,
+            backend,
+            on_done=on_done,
+            lease_s=lease_s,
+            claim=1,
+            metrics=metrics,
         )
-    return DeferralWorker(sessions, deferral, backend, on_done=on_done)
+    return DeferralWorker(sessions, deferral, backend, on_done=on_done, metrics=metrics)
 
 
 def create_app(
@@ -160,15 +169,19 @@ def create_app(
         chain = Chain.from_settings(current, breakers_for(current))
         deferral = Deferral.from_settings(current)
         landings = Landings()
+        app_metrics = Metrics(t.info for t in chain.tiers)
         worker = None
         if deferral is not None and run_worker:
-            worker = deferral_worker(current, sessions, chain, deferral, landings.notify)
+            worker = deferral_worker(
+                current, sessions, chain, deferral, landings.notify, metrics=app_metrics
+            )
         runner = TurnRunner(
             chain,
             sessions,
             deadline_s=current.turn_deadline_s,
             deferral=deferral,
             on_queued=worker.wake if worker is not None else None,
+            metrics=app_metrics,
         )
         demo = current.sim_url is not None  # every tier answers from a simulator
         state = AppState(
@@ -231,6 +244,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(admin_drills.router)
     app.include_router(drills_api.router)
+    app.include_router(metrics.router)
     _install_error_pages(app, templates)
     return app
 

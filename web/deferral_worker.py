@@ -23,7 +23,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from web.db import deferred as jobs
@@ -32,9 +32,10 @@ from web.db.session import Factory
 from web.deferral import Deferral, request_from_json
 from web.deferral_backends import Answer, Backend, Miss, Pending, Step, Submitted
 from web.deferral_config import Backend as BackendKind
-from web.events import AttemptRecord
+from web.events import AttemptRecord, TierInfo
+from web.metrics import Metrics
 from web.providers.base import ErrorKind
-from web.status import AttemptOutcome, JobState
+from web.status import AttemptOutcome, JobState, TurnStatus
 from web.wording import delayed_reason, queue_expired_message, queue_rejected_message
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class DeferralWorker:
         idle_s: float = IDLE_S,
         on_done: Callable[[str], None] | None = None,
         rng: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._deferral = deferral
@@ -82,6 +84,9 @@ class DeferralWorker:
         self._idle_s = idle_s
         self._on_done = on_done
         self._rng = rng
+        self._metrics = metrics
+        """Where a queued turn's end is counted (web.metrics); None in `understudy worker`,
+        which serves no /metrics."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -165,7 +170,8 @@ class DeferralWorker:
                 expire_s=self._deferral.config.expire_s,
                 last_error=job.last_error,
             )
-            await jobs.fail(self._sessions, job, message, [expired], now=now)
+            if await jobs.fail(self._sessions, job, message, [expired], now=now):
+                self._counted(job, TurnStatus.FAILED)
             self._done(job)
             return
         if job.state is JobState.WAITING:
@@ -212,9 +218,10 @@ class DeferralWorker:
                 await self._land(job, answer, now)
             case Miss(final=True) as miss:
                 records = [*miss.attempts, *self._miss_record(job, miss, now)]
-                await jobs.fail(
-                    self._sessions, job, queue_rejected_message(miss.error), records, now=now
-                )
+                message = queue_rejected_message(miss.error)
+                if await jobs.fail(self._sessions, job, message, records, now=now):
+                    self._tried(job, records)
+                    self._counted(job, TurnStatus.FAILED)
                 self._done(job)
             case Miss() as miss:
                 tries = job.submissions + (1 if submitting else 0)
@@ -234,6 +241,7 @@ class DeferralWorker:
                     submitted=submitted,
                     error=miss.error,
                 )
+                self._tried(job, miss.attempts)
 
     def _miss_record(self, job: JobRow, miss: Miss, now: datetime) -> list[AttemptRecord]:
         if miss.attempts:  # the retry backend's own tries already say what happened
@@ -275,7 +283,17 @@ class DeferralWorker:
         landed = await jobs.land(self._sessions, job, self.name, landing, records, now=now)
         if landed:
             log.info("deferred turn %s: the reply landed", job.turn_id)
+            self._tried(job, records)
+            self._counted(job, TurnStatus.DEGRADED, tier=self._deferral.info)
             self._done(job)
+
+    def _counted(self, job: JobRow, status: TurnStatus, *, tier: TierInfo | None = None) -> None:
+        if self._metrics is not None:
+            self._metrics.queued_turn_ended(tier, status, drill=job.drill)
+
+    def _tried(self, job: JobRow, records: Sequence[AttemptRecord]) -> None:
+        if self._metrics is not None:
+            self._metrics.tried(records, drill=job.drill)
 
     def _done(self, job: JobRow) -> None:
         if self._on_done is not None:

@@ -35,6 +35,7 @@ from web.deferral import Deferral, request_to_json, unavailable_labels
 from web.drill_faults import DrillFaults
 from web.events import AttemptRecord, ChainEvent, Completed, Exhausted, TierInfo
 from web.live import Finished, LiveTurn, LiveTurns, LocalLiveTurns
+from web.metrics import Metrics
 from web.outcome import (
     CutBy,
     QueuedJob,
@@ -81,6 +82,9 @@ class TurnJob:
     drill: DrillFaults | None = None
     """A running drill's faults for this turn (web.drills): its own turn, or an instance-wide
     drill's."""
+    drill_id: str | None = None
+    """The drill whose own turn this is (the turn row's drill_id); None for users' turns, those
+    an instance-wide drill's faults hit included. web.metrics counts it apart."""
 
     @property
     def primary_only(self) -> bool:
@@ -112,6 +116,7 @@ class TurnRunner:
         live_turns: LiveTurns | None = None,
         deferral: Deferral | None = None,
         on_queued: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._chain = chain
         self._sessions = sessions
@@ -122,6 +127,8 @@ class TurnRunner:
         self._claimed: set[str] = set()
         self._deferral = deferral
         self._on_queued = on_queued
+        self.metrics = metrics or Metrics()
+        """What /metrics exports (web.metrics): the runner counts every turn it ends."""
         self._checkpointer = Checkpointer(sessions, self._to_checkpoint, interval_s=checkpoint_s)
 
     def __len__(self) -> int:
@@ -284,5 +291,6 @@ class TurnRunner:
             self._running.pop(turn_id, None)
             if self._by_conversation.get(running.job.conversation_id) is running:
                 del self._by_conversation[running.job.conversation_id]
+        self.metrics.turn_ended(outcome, drill=running.job.drill_id is not None)
         if outcome.status is TurnStatus.QUEUED and self._on_queued is not None:
             self._on_queued()

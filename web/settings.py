@@ -91,11 +91,13 @@ class Settings:
     deferral: DeferralConfig | None = None
     """The chain file's [deferral] table: queue a turn no tier can answer now (web.deferral).
     None without the table, or when its backend's key is not set while real keys are."""
+    metrics_token: str | None = None
+    """UNDERSTUDY_METRICS_TOKEN: /metrics asks every client for it (web.metrics_access)."""
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value configured: what web.redact must scrub wherever it appears."""
         values = (*self.api_keys.values(), self.admin_password, self.secret_key, self.redis_url)
-        return tuple(v for v in values if v)
+        return tuple(v for v in (*values, self.metrics_token) if v)
 
     def key_for(self, tier: TierConfig) -> str | None:
         return self.api_keys.get(tier.api_key_env)
@@ -138,6 +140,7 @@ class Settings:
             redis_url=env.get("UNDERSTUDY_REDIS_URL") or None,
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
             deferral=deferral,
+            metrics_token=env.get("UNDERSTUDY_METRICS_TOKEN", "").strip() or None,
         )
 
 

@@ -59,6 +59,8 @@ class NewTurn:
     """When the user's message was stored (None for a regenerated reply: no new message)."""
     upgrade_of: str | None = None
     """For "Ask Sonnet again": the degraded turn the new one re-runs."""
+    drill_id: str | None = None
+    """The drill whose own turn it is (web.drills)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ async def start_conversation(
             session, conversation_id=conversation_id, user_message_id=message_id, drill_id=drill_id
         )
     history = (ChatMessage(role="user", content=content),)
-    return NewTurn(conversation_id, message_id, turn_id, history)
+    return NewTurn(conversation_id, message_id, turn_id, history, drill_id=drill_id)
 
 
 async def _start_conversation(session: AsyncSession, owner: str, content: str) -> tuple[str, int]:
@@ -153,7 +155,7 @@ async def add_user_message(
         turn_id, _ = await open_turn(
             session, conversation_id=conversation_id, user_message_id=message_id, drill_id=drill_id
         )
-    return NewTurn(conversation_id, message_id, turn_id, history, created_at=at)
+    return NewTurn(conversation_id, message_id, turn_id, history, created_at=at, drill_id=drill_id)
 
 
 async def regenerate(
@@ -175,7 +177,7 @@ async def regenerate(
             user_message_id=user_message_id,
             drill_id=drill_id,
         )
-    return NewTurn(conversation_id, user_message_id, turn_id, history)
+    return NewTurn(conversation_id, user_message_id, turn_id, history, drill_id=drill_id)
 
 
 async def upgrade(factory: Factory, owner: str, conversation_id: str, turn_id: str) -> NewTurn:

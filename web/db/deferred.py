@@ -49,6 +49,8 @@ class JobRow:
     submissions: int
     polls: int
     last_error: str | None
+    drill: bool = False
+    """A drill's turn (turns.drill_id is set): web.metrics counts it apart."""
 
 
 def _row(job: DeferredJob, turn: Turn) -> JobRow:
@@ -67,6 +69,7 @@ def _row(job: DeferredJob, turn: Turn) -> JobRow:
         submissions=job.submissions,
         polls=job.polls,
         last_error=job.last_error,
+        drill=turn.drill_id is not None,
     )
 
 

@@ -210,7 +210,7 @@ async def _drill(request: Request) -> tuple[str | None, DrillFaults | None]:
 async def _start(request: Request, new: db.NewTurn, drill: DrillFaults | None = None) -> LiveTurn:
     """The background task that runs a turn whose row is committed."""
     request_ = ChatRequest(messages=new.history)
-    job = TurnJob(new.turn_id, new.conversation_id, request_, drill=drill)
+    job = TurnJob(new.turn_id, new.conversation_id, request_, drill=drill, drill_id=new.drill_id)
     live = runner_of(request).start(job)
     await asyncio.sleep(0)  # let the turn send its model request before we render the page bits
     return live
