@@ -52,6 +52,7 @@ from web.redact import register_secrets
 from web.resources import STATIC_DIR, TEMPLATES_DIR
 from web.routes import (
     admin,
+    admin_drills,
     admin_login,
     chat,
     demo,
@@ -241,6 +242,7 @@ def create_app(
     app.include_router(demo.router)
     app.include_router(admin_login.router)
     app.include_router(admin.router)
+    app.include_router(admin_drills.router)
     app.include_router(drills_api.router)
     app.include_router(metrics.router)
     _install_error_pages(app, templates)

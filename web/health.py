@@ -57,12 +57,18 @@ async def tier_health(chain: Chain) -> list[TierHealth]:
     return health
 
 
-def banner_text(health: list[TierHealth]) -> str | None:
-    """The page-level banner while the primary's breaker is open (None otherwise)."""
+def banner_text(health: list[TierHealth], *, queued: bool = False) -> str | None:
+    """The page-level banner while the primary's breaker is open (None otherwise). ``queued``:
+    a message no tier can answer is queued (web.deferral) rather than failed."""
     if not health or health[0].available:
         return None
     primary = health[0].tier.label
     answering = next((h.tier for h in health[1:] if h.available), None)
+    if answering is None and queued:
+        return (
+            f"{primary} and its understudies are unavailable right now: messages are queued, "
+            "and their replies appear when a model answers."
+        )
     if answering is None:
         return f"{primary} and its understudies are unavailable right now: replies may fail."
     mode = answering.badge.split(" (", 1)[0].strip()

@@ -3,8 +3,10 @@ turn in full.
 
 What counts as degraded or failed, and the LoggedTurn rows, are web.db.logged_turns'; queued and
 delayed turns and their jobs are web.db.admin_queue's; the tier mix is web.db.tier_mix's.
-Primary-tier turns are never in the degraded and failed lists. All functions take a
-session (use web.db.session.read_scope) and return plain frozen dataclasses.
+Primary-tier turns are never in the degraded and failed lists. Drill turns (turns.drill_id set)
+are in none of the users' figures: not in the lists, the stats or the tier mix; they have a list
+of their own (ListKind.DRILL, every status) and a count of their own (WindowStats.drill_turns).
+All functions take a session (use web.db.session.read_scope) and return plain frozen dataclasses.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.admin_queue import DELAYED, QUEUED, JobView, jobs_of
-from web.db.logged_turns import DEGRADED, FAILED, LoggedTurn, logged, newest_first
+from web.db.logged_turns import (
+    DEGRADED,
+    DRILL_TURNS,
+    FAILED,
+    USER_TURNS,
+    LoggedTurn,
+    logged,
+    newest_first,
+)
 from web.db.models import Attempt, Conversation, Message, Turn
 from web.status import LIVE_STATUSES, TurnStatus
 
@@ -34,6 +44,8 @@ class ListKind(StrEnum):
     """Queued now: waiting for the deferral."""
     DELAYED = "delayed"
     """Answered by the deferral: their job is done."""
+    DRILL = "drill"
+    """Made by a drill, whatever their status (the others are users' turns only)."""
 
 
 _KIND_CLAUSES = {
@@ -42,6 +54,7 @@ _KIND_CLAUSES = {
     ListKind.BOTH: or_(DEGRADED, FAILED),
     ListKind.QUEUED: QUEUED,
     ListKind.DELAYED: DELAYED,
+    ListKind.DRILL: DRILL_TURNS,
 }
 
 
@@ -53,9 +66,15 @@ class TurnFilter:
     """An error kind (e.g. "overloaded"): turns with at least one attempt that failed with it."""
     since: datetime | None = None
     until: datetime | None = None
+    drill_id: str | None = None
+    """One drill's turns (of the kind: its degraded ones, say) instead of the users'."""
 
     def where(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = [_KIND_CLAUSES[self.kind]]
+        if self.drill_id:
+            clauses.append(Turn.drill_id == self.drill_id)
+        elif self.kind != ListKind.DRILL:
+            clauses.append(USER_TURNS)
         if self.tier:
             clauses.append(Turn.tier == self.tier)
         if self.reason:
@@ -104,6 +123,8 @@ class WindowStats:
     """Waiting for the deferral: not ended, so not in ``turns`` (like the live ones)."""
     per_tier: tuple[tuple[str, int], ...]
     """(tier, turns it answered), primary first."""
+    drill_turns: int = 0
+    """Drills' turns, of any status: in none of the figures above."""
 
     @property
     def degraded_share(self) -> float | None:
@@ -156,12 +177,17 @@ async def turns_for_export(
 async def window_stats(
     session: AsyncSession, *, now: datetime, window: timedelta, label: str
 ) -> WindowStats:
-    """Turn counts for the ``window`` before ``now``."""
+    """Users' turn counts for the ``window`` before ``now``, and the drills' apart."""
     since = now - window
+    in_window = (Turn.started_at >= since, Turn.started_at <= now)
     rows = await session.execute(
         select(Turn.status, Turn.tier, Turn.tier_index, func.count())
-        .where(Turn.started_at >= since, Turn.started_at <= now)
+        .where(*in_window, USER_TURNS)
         .group_by(Turn.status, Turn.tier, Turn.tier_index)
+    )
+    drill_turns = (
+        await session.scalar(select(func.count()).select_from(Turn).where(*in_window, DRILL_TURNS))
+        or 0
     )
     turns = degraded = failed = live = queued = 0
     per_tier: dict[str, int] = defaultdict(int)
@@ -184,15 +210,22 @@ async def window_stats(
             order[tier] = min(order.get(tier, tier_index or 0), tier_index or 0)
     tiers = sorted(per_tier, key=lambda t: (order[t], t))
     return WindowStats(
-        label, turns, degraded, failed, live, queued, tuple((t, per_tier[t]) for t in tiers)
+        label,
+        turns,
+        degraded,
+        failed,
+        live,
+        queued,
+        tuple((t, per_tier[t]) for t in tiers),
+        drill_turns,
     )
 
 
 async def known_tiers(session: AsyncSession) -> tuple[str, ...]:
-    """Tiers that ever answered a turn, primary first."""
+    """Tiers that ever answered a user's turn, primary first."""
     rows = await session.execute(
         select(Turn.tier, func.min(Turn.tier_index))
-        .where(Turn.tier.is_not(None))
+        .where(Turn.tier.is_not(None), USER_TURNS)
         .group_by(Turn.tier)
     )
     return tuple(t for t, _ in sorted(rows, key=lambda r: (r[1] or 0, r[0] or "")) if t)

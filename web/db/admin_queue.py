@@ -3,7 +3,9 @@
 A *queued* turn is one whose status is queued now: no tier could answer, its job will. A
 *delayed* turn is one whose job is done: the reply came from the deferral, later. The queue's
 depth counts the open jobs (OPEN_JOB_STATES); its age is that of the oldest open job. Ages and
-waits are measured against a ``now`` the caller passes, never the clock read here. All functions
+waits are measured against a ``now`` the caller passes, never the clock read here. A drill's jobs
+(turns.drill_id set) are not in the depth, the age or the backends: they are counted apart
+(QueueSummary.drill_jobs), since the queue's figures say how long users wait. All functions
 take a session (use web.db.session.read_scope) and return plain frozen dataclasses.
 """
 
@@ -17,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from web.db.logged_turns import DRILL_TURNS, USER_TURNS
 from web.db.models import DeferredJob, Turn
 from web.status import OPEN_JOB_STATES, JobState, TurnStatus
 
@@ -68,6 +71,8 @@ class QueueSummary:
     oldest_queued_at: datetime | None
     backends: tuple[tuple[str, int], ...]
     """(backend, open jobs), busiest first."""
+    drill_jobs: int = 0
+    """Open jobs of drills' turns: in none of the figures above."""
 
     def oldest_age(self, now: datetime) -> timedelta | None:
         if self.oldest_queued_at is None:
@@ -79,15 +84,22 @@ async def queue_summary(session: AsyncSession) -> QueueSummary:
     rows = (
         await session.execute(
             select(DeferredJob.backend, func.count(), func.min(DeferredJob.queued_at))
-            .where(_OPEN)
+            .join(Turn, Turn.id == DeferredJob.turn_id)
+            .where(_OPEN, USER_TURNS)
             .group_by(DeferredJob.backend)
         )
     ).all()
+    drill_jobs = await session.scalar(
+        select(func.count())
+        .select_from(DeferredJob)
+        .join(Turn, Turn.id == DeferredJob.turn_id)
+        .where(_OPEN, DRILL_TURNS)
+    )
     oldest = min((queued_at for _, _, queued_at in rows), default=None)
     backends = tuple(
         (backend, count) for backend, count, _ in sorted(rows, key=lambda r: (-r[1], r[0]))
     )
-    return QueueSummary(sum(count for _, count in backends), oldest, backends)
+    return QueueSummary(sum(count for _, count in backends), oldest, backends, drill_jobs or 0)
 
 
 async def jobs_of(session: AsyncSession, turn_ids: Sequence[str]) -> dict[str, JobView]:

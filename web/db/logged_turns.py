@@ -2,7 +2,9 @@
 
 A *degraded* turn was answered, fully or partly, by a tier below the primary (tier_index > 0):
 status degraded, or stopped/interrupted while a lower tier was replying. A *failed* turn was
-answered by no tier. Primary-tier turns are neither. These reads are shared by the admin page
+answered by no tier. Primary-tier turns are neither. A *drill turn* was made by a drill
+(`understudy drill`, turns.drill_id): the admin page keeps it out of the users' figures and lists
+it apart (USER_TURNS, DRILL_TURNS). These reads are shared by the admin page
 (web.db.admin_queries) and `understudy turns`; all take a session (use
 web.db.session.read_scope) and return plain frozen dataclasses, ready for templates and CSV.
 """
@@ -25,6 +27,8 @@ DEGRADED = and_(
     Turn.status.in_((TurnStatus.DEGRADED, TurnStatus.STOPPED, TurnStatus.INTERRUPTED)),
 )
 FAILED = Turn.status == TurnStatus.FAILED
+USER_TURNS = Turn.drill_id.is_(None)
+DRILL_TURNS = Turn.drill_id.is_not(None)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class LoggedTurn:
     output_tokens: int | None
     attempt_count: int
     attempts: tuple[AttemptView, ...]
+    drill_id: str | None = None
+    """The drill that made it, if a drill did."""
 
     @property
     def failures(self) -> tuple[AttemptView, ...]:
@@ -183,6 +189,7 @@ async def logged(session: AsyncSession, turns: Sequence[Turn]) -> tuple[LoggedTu
             t.output_tokens,
             t.attempt_count,
             tuple(attempts.get(t.id, ())),
+            t.drill_id,
         )
         for t in turns
     )

@@ -1,6 +1,7 @@
 """The tier mix over time: finished turns per hour or day, split by the tier that answered.
 
-The data behind the admin page's chart (laid out in web.routes.admin_chart). Buckets are UTC
+The data behind the admin page's chart (laid out in web.routes.admin_chart): users' turns only, a
+drill's are not in it (web.db.logged_turns.USER_TURNS). Buckets are UTC
 hours or days, computed in the database: SQLite and PostgreSQL spell that differently.
 """
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.db.logged_turns import FAILED
+from web.db.logged_turns import FAILED, USER_TURNS
 from web.db.models import Turn
 from web.status import FINAL_STATUSES
 
@@ -55,6 +56,7 @@ async def tier_mix(
             Turn.started_at >= first,
             Turn.started_at <= now,
             Turn.status.in_(FINAL_STATUSES),
+            USER_TURNS,
             or_(Turn.tier.is_not(None), FAILED),
         )
         .group_by(key, series_key)

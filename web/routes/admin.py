@@ -1,13 +1,15 @@
 """/admin: the degraded/failed turns page with stats and tier mix, the CSV export, one turn.
 
     GET /admin                  the dashboard: the tiers that run and those left out for want of
-                                a key, stats, the deferral queue, tier mix, the turns (filters:
-                                degraded, failed, both, queued, delayed; see admin_filters)
+                                a key, the last drill (and a warning when one is overdue), stats,
+                                the deferral queue, tier mix, the turns (filters: degraded,
+                                failed, both, queued, delayed, drill; see admin_filters)
     GET /admin/degraded.csv     the same list, every page, as CSV
     GET /admin/turns/{id}       one turn: its deferred job if it has one, every attempt in order,
                                 and its conversation
 
-Ages and waits are measured from ``utc_now`` (a dependency, so tests fix the moment).
+Ages and waits are measured from ``utc_now`` (a dependency, so tests fix the moment). Every
+figure is of users' turns: drills' turns are counted apart (web.db.admin_queries).
 
 Every page needs an admin login (AdminDep, web.routes.admin_login) and is sent ``no-store``.
 CSV cells that a spreadsheet would run as a formula are defused with a leading quote.
@@ -18,12 +20,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from datetime import timedelta
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from web.db.admin_drills import standing
 from web.db.admin_queries import (
     ListKind,
     known_tiers,
@@ -43,9 +45,11 @@ from web.lineup import LineUp
 from web.providers.base import ErrorKind
 from web.routes.admin_chart import build_chart
 from web.routes.admin_deferral import attempt_rows
+from web.routes.admin_drills import WORDS as DRILL_WORDS
 from web.routes.admin_filters import RANGES, Filters
 from web.routes.admin_login import AdminDep
-from web.routes.admin_render import NO_STORE, clock_for, render
+from web.routes.admin_render import NO_STORE, NowDep, clock_for, render
+from web.routes.admin_render import utc_now as utc_now  # where tests override the moment
 
 router = APIRouter(prefix="/admin")
 
@@ -70,13 +74,6 @@ CSV_COLUMNS = (
 )
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-NowDep = Annotated[datetime, Depends(utc_now)]
-
-
 @router.api_route("", methods=["GET", "HEAD"])
 @router.api_route("/", methods=["GET", "HEAD"])
 async def dashboard(
@@ -97,6 +94,7 @@ async def dashboard(
         daily = await tier_mix(session, now=now, window=timedelta(days=7), bucket=timedelta(days=1))
         tiers = await known_tiers(session)
         queue = await queue_summary(session)
+        drill_standing = await standing(session)
     configured = [t.name for t in settings.tiers]
     return render(
         request,
@@ -106,6 +104,7 @@ async def dashboard(
             "lineup": LineUp.of(settings),
             "stats": stats,
             "queue": queue,
+            "drill_standing": drill_standing,
             "now": now,
             "charts": [
                 build_chart(hourly, "Tier mix, last 24 hours (per hour)"),
@@ -119,6 +118,7 @@ async def dashboard(
             "page_url": lambda n: f"/admin?{filters.query(page=n)}",
             "csv_url": f"/admin/degraded.csv?{filters.query(page=None)}",
             "breakers": await tier_health(state_of(request).chain),
+            **DRILL_WORDS,
         },
     )
 

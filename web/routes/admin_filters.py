@@ -1,7 +1,12 @@
-"""The dashboard's filters: parsed from its query string, turned into a query and back into links."""
+"""The dashboard's filters: parsed from its query string, turned into a query and back into links.
+
+``kind=drill`` lists drills' turns (the other kinds hold users' turns only); ``drill=<id>``
+narrows any kind to one drill's turns (the link from a drill's report).
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -12,6 +17,8 @@ from web.errors import BadRequest
 from web.providers.base import ErrorKind
 
 RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+_DRILL_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
+"""What a drill id can be (drills.id is 32 characters): anything else means "no filter"."""
 
 
 class Filters:
@@ -26,9 +33,10 @@ class Filters:
         since: datetime | None,
         until: datetime | None,
         page: int,
+        drill: str = "",
     ) -> None:
         self.kind, self.tier, self.reason, self.range = kind, tier, reason, range_
-        self.since, self.until, self.page = since, until, page
+        self.since, self.until, self.page, self.drill = since, until, page, drill
 
     @classmethod
     def from_query(cls, request: Request) -> Filters:
@@ -36,6 +44,7 @@ class Filters:
         kind = q.get("kind", "")
         reason = q.get("reason", "")
         range_ = q.get("range", "all")
+        drill = q.get("drill", "")
         return cls(
             kind=ListKind(kind) if kind in set(ListKind) else ListKind.DEGRADED,
             tier=q.get("tier", "")[:64],
@@ -44,6 +53,7 @@ class Filters:
             since=_parse_local("since", q.get("since")),
             until=_parse_local("until", q.get("until")),
             page=_positive_int(q.get("page")),
+            drill=drill if _DRILL_ID.fullmatch(drill) else "",
         )
 
     def turn_filter(self, now: datetime) -> TurnFilter:
@@ -56,11 +66,12 @@ class Filters:
             reason=self.reason or None,
             since=since,
             until=self.until,
+            drill_id=self.drill or None,
         )
 
     def query(self, *, page: int | None) -> str:
         params: dict[str, str] = {"kind": self.kind.value}
-        for key, value in (("tier", self.tier), ("reason", self.reason)):
+        for key, value in (("tier", self.tier), ("reason", self.reason), ("drill", self.drill)):
             if value:
                 params[key] = value
         if self.range != "all":

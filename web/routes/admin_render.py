@@ -1,16 +1,18 @@
-"""An admin page response: what every admin template gets, and never a cached copy.
+"""An admin page response: what every admin template gets, and never a cached copy; and the
+moment the admin pages measure from.
 
 Admin pages show the turn log (user prompts, provider errors): ``Cache-Control: no-store`` keeps
-them out of the browser's and any proxy's cache.
+them out of the browser's and any proxy's cache. Ages, waits and the drills' overdue warning are
+measured from ``utc_now``, a dependency (NowDep), so tests fix the moment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from web.db.turns_cli import format_ms
@@ -19,6 +21,13 @@ from web.routes.admin_deferral import format_duration, job_outcome
 from web.security import csrf_token
 
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+NowDep = Annotated[datetime, Depends(utc_now)]
 
 
 def render(

@@ -141,7 +141,8 @@ BANNER_POLL_S = 10
 
 async def _banner_context(request: Request) -> dict[str, object]:
     health = await tier_health(state_of(request).chain)
-    return {"banner": banner_text(health), "banner_poll_s": BANNER_POLL_S}
+    queued = state_of(request).deferral is not None
+    return {"banner": banner_text(health, queued=queued), "banner_poll_s": BANNER_POLL_S}
 
 
 @router.get("/degraded-banner", response_class=HTMLResponse)
