@@ -103,7 +103,8 @@ def test_the_faults_hit_the_drills_own_turns_only(live_app: LiveApp, admin: Admi
     assert admin.end() is True
     assert admin.end() is False  # ending twice changes nothing
     turn, tier, _ = admin.ask("After the drill")
-    assert tier == "sonnet" and _drill_of(live_app, turn) is None  # its header is ignored now
+    assert tier == "sonnet"  # the fault is gone; the turn is still the drill's (its recovery)
+    assert _drill_of(live_app, turn) == drill
 
 
 def test_instance_wide_faults_hit_every_turn(live_app: LiveApp, admin: Admin) -> None:
@@ -215,3 +216,36 @@ def test_a_drill_of_its_own_turns_never_opens_a_breaker(breaker_app: LiveApp) ->
             user.close()
     finally:
         admin.close()
+
+
+def test_after_its_end_a_drills_header_flags_turns_without_faults(
+    live_app: LiveApp, admin: Admin
+) -> None:
+    """The recovery check's messages: answered normally, kept out of the users' figures."""
+    drill = admin.start([{"tier": "sonnet", "kind": "overloaded"}])
+    admin.end()
+    turn, tier, _ = admin.ask("Recovery check")
+    assert tier == "sonnet" and _drill_of(live_app, turn) == drill
+    admin.drill = "0" * 32  # a header naming no drill at all: an ordinary turn
+    turn, tier, _ = admin.ask("Not a drill")
+    assert tier == "sonnet" and _drill_of(live_app, turn) is None
+    admin.drill = None
+
+
+def test_the_final_report_replaces_a_pending_one_once(admin: Admin) -> None:
+    drill = admin.start([{"tier": "sonnet", "kind": "overloaded"}])
+    pending = {"recovery": {"pending": True}, "verdict": "pass"}
+    assert admin.api(f"/{drill}/end", {"verdict": "pass", "report": pending}).json()["ended"]
+    admin.drill = None
+    final = {"recovery": {"passed": False}, "verdict": "fail"}
+    body = {"verdict": "fail", "report": final, "markdown": "# failed recovery"}
+    assert admin.api(f"/{drill}/report", body).json() == {"updated": True}
+    assert admin.api(f"/{drill}/report", body).json() == {"updated": False}  # once
+    stored = admin.http.get(f"/admin/api/drills/{drill}").json()
+    assert stored["verdict"] == "fail"
+
+
+def test_a_running_drills_report_cannot_be_completed(admin: Admin) -> None:
+    drill = admin.start([{"tier": "sonnet", "kind": "overloaded"}])
+    body = {"verdict": "pass", "report": {"recovery": {"passed": True}}}
+    assert admin.api(f"/{drill}/report", body).json() == {"updated": False}

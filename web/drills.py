@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 HEADER = "X-Understudy-Drill"
 MAX_TTL_S = 6 * 3600.0
 DEFAULT_TTL_S = 3600.0
+RECOVERY_WINDOW_S = 900.0
+"""After its end, a drill's header still flags turns (without faults) this long: its recovery
+check's messages are the drill's, not users'."""
 CACHE_S = 1.0
 """How long a process trusts what it last read of the running drill (a new drill, or its end,
 reaches every process within this)."""
@@ -168,14 +171,39 @@ class Drills:
 
     async def faults_for(self, drill_id: str | None) -> tuple[str | None, DrillFaults | None]:
         """For a new turn: (the drill id to flag it with, the faults it gets). A header naming a
-        drill that is not running is ignored (the turn is an ordinary one)."""
+        drill that ended less than ``RECOVERY_WINDOW_S`` ago flags the turn without faults (the
+        drill's recovery check); any other header is ignored (an ordinary turn)."""
         await self._refresh()
         running, faults = self._running, self._faults
-        if running is None or faults is None:
-            return None, None
-        if drill_id == running.id:
+        if running is not None and faults is not None and drill_id == running.id:
             return running.id, faults
-        return None, faults if running.instance_wide else None
+        flag = await self._recently_ended(drill_id) if drill_id else None
+        if running is None or faults is None:
+            return flag, None
+        return flag, faults if running.instance_wide else None
+
+    async def _recently_ended(self, drill_id: str) -> str | None:
+        since = utcnow() - timedelta(seconds=RECOVERY_WINDOW_S)
+        async with read_scope(self._sessions) as session:
+            found = await session.scalar(
+                select(Drill.id).where(Drill.id == drill_id, Drill.ended_at > since)
+            )
+        return found
+
+    async def complete(
+        self, drill_id: str, verdict: str, report: Mapping[str, Any], markdown: str | None
+    ) -> bool:
+        """The final report of an ended drill whose stored one waits for its recovery check
+        (``report.recovery.pending``): it replaces it, once. False otherwise (nothing changes)."""
+        async with session_scope(self._sessions) as session:
+            drill = await session.get(Drill, drill_id, with_for_update=True)
+            if drill is None or drill.ended_at is None or not _pending(drill.report):
+                return False
+            drill.verdict = verdict
+            drill.report = json.dumps(report)
+            drill.markdown = markdown
+        log.warning("drill %s completed after its recovery check: %s", drill_id, verdict)
+        return True
 
     async def _refresh(self) -> None:
         # One read at a time: turns that arrive together wait for the read under way instead of
@@ -229,6 +257,15 @@ class Drills:
     async def aclose(self) -> None:
         await self._close_revoked()
         self._faults = None
+
+
+def _pending(report: str | None) -> bool:
+    try:
+        data = json.loads(report or "{}")
+    except ValueError:
+        return False
+    recovery = data.get("recovery") if isinstance(data, dict) else None
+    return isinstance(recovery, dict) and recovery.get("pending") is True
 
 
 def _running_at(now: datetime) -> tuple[Any, ...]:

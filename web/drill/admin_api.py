@@ -98,6 +98,14 @@ class AdminAPI:
         data = await self._post(f"/{drill_id}/end", body, expect=200)
         return bool(data.get("ended"))
 
+    async def complete(
+        self, drill_id: str, verdict: str, report: dict[str, Any], markdown: str
+    ) -> bool:
+        """The final report, with the recovery check, over the one sent with the end call."""
+        body = {"verdict": verdict, "report": report, "markdown": markdown}
+        data = await self._post(f"/{drill_id}/report", body, expect=200)
+        return bool(data.get("updated"))
+
     async def lineup(self) -> LineUp:
         try:
             page = await self._http.get("/admin")

@@ -262,8 +262,16 @@ async def _drill(
         await _end(api, result, say)
     result.recovery_pending = False
     result.recovery = await check_recovery(
-        target.url, tiers[0], options.recovery_timeout_s, turn_timeout_s, say
+        target.url,
+        tiers[0],
+        options.recovery_timeout_s,
+        turn_timeout_s,
+        say,
+        headers={started.header: started.id},
     )
+    with contextlib.suppress(DrillUnavailable):
+        # The stored report waited for this: the drills page shows the whole verdict.
+        await api.complete(started.id, result.server_verdict, to_json(result), to_markdown(result))
     say(f"  verdict: {result.verdict}" + "".join(f"\n    - {r}" for r in result.reasons))
     return result
 

@@ -1,10 +1,11 @@
-"""The recovery check, after a drill has ended (its end call removed the fault): ordinary
-messages, without the drill's header, until the primary answers one, within a bound.
+"""The recovery check, after a drill has ended (its end call removed the fault): messages as any
+user sends them, until the primary answers one, within a bound.
 
 Its first words settle it: who is writing, and without a badge. A drill of its own turns leaves
 nothing to recover from; an instance-wide one may have opened the primary's breaker, and the
-bound (``--recovery-timeout``) is there to cover its open time. These messages are ordinary
-turns: the server flags only the turns of a running drill.
+bound (``--recovery-timeout``) is there to cover its open time. The messages carry the ended
+drill's header: the server applies no fault to them (the drill is over) but flags them as the
+drill's for a while after its end, so they stay out of the users' figures (web.drills).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from web.settings import TierConfig
@@ -39,11 +40,22 @@ class Recovery:
 
 
 async def check_recovery(
-    url: str, primary: TierConfig, bound_s: float, turn_timeout_s: float, say: Callable[[str], None]
+    url: str,
+    primary: TierConfig,
+    bound_s: float,
+    turn_timeout_s: float,
+    say: Callable[[str], None],
+    headers: Mapping[str, str] | None = None,
 ) -> Recovery:
-    """Ordinary messages (no drill header) until the primary answers one, for at most
-    ``bound_s``: the fault has been removed, and users must get the primary back."""
-    path = UserPath(url, turn_timeout_s=turn_timeout_s, queue_timeout_s=0.0, first_words_only=True)
+    """Messages until the primary answers one, for at most ``bound_s``: the fault has been
+    removed, and users must get the primary back. ``headers``: the ended drill's."""
+    path = UserPath(
+        url,
+        headers=headers,
+        turn_timeout_s=turn_timeout_s,
+        queue_timeout_s=0.0,
+        first_words_only=True,
+    )
     start = time.monotonic()
     tries, last = 0, ""
     while True:

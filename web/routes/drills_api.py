@@ -4,6 +4,10 @@
                                        -> 201 {"id", "header", "expires_at"}; 409 if one runs
     GET  /admin/api/drills/{id}        -> {"id", "scenario", "running", "verdict", ...}
     POST /admin/api/drills/{id}/end    {"verdict", "report", "markdown"} -> {"ended": bool}
+    POST /admin/api/drills/{id}/report {"verdict", "report", "markdown"} -> {"updated": bool}
+                                       the final report, once the recovery check (which runs
+                                       after the end) is done; only over a report that says
+                                       ``"recovery": {"pending": true}``
 
 An admin login (the session cookie of POST /admin/login) and the session's CSRF token in the
 ``X-CSRF-Token`` header, as for every POST. Answers are JSON, refusals too ({"error": ...}).
@@ -126,3 +130,22 @@ async def end_drill(request: Request, drill_id: str) -> JSONResponse:
         return _refuse(404, "There is no such drill.")
     ended = await drills.end(drill_id, str(verdict), report, markdown)
     return JSONResponse({"ended": ended})
+
+
+@router.post("/{drill_id}/report", dependencies=CSRF)
+async def complete_drill(request: Request, drill_id: str) -> JSONResponse:
+    data = await _body(request)
+    if isinstance(data, JSONResponse):
+        return data
+    verdict, report, markdown = data.get("verdict"), data.get("report"), data.get("markdown")
+    if verdict not in VERDICTS:
+        return _refuse(400, f'"verdict" must be one of {", ".join(VERDICTS)}.')
+    if not isinstance(report, dict):
+        return _refuse(400, '"report" must be a JSON object.')
+    if markdown is not None and not isinstance(markdown, str):
+        return _refuse(400, '"markdown" must be a string.')
+    drills = state_of(request).drills
+    if await drills.get(drill_id) is None:
+        return _refuse(404, "There is no such drill.")
+    updated = await drills.complete(drill_id, str(verdict), report, markdown)
+    return JSONResponse({"updated": updated})
