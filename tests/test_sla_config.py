@@ -29,7 +29,12 @@ def test_sla_is_read_per_tier_and_absent_unless_set(tmp_path: Path) -> None:
     text = TIER.format(name="a") + "sla = { ttft_p95_s = 2, total_p95_s = 20.5 }\n"
     tiers = load_chain(chain(tmp_path, text + TIER.format(name="b")))
     assert [t.sla for t in tiers] == [SLA(ttft_p95_s=2.0, total_p95_s=20.5), None]
-    assert all(t.sla is None for t in load_chain(DEFAULT_CHAIN_FILE))
+    assert [(t.name, t.sla) for t in load_chain(DEFAULT_CHAIN_FILE)] == [
+        ("sonnet", SLA(3.0, 60.0)),
+        ("haiku", SLA(2.0, 30.0)),
+        ("openai", SLA(3.0, 60.0)),
+        ("gemini", SLA(3.0, 60.0)),
+    ]
 
 
 def test_a_partial_sla_keeps_the_default_for_the_rest(tmp_path: Path) -> None:

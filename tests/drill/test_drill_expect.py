@@ -86,8 +86,9 @@ def test_a_hang_costs_every_message_the_primarys_first_token_timeout() -> None:
     bound = expectation.bound
     assert bound is not None and bound.tier.name == "haiku"
     sonnet_timeout = TIERS[0].timeouts.first_token_s
-    assert bound.ttft_s == sonnet_timeout + DEFAULT_SLA.ttft_p95_s
-    assert bound.total_s == sonnet_timeout + DEFAULT_SLA.total_p95_s
+    haiku_sla = TIERS[1].sla or DEFAULT_SLA  # the chain file's, else the defaults
+    assert bound.ttft_s == sonnet_timeout + haiku_sla.ttft_p95_s
+    assert bound.total_s == sonnet_timeout + haiku_sla.total_p95_s
     assert "first-token timeout" in bound.costs[0][0]
 
 
@@ -97,7 +98,7 @@ def test_a_slow_primary_still_answers_without_a_badge_and_its_delay_counts() -> 
     assert (shown.tier, shown.badge, shown.reason) == ("sonnet", None, None)
     assert expectation.bound is not None
     delay = TIERS[0].timeouts.first_token_s / 2
-    assert expectation.bound.ttft_s == delay + DEFAULT_SLA.ttft_p95_s
+    assert expectation.bound.ttft_s == delay + (TIERS[0].sla or DEFAULT_SLA).ttft_p95_s
 
 
 def test_a_cut_restarts_on_haiku_and_says_the_reply_broke_off() -> None:
@@ -184,8 +185,9 @@ def test_the_sla_comes_from_the_chain_file_else_the_defaults_and_flags_override(
     own = replace(TIERS[1], sla=SLA(ttft_p95_s=1.5, total_p95_s=12.0))
     assert sla_of(own, None, None).sla == SLA(1.5, 12.0)
     assert sla_of(own, None, None).source == "chain file"
-    assert sla_of(TIERS[1], None, None).sla == DEFAULT_SLA
-    assert "no sla in the chain file" in sla_of(TIERS[1], None, None).source
+    unset = replace(TIERS[1], sla=None)
+    assert sla_of(unset, None, None).sla == DEFAULT_SLA
+    assert "no sla in the chain file" in sla_of(unset, None, None).source
     flagged = sla_of(own, 9.0, None)
     assert (flagged.sla, flagged.source) == (SLA(9.0, 12.0), "flags")
 
