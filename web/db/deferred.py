@@ -186,6 +186,36 @@ class Landing:
     hit_length_limit: bool
 
 
+async def _end_queued(session: AsyncSession, turn_id: str, **values: object) -> bool:
+    """The one write that ends a queued turn (landed, failed or cancelled): conditional on it
+    still being queued, so whichever comes first wins and the others change nothing."""
+    result = await session.execute(
+        update(Turn)
+        .where(Turn.id == turn_id, Turn.status == TurnStatus.QUEUED)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _close_job(
+    session: AsyncSession,
+    turn_id: str,
+    state: JobState,
+    now: datetime,
+    *,
+    worker: str | None = None,
+) -> None:
+    """The job's last state; its lease released. ``worker``: only if that worker holds it."""
+    mine = _mine(turn_id, worker) if worker is not None else DeferredJob.turn_id == turn_id
+    await session.execute(
+        update(DeferredJob)
+        .where(mine)  # type: ignore[arg-type]
+        .values(state=state, finished_at=now, leased_by=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def land(
     factory: Factory,
     job: JobRow,
@@ -197,26 +227,22 @@ async def land(
 ) -> bool:
     """Write the reply of a queued turn, once: True if it landed (the turn was still queued)."""
     async with session_scope(factory) as session:
-        result = await session.execute(
-            update(Turn)
-            .where(Turn.id == job.turn_id, Turn.status == TurnStatus.QUEUED)
-            .values(
-                status=TurnStatus.DEGRADED,
-                tier=landing.tier.name,
-                tier_index=landing.tier.index,
-                provider=landing.tier.provider or None,
-                model=landing.model,
-                degraded_reason=landing.reason,
-                error_message=None,
-                total_ms=(now - job.turn_started_at).total_seconds() * 1000,
-                input_tokens=landing.input_tokens,
-                output_tokens=landing.output_tokens,
-                hit_length_limit=landing.hit_length_limit,
-                finished_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        landed = await _end_queued(
+            session,
+            job.turn_id,
+            status=TurnStatus.DEGRADED,
+            tier=landing.tier.name,
+            tier_index=landing.tier.index,
+            provider=landing.tier.provider or None,
+            model=landing.model,
+            degraded_reason=landing.reason,
+            error_message=None,
+            total_ms=(now - job.turn_started_at).total_seconds() * 1000,
+            input_tokens=landing.input_tokens,
+            output_tokens=landing.output_tokens,
+            hit_length_limit=landing.hit_length_limit,
+            finished_at=now,
         )
-        landed = bool(result.rowcount)  # type: ignore[attr-defined]
         if landed:
             await session.execute(
                 update(Message)
@@ -225,17 +251,7 @@ async def land(
                 .execution_options(synchronize_session=False)
             )
             await _append_attempts(session, job.turn_id, attempts)
-        await session.execute(
-            update(DeferredJob)
-            .where(DeferredJob.turn_id == job.turn_id)
-            .values(
-                state=JobState.DONE if landed else JobState.CANCELLED,
-                finished_at=now,
-                leased_by=None,
-                lease_until=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        await _close_job(session, job.turn_id, JobState.DONE if landed else JobState.CANCELLED, now)
     return landed
 
 
@@ -249,31 +265,19 @@ async def fail(
 ) -> bool:
     """End a queued turn as failed (expired, or refused for good): True if it was still queued."""
     async with session_scope(factory) as session:
-        result = await session.execute(
-            update(Turn)
-            .where(Turn.id == job.turn_id, Turn.status == TurnStatus.QUEUED)
-            .values(
-                status=TurnStatus.FAILED,
-                error_message=redact(message),
-                degraded_reason=None,
-                total_ms=(now - job.turn_started_at).total_seconds() * 1000,
-                finished_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        failed = await _end_queued(
+            session,
+            job.turn_id,
+            status=TurnStatus.FAILED,
+            error_message=redact(message),
+            degraded_reason=None,
+            total_ms=(now - job.turn_started_at).total_seconds() * 1000,
+            finished_at=now,
         )
-        failed = bool(result.rowcount)  # type: ignore[attr-defined]
         if failed:
             await _append_attempts(session, job.turn_id, attempts)
-        await session.execute(
-            update(DeferredJob)
-            .where(DeferredJob.turn_id == job.turn_id)
-            .values(
-                state=JobState.FAILED if failed else JobState.CANCELLED,
-                finished_at=now,
-                leased_by=None,
-                lease_until=None,
-            )
-            .execution_options(synchronize_session=False)
+        await _close_job(
+            session, job.turn_id, JobState.FAILED if failed else JobState.CANCELLED, now
         )
     return failed
 
@@ -282,18 +286,15 @@ async def cancel(factory: Factory, turn_id: str, *, now: datetime) -> bool:
     """The user's Cancel: the turn ends "stopped" at once; the job is withdrawn (a worker still
     cancels its batch request, if it has one). False if the turn was not queued any more."""
     async with session_scope(factory) as session:
-        result = await session.execute(
-            update(Turn)
-            .where(Turn.id == turn_id, Turn.status == TurnStatus.QUEUED)
-            .values(
-                status=TurnStatus.STOPPED,
-                error_message=QUEUE_CANCELLED_NOTE,
-                degraded_reason=None,
-                finished_at=now,
-            )
-            .execution_options(synchronize_session=False)
+        stopped = await _end_queued(
+            session,
+            turn_id,
+            status=TurnStatus.STOPPED,
+            error_message=QUEUE_CANCELLED_NOTE,
+            degraded_reason=None,
+            finished_at=now,
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not stopped:
             return False
         job = await session.get(DeferredJob, turn_id)
         if job is not None:
@@ -309,12 +310,7 @@ async def finish_cancel(
     factory: Factory, turn_id: str, worker: str, attempts: Sequence[AttemptRecord], *, now: datetime
 ) -> None:
     async with session_scope(factory) as session:
-        await session.execute(
-            update(DeferredJob)
-            .where(_mine(turn_id, worker))  # type: ignore[arg-type]
-            .values(state=JobState.CANCELLED, finished_at=now, leased_by=None, lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        await _close_job(session, turn_id, JobState.CANCELLED, now, worker=worker)
         await _append_attempts(session, turn_id, attempts)
 
 
