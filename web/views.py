@@ -246,10 +246,14 @@ class Replies:
     fragments."""
 
     def __init__(
-        self, settings: Settings, live_turns: LiveTurns, templates: Jinja2Templates
+        self,
+        settings: Settings,
+        live_turns: LiveTurns,
+        templates: Jinja2Templates,
+        deferral: Deferral | None = None,
     ) -> None:
+        """``deferral``: the app's (AppState.deferral), so a queued turn shows whom it waits for."""
         self.tiers = {info.name: info for info in tier_infos(settings.tiers)}
-        deferral = Deferral.from_settings(settings)
         self.deferral = deferral.info if deferral is not None else None
         if self.deferral is not None:
             self.tiers[DEFERRAL_TIER] = self.deferral

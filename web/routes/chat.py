@@ -90,7 +90,8 @@ def check_message(content: str, settings: Settings) -> str:
 
 
 def replies_of(request: Request) -> Replies:
-    return Replies(settings_of(request), runner_of(request).live_turns, templates_of(request))
+    state = state_of(request)
+    return Replies(state.settings, state.runner.live_turns, state.templates, state.deferral)
 
 
 async def _page(
