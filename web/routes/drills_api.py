@@ -111,41 +111,43 @@ async def get_drill(request: Request, drill_id: str) -> JSONResponse:
     return JSONResponse(_drill_json(drill))
 
 
-@router.post("/{drill_id}/end", dependencies=CSRF)
-async def end_drill(request: Request, drill_id: str) -> JSONResponse:
-    data = await _body(request)
-    if isinstance(data, JSONResponse):
-        return data
-    verdict = data.get("verdict")
-    if verdict not in VERDICTS:
-        return _refuse(400, f'"verdict" must be one of {", ".join(VERDICTS)}.')
-    report = data.get("report")
-    markdown = data.get("markdown")
-    if report is not None and not isinstance(report, dict):
-        return _refuse(400, '"report" must be a JSON object.')
-    if markdown is not None and not isinstance(markdown, str):
-        return _refuse(400, '"markdown" must be a string.')
-    drills = state_of(request).drills
-    if await drills.get(drill_id) is None:
-        return _refuse(404, "There is no such drill.")
-    ended = await drills.end(drill_id, str(verdict), report, markdown)
-    return JSONResponse({"ended": ended})
+Outcome = tuple[str, dict[str, Any] | None, str | None]
 
 
-@router.post("/{drill_id}/report", dependencies=CSRF)
-async def complete_drill(request: Request, drill_id: str) -> JSONResponse:
+async def _outcome(
+    request: Request, drill_id: str, *, report_required: bool
+) -> Outcome | JSONResponse:
+    """An end or final-report body, checked: (verdict, report, markdown), or the refusal."""
     data = await _body(request)
     if isinstance(data, JSONResponse):
         return data
     verdict, report, markdown = data.get("verdict"), data.get("report"), data.get("markdown")
     if verdict not in VERDICTS:
         return _refuse(400, f'"verdict" must be one of {", ".join(VERDICTS)}.')
-    if not isinstance(report, dict):
+    if not isinstance(report, dict) and (report_required or report is not None):
         return _refuse(400, '"report" must be a JSON object.')
     if markdown is not None and not isinstance(markdown, str):
         return _refuse(400, '"markdown" must be a string.')
-    drills = state_of(request).drills
-    if await drills.get(drill_id) is None:
+    if await state_of(request).drills.get(drill_id) is None:
         return _refuse(404, "There is no such drill.")
-    updated = await drills.complete(drill_id, str(verdict), report, markdown)
+    return str(verdict), report, markdown
+
+
+@router.post("/{drill_id}/end", dependencies=CSRF)
+async def end_drill(request: Request, drill_id: str) -> JSONResponse:
+    checked = await _outcome(request, drill_id, report_required=False)
+    if isinstance(checked, JSONResponse):
+        return checked
+    ended = await state_of(request).drills.end(drill_id, *checked)
+    return JSONResponse({"ended": ended})
+
+
+@router.post("/{drill_id}/report", dependencies=CSRF)
+async def complete_drill(request: Request, drill_id: str) -> JSONResponse:
+    checked = await _outcome(request, drill_id, report_required=True)
+    if isinstance(checked, JSONResponse):
+        return checked
+    verdict, report, markdown = checked
+    assert report is not None  # required above
+    updated = await state_of(request).drills.complete(drill_id, verdict, report, markdown)
     return JSONResponse({"updated": updated})
