@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from web import __version__
 from web.admin_auth import AdminAuth
-from web.breaker_store import Breakers, LocalStore, RedisStore
+from web.breaker_store import Breakers, BreakerStore, LocalStore, RedisStore
 from web.chain import Chain
 from web.db.migrate import upgrade_database
 from web.db.session import Factory, make_engine, make_sessionmaker
@@ -98,7 +98,9 @@ def make_templates() -> Jinja2Templates:
 
 def breakers_for(settings: Settings) -> Breakers:
     """One breaker per tier; in Redis when UNDERSTUDY_REDIS_URL is set, so processes agree."""
-    store = RedisStore(settings.redis_url) if settings.redis_url else LocalStore()
+    store: BreakerStore = LocalStore()
+    if settings.redis_url:
+        store = RedisStore(settings.redis_url, prefix=f"{settings.redis_prefix}breaker:")
     return Breakers({t.name: t.breaker for t in settings.tiers}, store)
 
 

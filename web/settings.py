@@ -53,7 +53,14 @@ class Settings:
     left_out: tuple[TierConfig, ...] = ()
     """Tiers of the chain file that do not run because their key is not set (while others' are)."""
     redis_url: str | None = None
-    """UNDERSTUDY_REDIS_URL: share live state between processes (the breakers, for now)."""
+    """UNDERSTUDY_REDIS_URL: share live state between processes: live replies (web.live_redis),
+    commands to the process running a turn (Stop, "Answer now"), landings and the breakers."""
+    redis_prefix: str = "understudy:"
+    """UNDERSTUDY_REDIS_PREFIX: every Redis key and channel starts with it (two deployments, or
+    two test runs, can share one Redis)."""
+    lease_s: float = 15.0
+    """UNDERSTUDY_LEASE_S: a process's heartbeat lease (web.processes). A process silent for
+    this long is dead, and a survivor interrupts its live turns."""
     answer_now_after_s: float = 4.0
     """UNDERSTUDY_ANSWER_NOW_AFTER_S: how long a reply waits for a first token before the page
     offers "Answer with <next tier> now"."""
@@ -109,6 +116,8 @@ class Settings:
             header_timeout_s=_float(env, "UNDERSTUDY_HEADER_TIMEOUT_S", 10.0),
             answer_now_after_s=_float(env, "UNDERSTUDY_ANSWER_NOW_AFTER_S", 4.0),
             redis_url=env.get("UNDERSTUDY_REDIS_URL") or None,
+            redis_prefix=env.get("UNDERSTUDY_REDIS_PREFIX") or "understudy:",
+            lease_s=_float(env, "UNDERSTUDY_LEASE_S", 15.0),
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
             deferral=deferral,
             data_dir_set=bool(env.get("UNDERSTUDY_DATA_DIR")),

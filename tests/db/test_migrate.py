@@ -28,7 +28,7 @@ from support.database import EMPTY_BACKENDS, PG_URL_TEMPLATE, create_pg_database
 from support.outcomes import SONNET, answer, ok
 
 LOG_TABLES = {"conversations", "messages", "turns", "attempts", "deferred_jobs", "drills"}
-HEAD = "0004_drills"
+HEAD = "0005_processes"
 
 
 def _inspect(url: str) -> tuple[set[str], list[object]]:

@@ -176,6 +176,9 @@ class Turn(Base):
         ForeignKey("drills.id", ondelete="SET NULL"), nullable=True, index=True
     )
     """Set for a drill's turn (web.drills): kept out of the users' figures on the admin page."""
+    process_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    """The process running this turn while it is live (web.processes): when its lease runs out,
+    a surviving process marks the turn interrupted."""
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="turn",
@@ -264,3 +267,17 @@ class Drill(Base):
 
 Index("ix_turns_status_started", Turn.status, Turn.started_at)
 Index("ix_deferred_jobs_state_next", DeferredJob.state, DeferredJob.next_at)
+
+
+class Process(Base):
+    """A process serving the app, announced by its heartbeat (web.processes). A process whose
+    ``lease_until`` has passed is dead: its live turns are interrupted by a survivor."""
+
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
