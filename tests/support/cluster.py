@@ -1,0 +1,139 @@
+"""Several `understudy serve` processes as one app: one PostgreSQL database, one Redis, one
+simulator (`understudy sim`, a process of its own so that it outlives any server).
+
+Each server has its own data folder (as on separate machines); they share what a deployment of
+several machines must share: the database, Redis (under a key prefix unique to this cluster,
+since other test runs use the same Redis), the session signing key and the admin password.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from conftest import FAST_PROFILE, LiveApp, free_port, start_live_app, understudy_command
+
+from support.database import create_pg_database, drop_pg_database
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+WITHIN_S = 60.0
+"""An upper bound on each wait (a loaded machine is slow; nothing here needs it to be fast)."""
+
+
+def redis_or_skip() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable ({exc!r})")
+
+
+def wait_until(condition: Callable[[], bool], what: str, within_s: float = WITHIN_S) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_s:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Sim:
+    """The simulator's control API (faults, model profiles), talked to directly."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def set_fault(self, model: str, kind: str, **params: Any) -> None:
+        self.http.post("/faults", json={"model": model, "kind": kind, **params}).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.http.delete("/faults").raise_for_status()
+
+    def set_profile(self, model: str, **fields: Any) -> None:
+        self.http.post("/models", json={"model": model, **fields}).raise_for_status()
+
+    def answers(self) -> bool:
+        try:
+            return self.http.get("/faults").status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+@dataclass
+class Cluster:
+    sim: Sim
+    database_url: str
+    redis_prefix: str
+    base: Path
+    env: dict[str, str]
+    servers: list[LiveApp] = field(default_factory=list)
+
+    def start(self, extra_env: Mapping[str, str] | None = None) -> LiveApp:
+        """One more `understudy serve` in the cluster, with its own data folder."""
+        base = self.base / f"server{len(self.servers)}"
+        base.mkdir()
+        server = start_live_app(base, env={**self.env, **(extra_env or {})})
+        server.database_url = self.database_url
+        self.servers.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.sim.http.close()
+
+
+def _start_sim(base: Path) -> tuple[subprocess.Popen[bytes], Sim]:
+    port = free_port()
+    log = (base / "sim.log").open("wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSTUDY_")}
+    process = subprocess.Popen(
+        [*understudy_command(), "sim", "--port", str(port)], stdout=log, stderr=log, env=env
+    )
+    log.close()
+    sim = Sim(f"http://127.0.0.1:{port}")
+    wait_until(sim.answers, "the simulator to start")
+    sim.set_profile("*", **FAST_PROFILE)
+    return process, sim
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """Start servers with ``cluster.start()``; each test gets a fresh database and prefix.
+
+    The lease is short (2 s), so a killed server's turns are interrupted within seconds."""
+    redis_or_skip()
+    base = Path(tempfile.mkdtemp(prefix="understudy-cluster-"))
+    database_url = create_pg_database()
+    process, sim = _start_sim(base)
+    prefix = f"understudy-test-{uuid.uuid4().hex[:12]}:"
+    env = {
+        "UNDERSTUDY_SIM_URL": sim.url,
+        "UNDERSTUDY_DATABASE_URL": database_url,
+        "UNDERSTUDY_REDIS_URL": REDIS_URL,
+        "UNDERSTUDY_REDIS_PREFIX": prefix,
+        "UNDERSTUDY_SECRET_KEY": secrets.token_urlsafe(32),
+        "UNDERSTUDY_LEASE_S": "2",
+    }
+    made = Cluster(sim, database_url, prefix, base, env)
+    try:
+        yield made
+    finally:
+        made.close()
+        process.terminate()
+        process.wait(10)
+        drop_pg_database(database_url)
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()
