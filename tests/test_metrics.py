@@ -15,9 +15,7 @@ from web.status import TurnStatus
 
 from support.outcomes import HAIKU, OPENAI, SONNET, answer, failed, ok
 
-QUIET = Sample(
-    live_turns=0, breakers=(), queue_depth=0, queue_oldest_age_s=0.0, drill_last_pass=None
-)
+QUIET = Sample(breakers=(), queue_depth=0, queue_oldest_age_s=0.0, drill_last_pass=None)
 
 
 def series(
@@ -229,13 +227,11 @@ def test_a_scrape_sets_the_gauges_from_its_sample() -> None:
     metrics = Metrics([SONNET, HAIKU])
     passed = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
     sample = Sample(
-        live_turns=3,
         breakers=(("sonnet", BreakerState.OPEN), ("haiku", BreakerState.HALF_OPEN)),
         queue_depth=2,
         queue_oldest_age_s=42.5,
         drill_last_pass=passed,
     )
-    assert value(metrics, "understudy_live_turns", sample) == 3
     assert value(metrics, "understudy_breaker_state", sample, tier="sonnet") == 2
     assert value(metrics, "understudy_breaker_state", sample, tier="haiku") == 1
     assert value(metrics, "understudy_queue_depth", sample) == 2
@@ -244,8 +240,16 @@ def test_a_scrape_sets_the_gauges_from_its_sample() -> None:
         value(metrics, "understudy_drill_last_pass_timestamp_seconds", sample) == passed.timestamp()
     )
     assert value(metrics, "understudy_drill_last_pass_timestamp_seconds", QUIET) == 0
-    closed = Sample(3, (("sonnet", BreakerState.CLOSED),), 0, 0.0, None)
+    closed = Sample((("sonnet", BreakerState.CLOSED),), 0, 0.0, None)
     assert value(metrics, "understudy_breaker_state", closed, tier="sonnet") == 0
+
+
+def test_the_live_turns_are_those_the_runner_took_on_and_did_not_leave() -> None:
+    metrics = Metrics([SONNET])
+    for _ in range(3):
+        metrics.turn_started()
+    metrics.turn_left()
+    assert value(metrics, "understudy_live_turns") == 2
 
 
 def test_two_apps_in_one_process_count_apart() -> None:

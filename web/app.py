@@ -171,7 +171,7 @@ def create_app(
         chain = Chain.from_settings(current, breakers_for(current))
         deferral = Deferral.from_settings(current)
         landings = Landings()
-        app_metrics = Metrics(t.info for t in chain.tiers)
+        app_metrics = Metrics((t.info for t in chain.tiers), shared_dir=current.metrics_dir)
         worker = None
         if deferral is not None and run_worker:
             worker = deferral_worker(
@@ -214,6 +214,7 @@ def create_app(
             if worker is not None:
                 await worker.close()
             await runner.shutdown()
+            app_metrics.close()  # in multiprocess mode, its live turns stop counting
             await state.drills.aclose()
             if state.sim_client is not None:
                 await state.sim_client.aclose()

@@ -1,8 +1,13 @@
 """Prometheus metrics: the registry of one app, and the one place turns are counted.
 
-Each app owns a :class:`Metrics` (its own CollectorRegistry, never the process-wide one: the tests
-make many apps in one process). The lifespan makes it; the runner and the deferral worker report
-to it; /metrics (web.routes.metrics) renders it.
+Each app owns a :class:`Metrics`. The lifespan makes it; the runner and the deferral worker
+report to it; /metrics (web.routes.metrics) renders it. Where its series live:
+
+- by default, in a CollectorRegistry of the app's own (never the process-wide one: the tests make
+  many apps in one process), and a scrape shows this process's figures;
+- with PROMETHEUS_MULTIPROC_DIR (Settings.metrics_dir), in prometheus_client's files in that
+  directory, which every process of the app writes: a scrape answered by any of them sums them
+  all (web.metrics_shared says how, and what holds for several apps in one process).
 
 Counted when a turn's outcome is recorded, once per turn, at its final status:
 
@@ -12,8 +17,12 @@ Counted when a turn's outcome is recorded, once per turn, at its final status:
   queued turn the user cancels ends in a route, not here, and is not counted (it is rare, and
   the queue gauges show it leave).
 
-Sampled when /metrics is scraped, not per turn: the live turns, each tier's breaker, the queue
-(from the database), and when a drill last passed.
+The live turns are counted as the runner starts and ends them (summed over live processes).
+
+Sampled when /metrics is scraped, not per turn, by the process that answers, and added to the
+text once (never summed over processes): each tier's breaker (shared by every process through
+Redis when UNDERSTUDY_REDIS_URL is set; else this process's), the queue (from the database), and
+when a drill last passed (from the database).
 
 A drill's turns are counted in ``understudy_turns_total{drill="true"}`` and nowhere else: its
 faults are made on purpose, so the attempts and the latency histograms stay what users got (a
@@ -26,9 +35,10 @@ Every label is a closed set: tier names from the chain file, statuses, outcomes,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,9 +49,12 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from web.breaker import BreakerState
 from web.events import AttemptRecord, TierInfo
+from web.metrics_shared import SharedSeries, files_collector
 from web.outcome import TurnOutcome
 from web.status import TurnStatus
 
@@ -72,7 +85,6 @@ BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 class Sample:
     """What /metrics reads when it is scraped (web.routes.metrics gathers it)."""
 
-    live_turns: int
     breakers: Sequence[tuple[str, BreakerState]]
     """(tier name, its breaker's state as shown), in chain order."""
     queue_depth: int
@@ -85,27 +97,26 @@ def _flag(drill: bool) -> str:
     return "true" if drill else "false"
 
 
-class Metrics:
-    def __init__(self, tiers: Iterable[TierInfo] = ()) -> None:
-        """``tiers``: the chain's, whose series are made at once (at zero), so a rule that divides
-        or compares them finds them before the first turn."""
-        self.registry = CollectorRegistry(auto_describe=True)
-        registry = self.registry
-        self._turns = Counter(
+class _Series:
+    """The series written as turns run, into ``registry``, or (None) only into the files of
+    multiprocess mode."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.turns = Counter(
             "understudy_turns_total",
             "Turns ended, by the tier that answered (none: no tier did), the final status, and "
             'whether it was a drill\'s turn (alerts leave drill="true" out).',
             ("tier", "status", "drill"),
             registry=registry,
         )
-        self._attempts = Counter(
+        self.attempts = Counter(
             "understudy_attempts_total",
             "Tries of a tier within users' turns, by outcome and error kind (none: it did not "
             "fail).",
             ("tier", "outcome", "error_kind"),
             registry=registry,
         )
-        self._ttft = Histogram(
+        self.ttft = Histogram(
             "understudy_time_to_first_token_seconds",
             "From the start of a user's turn to the first token of the reply kept, by the tier "
             "that wrote it.",
@@ -113,46 +124,115 @@ class Metrics:
             buckets=TTFT_BUCKETS_S,
             registry=registry,
         )
-        self._duration = Histogram(
+        self.duration = Histogram(
             "understudy_turn_duration_seconds",
             "Users' turns the runner ended, from start to end (queued turns not included).",
             buckets=DURATION_BUCKETS_S,
             registry=registry,
         )
-        self._live = Gauge(
+        self.live = Gauge(
             "understudy_live_turns",
-            "Turns this process is running now.",
+            "Turns running now (in multiprocess mode: in all of the app's live processes).",
             registry=registry,
+            multiprocess_mode="livesum",
         )
-        self._breaker = Gauge(
+
+
+_SHARED: SharedSeries[_Series] = SharedSeries(lambda: _Series(None))
+"""This process's series in multiprocess mode (web.metrics_shared: why one per process)."""
+
+
+class _Sampled(Collector):
+    """The figures taken at a scrape, by the process that answers it."""
+
+    def __init__(self, sample: Sample, tiers: Sequence[str]) -> None:
+        self._sample = sample
+        self._tiers = tiers
+
+    def collect(self) -> Iterator[Metric]:
+        sample = self._sample
+        breaker = GaugeMetricFamily(
             "understudy_breaker_state",
             "Each tier's circuit breaker: 0 closed, 1 half-open, 2 open.",
-            ("tier",),
-            registry=registry,
+            labels=("tier",),
         )
-        self._queue_depth = Gauge(
+        states = {tier: BREAKER_VALUES[state] for tier, state in sample.breakers}
+        for tier in dict.fromkeys([*self._tiers, *states]):
+            breaker.add_metric((tier,), states.get(tier, 0))
+        yield breaker
+        yield GaugeMetricFamily(
             "understudy_queue_depth",
             "Deferred jobs still open (waiting, submitted or cancelling), in the database.",
-            registry=registry,
+            value=sample.queue_depth,
         )
-        self._queue_age = Gauge(
+        yield GaugeMetricFamily(
             "understudy_queue_oldest_age_seconds",
             "How long the oldest open deferred job has waited (0: the queue is empty).",
-            registry=registry,
+            value=sample.queue_oldest_age_s,
         )
-        self._drill_pass = Gauge(
+        last = sample.drill_last_pass
+        yield GaugeMetricFamily(
             "understudy_drill_last_pass_timestamp_seconds",
             "When the last drill that passed ended, Unix time (0: no drill has passed).",
-            registry=registry,
+            value=last.timestamp() if last is not None else 0,
         )
+
+
+class _Scrape(Collector):
+    def __init__(self, *sources: Collector) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        for source in self._sources:
+            yield from source.collect()
+
+
+class Metrics:
+    def __init__(self, tiers: Iterable[TierInfo] = (), *, shared_dir: Path | None = None) -> None:
+        """``tiers``: the chain's, whose series are made at once (at zero), so a rule that divides
+        or compares them finds them before the first turn. ``shared_dir``: multiprocess mode's
+        directory (Settings.metrics_dir); call :meth:`close` when the app stops."""
+        self._shared_dir = shared_dir
+        self._closed = False
+        if shared_dir is None:
+            self.registry: CollectorRegistry | None = CollectorRegistry(auto_describe=True)
+            series = _Series(self.registry)
+        else:
+            self.registry = None
+            series = _SHARED.acquire(shared_dir)
+        self._turns = series.turns
+        self._attempts = series.attempts
+        self._ttft = series.ttft
+        self._duration = series.duration
+        self._live = series.live
+        self._tiers: list[str] = []
         for tier in tiers:
+            self._tiers.append(tier.name)
             self._ttft.labels(tier.name)
-            self._breaker.labels(tier.name).set(0)
             status = TurnStatus.OK if tier.is_primary else TurnStatus.DEGRADED
             self._turns.labels(tier.name, status.value, _flag(False))
         self._turns.labels(NO_TIER, TurnStatus.FAILED.value, _flag(False))
 
-    # --- counted when a turn ends ------------------------------------------------------------
+    @property
+    def shared_dir(self) -> Path | None:
+        return self._shared_dir
+
+    def close(self) -> None:
+        """The app stops: in multiprocess mode, this process's live turns stop counting."""
+        if self._shared_dir is not None and not self._closed:
+            self._closed = True
+            _SHARED.release(self._shared_dir)
+
+    # --- counted as turns start and end ------------------------------------------------------
+    def turn_started(self) -> None:
+        """The runner took a turn on (it is live until :meth:`turn_left`)."""
+        self._live.inc()
+
+    def turn_left(self) -> None:
+        """A turn the runner took on is no longer live in it."""
+        self._live.dec()
+
+    # --- counted when a turn ends, at its final status ----------------------------------------
     def turn_ended(self, outcome: TurnOutcome, *, drill: bool) -> None:
         """The runner recorded ``outcome``. A queued turn is counted when its job ends."""
         if outcome.status is TurnStatus.QUEUED:
@@ -190,12 +270,12 @@ class Metrics:
 
     # --- sampled when /metrics is scraped ----------------------------------------------------
     def render(self, sample: Sample) -> bytes:
-        """The text exposition, with the gauges set from ``sample`` first."""
-        self._live.set(sample.live_turns)
-        for tier, state in sample.breakers:
-            self._breaker.labels(tier).set(BREAKER_VALUES[state])
-        self._queue_depth.set(sample.queue_depth)
-        self._queue_age.set(sample.queue_oldest_age_s)
-        last = sample.drill_last_pass
-        self._drill_pass.set(last.timestamp() if last is not None else 0)
-        return generate_latest(self.registry)
+        """The text exposition: the series written as turns ran (every process's, summed, in
+        multiprocess mode), then ``sample``'s figures, once."""
+        written: Collector
+        if self.registry is not None:
+            written = self.registry
+        else:
+            assert self._shared_dir is not None
+            written = files_collector(self._shared_dir)
+        return generate_latest(_Scrape(written, _Sampled(sample, self._tiers)))

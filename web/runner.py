@@ -164,6 +164,7 @@ class TurnRunner:
         running = _Running(job, live)
         self._running[job.turn_id] = running
         self._by_conversation[job.conversation_id] = running
+        self.metrics.turn_started()
         running.task = asyncio.create_task(self._run(running), name=f"turn-{job.turn_id}")
         self._checkpointer.ensure_running()
         return live
@@ -288,7 +289,8 @@ class TurnRunner:
             log.exception("turn %s: could not record its outcome (%s)", turn_id, outcome.status)
         finally:
             self.live_turns.publish(turn_id, Finished(outcome))
-            self._running.pop(turn_id, None)
+            if self._running.pop(turn_id, None) is not None:
+                self.metrics.turn_left()
             if self._by_conversation.get(running.job.conversation_id) is running:
                 del self._by_conversation[running.job.conversation_id]
         self.metrics.turn_ended(outcome, drill=running.job.drill_id is not None)

@@ -71,6 +71,10 @@ class Settings:
     None without the table, or when its backend's key is not set while real keys are."""
     metrics_token: str | None = None
     """UNDERSTUDY_METRICS_TOKEN: /metrics asks every client for it (web.metrics_access)."""
+    metrics_dir: Path | None = None
+    """PROMETHEUS_MULTIPROC_DIR: the processes of one app write their metrics there, and /metrics
+    sums them (web.metrics_shared). prometheus_client reads the variable too, at import: it must
+    be set before the process starts (`understudy serve --workers N` sets it for its workers)."""
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value configured: what web.redact must scrub wherever it appears."""
@@ -122,6 +126,7 @@ class Settings:
             deferral=deferral,
             data_dir_set=bool(env.get("UNDERSTUDY_DATA_DIR")),
             metrics_token=env.get("UNDERSTUDY_METRICS_TOKEN", "").strip() or None,
+            metrics_dir=_metrics_dir(env),
         )
 
 
@@ -159,6 +164,20 @@ def _database(env: Mapping[str, str]) -> tuple[Path, str]:
         f"sqlite+aiosqlite:///{data_dir / 'understudy.db'}"
     )
     return data_dir, database_url
+
+
+def _metrics_dir(env: Mapping[str, str]) -> Path | None:
+    raw = env.get("PROMETHEUS_MULTIPROC_DIR")
+    if not raw:
+        return None
+    path = Path(raw).resolve()
+    if not path.is_dir():
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR={raw!r} is not a directory. Create it, empty, before the "
+            "app's processes start (and empty it between runs), or unset it to serve one "
+            "process's metrics."
+        )
+    return path
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -1,7 +1,9 @@
 """GET /metrics: the Prometheus text format, for loopback or the metrics token (web.metrics_access).
 
 What it exports and when each figure is taken is web.metrics's docstring. A scrape costs two
-small queries (the open deferred jobs, the last passing drill) and a read of the breakers.
+small queries (the open deferred jobs, the last passing drill) and a read of the breakers, made
+by the process that answers; in multiprocess mode (PROMETHEUS_MULTIPROC_DIR), also a read of
+every process's metric files, whichever process answers.
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ async def sample(state: AppState, now: datetime) -> Sample:
         last_pass = await last_drill_pass(session)
     age = queue.oldest_age(now)
     return Sample(
-        live_turns=len(state.runner),
         breakers=[(h.tier.name, h.state) for h in health],
         queue_depth=queue.depth,
         queue_oldest_age_s=age.total_seconds() if age is not None else 0.0,
