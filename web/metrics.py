@@ -97,7 +97,7 @@ def _flag(drill: bool) -> str:
     return "true" if drill else "false"
 
 
-class _Series:
+class Series:
     """The series written as turns run, into ``registry``, or (None) only into the files of
     multiprocess mode."""
 
@@ -138,7 +138,7 @@ class _Series:
         )
 
 
-_SHARED: SharedSeries[_Series] = SharedSeries(lambda: _Series(None))
+PROCESS_SERIES: SharedSeries[Series] = SharedSeries(lambda: Series(None))
 """This process's series in multiprocess mode (web.metrics_shared: why one per process)."""
 
 
@@ -196,10 +196,10 @@ class Metrics:
         self._closed = False
         if shared_dir is None:
             self.registry: CollectorRegistry | None = CollectorRegistry(auto_describe=True)
-            series = _Series(self.registry)
+            series = Series(self.registry)
         else:
             self.registry = None
-            series = _SHARED.acquire(shared_dir)
+            series = PROCESS_SERIES.acquire(shared_dir)
         self._turns = series.turns
         self._attempts = series.attempts
         self._ttft = series.ttft
@@ -221,7 +221,7 @@ class Metrics:
         """The app stops: in multiprocess mode, this process's live turns stop counting."""
         if self._shared_dir is not None and not self._closed:
             self._closed = True
-            _SHARED.release(self._shared_dir)
+            PROCESS_SERIES.release(self._shared_dir)
 
     # --- counted as turns start and end ------------------------------------------------------
     def turn_started(self) -> None:
