@@ -1,6 +1,7 @@
 """/metrics with two `understudy serve` processes sharing one PROMETHEUS_MULTIPROC_DIR (and one
 database, Redis and simulator: tests/support/cluster.py): a scrape of either shows the turns and
-the live turns of both, the database's figures once, and a stopped server's counts stay."""
+the live turns of both, the database's figures once; a stopped server's counts stay and its live turns stop counting
+(a killed one's too: tests/test_metrics_shared.py, by pid, saves a third server's start here)."""
 
 from __future__ import annotations
 
@@ -58,13 +59,9 @@ def test_either_server_shows_the_turns_of_both(cluster: Cluster, tmp_path: Path)
 
     # A reply that streams for a long while, on the second server: both count it live.
     cluster.sim.set_profile("*", first_token_s=0.02, tokens_per_s=2.0, reply_tokens=10_000)
-    chat = ChatClient(second.url)
-    try:
-        chat.new_conversation("A long one on the second server")
-        wait_until(lambda: scrape(first)[LIVE] == 1, "the first server to count the live turn")
-        assert scrape(second)[LIVE] == 1
-    finally:
-        chat.close()
+    start_long_reply(second)
+    wait_until(lambda: scrape(first)[LIVE] == 1, "the first server to count the live turn")
+    assert scrape(second)[LIVE] == 1
 
     pid = second.process.pid
     assert f"gauge_livesum_{pid}.db" in {p.name for p in shared.iterdir()}
@@ -75,3 +72,12 @@ def test_either_server_shows_the_turns_of_both(cluster: Cluster, tmp_path: Path)
     figures = scrape(first)
     assert ended(figures) == {"ok": 3, "interrupted": 1}  # what the stopped server counted stays
     assert figures[LIVE] == 0
+
+
+def start_long_reply(server: LiveApp) -> None:
+    """A reply that goes on streaming (the simulator's profile says how slowly)."""
+    chat = ChatClient(server.url)
+    try:
+        chat.new_conversation("A long one")
+    finally:
+        chat.close()

@@ -15,7 +15,7 @@ from web.metrics import Metrics, Sample
 from web.providers.base import ErrorKind
 from web.settings import ConfigError, Settings
 
-from support.multiproc import FAKE_PID, Processes, parse, processes  # noqa: F401  (the fixture)
+from support.multiproc import DEAD_PID, Processes, parse, processes  # noqa: F401  (the fixture)
 from support.outcomes import HAIKU, SONNET, answer, failed, ok
 
 PASSED = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -46,11 +46,11 @@ def two_ok_turns(metrics: Metrics) -> None:
 def test_a_scrape_on_either_process_sums_both_and_samples_once(
     processes: Processes,  # noqa: F811
 ) -> None:
-    processes.become(FAKE_PID)
+    processes.another_running_process()
     first = Metrics([SONNET, HAIKU], shared_dir=processes.path)
     two_ok_turns(first)
     first.turn_started()
-    processes.become(FAKE_PID + 1)
+    processes.this_process()
     second = Metrics([SONNET, HAIKU], shared_dir=processes.path)
     second.turn_ended(answer(SONNET, "Hi.", [ok(SONNET, 1)]), drill=False)
     second.turn_ended(
@@ -81,7 +81,7 @@ def test_a_scrape_on_either_process_sums_both_and_samples_once(
 def test_a_stopped_process_keeps_its_counts_but_not_its_live_turns(
     processes: Processes,  # noqa: F811
 ) -> None:
-    processes.become(FAKE_PID)
+    processes.another_running_process()
     other = Metrics([SONNET], shared_dir=processes.path)
     two_ok_turns(other)
     other.turn_started()
@@ -98,6 +98,25 @@ def test_a_stopped_process_keeps_its_counts_but_not_its_live_turns(
     figures = parse(other.render(QUIET).decode())
     assert figures[LIVE] == 1
     assert figures[OK] == 4
+
+
+def test_the_live_turns_of_a_process_that_died_without_stopping_are_dropped_at_a_scrape(
+    processes: Processes,  # noqa: F811
+) -> None:
+    processes.become(DEAD_PID)  # killed (kill -9) mid-reply: it never stopped
+    dead = Metrics([SONNET], shared_dir=processes.path)
+    two_ok_turns(dead)
+    dead.turn_started()
+    processes.this_process()
+    alive = Metrics([SONNET], shared_dir=processes.path)
+    try:
+        alive.turn_started()
+        figures = parse(alive.render(QUIET).decode())
+        assert (figures[OK], figures[LIVE]) == (2, 1)
+        assert f"gauge_livesum_{DEAD_PID}.db" not in processes.files()
+        assert f"counter_{DEAD_PID}.db" in processes.files()
+    finally:
+        alive.close()
 
 
 def test_several_apps_in_one_process_add_up_as_one(processes: Processes) -> None:  # noqa: F811

@@ -5,8 +5,11 @@ for its workers), prometheus_client keeps every counter, histogram and gauge val
 that directory named by kind and pid, and a scrape answered by any process reads them all
 (MultiProcessCollector): counters and histograms are summed over every process that ever wrote
 (one that died still counted what it counted), and ``understudy_live_turns`` is a ``livesum``
-gauge, summed over the processes alive (a process that stops removes its file:
-:meth:`SharedSeries.release`).
+gauge, summed over the processes alive: a process that stops removes its file
+(:meth:`SharedSeries.release`), and the file of one that died without stopping (kill -9, a
+crash) is removed by the next scrape (:func:`forget_dead`). That check asks the kernel whether
+the pid runs, so the directory must be private to the processes of one machine (as the one
+`serve --workers N` makes is).
 
 prometheus_client picks its value class when it is imported: the variable must be in the
 environment before the process starts, or the metrics stay in memory and the sum would silently
@@ -20,7 +23,9 @@ objects on one file would each write their own total over the other's.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +37,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from web.settings import ConfigError
 
 S = TypeVar("S")
+
+_LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+"""prometheus_client's file of the live* gauges of one process (what mark_process_dead removes)."""
 
 
 def check_multiprocess(path: Path) -> None:
@@ -45,8 +53,30 @@ def check_multiprocess(path: Path) -> None:
 
 
 def files_collector(path: Path) -> MultiProcessCollector:
-    """Every process's series in ``path``, merged (what a scrape renders)."""
+    """Every process's series in ``path``, merged (what a scrape renders); the live gauges of
+    processes that died first forgotten."""
+    forget_dead(path)
     return MultiProcessCollector(None, path=str(path))  # type: ignore[no-untyped-call]
+
+
+def forget_dead(path: Path) -> None:
+    """Remove the live gauges' files of processes that no longer run (their counters stay)."""
+    for file in path.glob("gauge_live*.db"):
+        match = _LIVE_FILE.fullmatch(file.name)
+        if match is not None and not _runs(int(match.group(1))):
+            # Two scrapes at once may both find it: the second has nothing left to do.
+            with contextlib.suppress(FileNotFoundError):
+                file.unlink()
+
+
+def _runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, the kernel only checks the pid
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
 
 
 class SharedSeries(Generic[S]):

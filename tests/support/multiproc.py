@@ -17,9 +17,9 @@ import web.metrics
 from web.metrics import Series
 from web.metrics_shared import SharedSeries
 
-FAKE_PID = 4_000_001
-"""A pid no real process has here (above the kernel's default limit): a process that only ever
-existed in this test's files."""
+DEAD_PID = 4_000_001
+"""A pid no process has here (above the kernel's default limit): a process that died without
+stopping, as far as the live gauges can tell."""
 
 
 @dataclass
@@ -38,6 +38,10 @@ class Processes:
 
     def this_process(self) -> None:
         self.become(os.getpid())
+
+    def another_running_process(self) -> None:
+        """A process that runs (the live gauges of dead ones are dropped): this one's parent."""
+        self.become(os.getppid())
 
     def files(self) -> list[str]:
         return sorted(p.name for p in self.path.iterdir())
