@@ -4,27 +4,36 @@ A logged-in admin's session holds ``{"token": ..., "at": <login time>, "id": <lo
 SESSION_KEY. The token is an HMAC of a random value made once per app (the nonce) keyed with the
 admin password; the login id names a login the server keeps (:class:`AdminLogins`). So:
 
-- a changed password or a restart logs every admin out;
+- a changed password logs every admin out, and so does a restart of a single process;
 - logout ends the login on the server: a copy of the cookie taken before it opens nothing (a
   signed cookie alone cannot be taken back, so the server must know which logins are open);
 - the cookie never carries the password or a hash of the password alone;
 - a login expires ADMIN_SESSION_MAX_AGE_S after it was made, whatever the cookie says.
 
+With UNDERSTUDY_REDIS_URL, several processes serve one app (a request may reach any of them):
+the nonce and the open logins are then kept in Redis (:class:`RedisAdminLogins`), so a login made
+through one process opens every process's pages and a logout closes them all; a process that
+restarts logs nobody out.
+
 Failed logins are limited per client address: after LOGIN_LIMIT in LOGIN_WINDOW_S, even the right
 password gets 429 with a Retry-After until the oldest failure leaves the window. The routes that
-use all this are in web.routes.admin_login.
+use all this are in web.routes.admin_login. The limit is counted by each process (with several,
+a client gets that many tries from each).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from web.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SESSION_KEY = "admin"
 LOGIN_LIMIT = 5
@@ -67,7 +76,8 @@ class LoginLimiter:
 class AdminLogins(Protocol):
     """The admin logins that are open, by id: what logout and a password change revoke.
 
-    One in-process implementation for now; several processes would share one through a store.
+    In this process (:class:`LocalAdminLogins`), or in Redis for several processes
+    (:class:`RedisAdminLogins`).
     """
 
     def open(self, now: float) -> str: ...
@@ -100,6 +110,53 @@ class LocalAdminLogins:
         self._opened.clear()
 
 
+class RedisAdminLogins:
+    """The open logins as Redis keys, one per login, expiring with it; and the nonce that every
+    process of the app shares (made by the first that starts).
+
+    A plain (blocking) client: one small GET per admin request, on loopback or a LAN, is cheaper
+    than making every caller of AdminAuth.admits async. Redis unreachable: nobody is admitted
+    (logged), rather than anybody."""
+
+    def __init__(self, url: str, *, prefix: str, max_age_s: float = ADMIN_SESSION_MAX_AGE_S):
+        from redis import Redis
+
+        self.max_age_s = max_age_s
+        self._keys = f"{prefix}admin-login:"
+        self._nonce_key = f"{prefix}admin-nonce"
+        self._redis = Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    def shared_nonce(self) -> bytes:
+        """The app's nonce: this process's proposal, unless another process's came first."""
+        self._redis.set(self._nonce_key, secrets.token_bytes(32), nx=True)
+        nonce = self._redis.get(self._nonce_key)
+        assert isinstance(nonce, bytes), "the nonce was deleted as it was made"
+        return nonce
+
+    def open(self, now: float) -> str:
+        login_id = secrets.token_urlsafe(24)
+        # The key outlives the login by a second: is_open, not the expiry, decides.
+        self._redis.set(self._keys + login_id, repr(now), ex=int(self.max_age_s) + 1)
+        return login_id
+
+    def is_open(self, login_id: str, now: float) -> bool:
+        from redis import RedisError
+
+        try:
+            at = self._redis.get(self._keys + login_id)
+        except RedisError as exc:
+            log.warning("admin login not checked, Redis did not answer (%s): refused", exc)
+            return False
+        return isinstance(at, bytes) and now - float(at) <= self.max_age_s
+
+    def close(self, login_id: str) -> None:
+        self._redis.delete(self._keys + login_id)
+
+    def close_all(self) -> None:
+        for key in self._redis.scan_iter(match=f"{self._keys}*"):
+            self._redis.delete(key)
+
+
 @dataclass(frozen=True)
 class AdminAuth:
     """The admin password of this app and what checks logins against it."""
@@ -113,10 +170,20 @@ class AdminAuth:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdminAuth:
-        return cls(
-            password=settings.admin_password or secrets.token_urlsafe(12),
-            generated=settings.admin_password is None,
-        )
+        password = settings.admin_password or secrets.token_urlsafe(12)
+        generated = settings.admin_password is None
+        if not settings.redis_url:
+            return cls(password=password, generated=generated)
+        from redis import RedisError
+
+        logins = RedisAdminLogins(settings.redis_url, prefix=settings.redis_prefix)
+        try:
+            nonce = logins.shared_nonce()
+        except RedisError as exc:
+            # Start anyway, as the breakers do: this process's admin logins are its own.
+            log.warning("Redis did not answer (%s): admin logins here open no other process", exc)
+            return cls(password=password, generated=generated)
+        return cls(password, generated, nonce=nonce, logins=logins)
 
     def token(self) -> str:
         return hmac.new(self.password.encode(), self.nonce, hashlib.sha256).hexdigest()
