@@ -11,6 +11,10 @@
 Ages and waits are measured from ``utc_now`` (a dependency, so tests fix the moment). Every
 figure is of users' turns: drills' turns are counted apart (web.db.admin_queries).
 
+Every figure comes from the database or the settings, the same whichever process serves the page,
+but the circuit breakers: shared through Redis with UNDERSTUDY_REDIS_URL, else this process's
+(said on the page).
+
 Every page needs an admin login (AdminDep, web.routes.admin_login) and is sent ``no-store``.
 CSV cells that a spreadsheet would run as a formula are defused with a leading quote.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 
@@ -118,6 +123,8 @@ async def dashboard(
             "page_url": lambda n: f"/admin?{filters.query(page=n)}",
             "csv_url": f"/admin/degraded.csv?{filters.query(page=None)}",
             "breakers": await tier_health(state_of(request).chain),
+            # In Redis they are every process's; else this process's, and the page says so.
+            "breakers_of_process": None if settings.redis_url else os.getpid(),
             **DRILL_WORDS,
         },
     )
