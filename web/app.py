@@ -46,6 +46,7 @@ from web.errors import AppError
 from web.landings import Landings
 from web.lineup import LineUp
 from web.metrics import Metrics
+from web.metrics_shared import check_multiprocess
 from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
@@ -153,6 +154,8 @@ def create_app(
     templates = make_templates()
     admin_auth = AdminAuth.from_settings(settings)
     register_secrets(*settings.secrets(), admin_auth.password)
+    if settings.metrics_dir is not None:
+        check_multiprocess(settings.metrics_dir)  # before serving: `serve` says it and exits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,8 +17,8 @@ miss this process (:func:`check_multiprocess` refuses to start then).
 
 One process may hold several apps (the tests make many): they all write the same series, so
 their figures add up in this process's files as if they were one app. The series are made once
-per process and directory (:class:`SharedSeries`), not once per app, because two sets of metric
-objects on one file would each write their own total over the other's.
+per process (:class:`SharedSeries`), not once per app, because two sets of metric objects on one
+file would each write their own total over the other's.
 """
 
 from __future__ import annotations
