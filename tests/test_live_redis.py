@@ -143,3 +143,24 @@ async def test_the_running_process_watchers_stay_local(
     sub = await a.follow("t4")
     assert sub is not None and a.get("t4") is not None
     assert a.expect("t4", "c4", None) is None
+
+
+async def test_redis_down_never_fails_the_turn_and_keeps_only_running_turns() -> None:
+    async def is_live(turn_id: str) -> bool:
+        return True
+
+    down = RedisLiveTurns("redis://127.0.0.1:1/0", "understudy-test-down:", is_live, flush_s=0)
+    try:
+        sub_turn = down.open("t5", "c5")
+        local = down.subscribe("t5")
+        down.publish("t5", TextDelta("still shown here"))
+        down.open("t6", "c6")
+        down.publish("t6", Finished(answer(SONNET, "done", [])))
+        assert sub_turn.text == "still shown here" and local is not None
+        assert await down.follow("t7") is None  # a read fails quietly: not live anywhere known
+        async with asyncio.timeout(WITHIN_S):
+            while "t6" in down._pending or "t5" not in down._pending:  # noqa: ASYNC110 (a failed write sets no event)
+                await asyncio.sleep(0.01)
+        assert [item["t"] for item in down._pending["t5"]] == ["o", "d"]
+    finally:
+        await down.aclose()

@@ -103,9 +103,11 @@ class RedisLiveTurns:
             pending, self._pending = self._pending, {}
             if not await self._write(pending):
                 # Keep the order: what failed goes before what came meanwhile; try again later.
+                # Ended turns are let go (their watchers elsewhere read the database), so an
+                # outage holds only the running turns' updates.
                 for turn_id, items in self._pending.items():
                     pending.setdefault(turn_id, []).extend(items)
-                self._pending = pending
+                self._pending = {t: items for t, items in pending.items() if items[-1]["t"] != "e"}
                 await asyncio.sleep(RETRY_S)
                 self._dirty.set()
 
