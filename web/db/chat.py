@@ -25,7 +25,7 @@ from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
 from web.errors import CONVERSATION_NOT_FOUND, Conflict, NotFound
 from web.providers.base import ChatMessage
-from web.status import TurnStatus
+from web.status import LIVE_STATUSES, TurnStatus
 
 TITLE_CHARS = 60
 TURN_NOT_FOUND = "This reply does not exist in this conversation."
@@ -388,3 +388,13 @@ def _append(history: list[ChatMessage], message: ChatMessage) -> None:
         )
     else:
         history.append(message)
+
+
+async def live_turn_in(factory: Factory, conversation_id: str) -> str | None:
+    """The turn running in this conversation according to its row (in any process), if any."""
+    async with read_scope(factory) as session:
+        return await session.scalar(
+            select(Turn.id)
+            .where(Turn.conversation_id == conversation_id, Turn.status.in_(LIVE_STATUSES))
+            .limit(1)
+        )
