@@ -13,12 +13,13 @@ page). Each change is one atomic read-modify-write of one tier's state through a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from web.breaker import (
     BreakerConfig,
@@ -80,6 +81,9 @@ class RedisStore:
         )
         self._local = LocalStore()
         self._clock = clock
+        self._queued: dict[str, list[tuple[Change[Any], asyncio.Future[Any]]]] = {}
+        self._flushing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0.0
         self._warned = False
 
@@ -95,6 +99,46 @@ class RedisStore:
         return result
 
     async def _change(self, tier: str, change: Change[T]) -> T:
+        """Queue the change for the tier's next transaction and wait for its result.
+
+        One transaction per tier at a time in this process, carrying every change queued
+        meanwhile: concurrent turns of one process never race each other's WATCH (each would
+        make all the others read again: a storm that grows with the square of the turns), and
+        only other processes' writes can send a transaction round again.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(tier, []).append((change, future))
+        if tier not in self._flushing:
+            self._flushing.add(tier)
+            task = asyncio.create_task(self._flush(tier), name=f"breaker-{tier}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        result: T = await future
+        return result
+
+    async def _flush(self, tier: str) -> None:
+        try:
+            while queued := self._queued.pop(tier, None):
+                try:
+                    outcomes = await self._apply(tier, [change for change, _ in queued])
+                except Exception as exc:  # Redis unreachable: every caller falls back
+                    for _, future in queued:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), (value, error) in zip(queued, outcomes, strict=True):
+                    if future.done():  # its turn was cancelled meanwhile
+                        continue
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(value)
+        finally:
+            self._flushing.discard(tier)
+
+    async def _apply(
+        self, tier: str, changes: list[Change[Any]]
+    ) -> list[tuple[Any, Exception | None]]:
         from redis.exceptions import WatchError
 
         key = self._prefix + tier
@@ -104,11 +148,15 @@ class RedisStore:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
                     state = TierBreaker.from_json(json.loads(raw)) if raw else TierBreaker()
-                    result = change(state)
+                    outcomes = [_applied(change, state) for change in changes]
+                    after = json.dumps(state.to_json())
+                    if raw is not None and after == _text(raw):
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]  # nothing changed
+                        return outcomes
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, json.dumps(state.to_json()))
+                    pipe.set(key, after)
                     await pipe.execute()
-                    return result
+                    return outcomes
                 except WatchError:
                     continue  # another process changed it meanwhile: read again
 
@@ -145,6 +193,17 @@ class RedisStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _applied(change: Change[Any], state: TierBreaker) -> tuple[Any, Exception | None]:
+    try:
+        return change(state), None
+    except Exception as exc:  # a bug in one change fails its caller, not the others
+        return None, exc
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 @dataclass(frozen=True)
