@@ -1,13 +1,15 @@
 """create_app(settings): the FastAPI app, its routers, templates, error pages and lifespan.
 
-At start: the database is upgraded and turns a previous run left live are marked interrupted;
+At start: the database is upgraded; this process announces itself with a lease (web.processes)
+and the live turns of processes that died are marked interrupted (never those of another live
+process);
 with no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and
 every tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
 conversations (web.trash) starts, and, with a [deferral] table, the worker that lands queued
 replies (web.deferral_worker; not with `serve --no-worker`). The chain's line-up is logged: which
 tiers run and which are left out because their key is not set (web.lineup). At shutdown: the
 worker finishes its step, running turns are cancelled and recorded "interrupted" with their
-partial text, then the simulator stops.
+partial text, the process's lease is given up, then the simulator stops.
 
 What the running app holds is one AppState (web.state), attached by the lifespan; why it is built
 there and not here is that module's docstring.
@@ -35,7 +37,6 @@ from web.breaker_store import Breakers, BreakerStore, LocalStore, RedisStore
 from web.chain import Chain
 from web.db.migrate import upgrade_database
 from web.db.session import Factory, make_engine, make_sessionmaker
-from web.db.turnlog import interrupt_live_turns
 from web.deferral import Deferral
 from web.deferral_backends import backend_for
 from web.deferral_config import Backend as BackendKind
@@ -46,6 +47,7 @@ from web.errors import AppError
 from web.landings import Landings
 from web.lineup import LineUp
 from web.metrics import Metrics
+from web.processes import ProcessLease
 from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
@@ -65,7 +67,7 @@ from web.routes import (
 )
 from web.routes.admin_login import LoginRequired
 from web.routes.demo import sim_client
-from web.runner import TurnRunner
+from web.runner import DEADLINE_GRACE_S, TurnRunner
 from web.security import csrf_token, install_security
 from web.settings import Settings
 from web.sim import SIM_PLACEHOLDER_KEY, sim_base_url
@@ -161,7 +163,12 @@ def create_app(
         await asyncio.to_thread(upgrade_database, current.database_url)
         engine = make_engine(current.database_url)
         sessions = make_sessionmaker(engine)
-        await interrupt_live_turns(sessions)
+        lease = ProcessLease(
+            sessions,
+            lease_s=current.lease_s,
+            orphan_after_s=current.turn_deadline_s + DEADLINE_GRACE_S + current.lease_s,
+        )
+        await lease.start()
         if sim is not None:
             await sim.start("127.0.0.1", 0)
             if not current.api_keys:
@@ -202,8 +209,10 @@ def create_app(
             deferral=deferral,
             worker=worker,
             landings=landings,
+            process=lease,
         )
         state.attach(app)
+        lease.beat_in_background(runner.is_running)
         state.trash.start()
         if worker is not None:
             worker.start()
@@ -214,6 +223,7 @@ def create_app(
             if worker is not None:
                 await worker.close()
             await runner.shutdown()
+            await lease.close()
             await state.drills.aclose()
             if state.sim_client is not None:
                 await state.sim_client.aclose()
