@@ -72,6 +72,7 @@ from web.security import csrf_token, install_security
 from web.settings import Settings
 from web.sim import SIM_PLACEHOLDER_KEY, sim_base_url
 from web.sim.access import SimAccess
+from web.sim.proxy import ControlProxy
 from web.sim.server import SimServer, control_app
 from web.state import AppState
 from web.storage import private_dir
@@ -146,11 +147,18 @@ def deferral_worker(
 
 
 def create_app(
-    settings: Settings, *, served_host: str | None = None, run_worker: bool = True
+    settings: Settings,
+    *,
+    served_host: str | None = None,
+    run_worker: bool = True,
+    shared_sim: str | None = None,
 ) -> FastAPI:
     """`served_host`: what `understudy serve --host` binds, a Host that /_sim accepts when exposed.
-    `run_worker`: run the deferral worker in this process (`serve --no-worker`: another does)."""
-    sim = SimServer() if wants_embedded_sim(settings) else None
+    `run_worker`: run the deferral worker in this process (`serve --no-worker`: another does).
+    `shared_sim`: a worker of `serve --workers N` in demo mode: the simulator its parent runs for
+    every worker (settings.sim_url), whose control API /_sim forwards to (web.sim.proxy)."""
+    sim = SimServer() if shared_sim is None and wants_embedded_sim(settings) else None
+    proxy = ControlProxy(shared_sim) if shared_sim is not None else None
     sim_access = SimAccess(expose=settings.expose_sim, served_host=served_host)
     templates = make_templates()
     admin_auth = AdminAuth.from_settings(settings)
@@ -232,6 +240,8 @@ def create_app(
                 await chain.breakers.aclose()
             if sim is not None:
                 await sim.stop()
+            if proxy is not None:
+                await proxy.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -246,6 +256,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     if sim is not None:
         app.mount("/_sim", sim_access.guard(control_app(sim)), name="sim")
+    elif proxy is not None:
+        app.mount("/_sim", sim_access.guard(proxy.app), name="sim")
     app.include_router(chat.router)
     app.include_router(stream.router)
     app.include_router(upgrade.router)
