@@ -8,6 +8,11 @@ that store a user's message open its turn through it, in the same transaction); 
 only read, to show each user message with its reply and to build the history a turn sends. Which
 turn is a message's reply (the latest, unless it is an upgrade that did not answer) is
 :mod:`web.db.exchanges`. The sidebar's list is :mod:`web.db.sidebar`.
+
+A conversation takes one reply at a time, whichever process is asked: the transaction that opens
+a turn first locks the conversation's row, then refuses (Conflict) while a reply is queued in it
+or a live process (web.processes) is writing one. The runner's claim (web.runner) is only the
+in-process fast path in front of it.
 """
 
 from __future__ import annotations
