@@ -327,3 +327,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if ui:
         ui_ids = {id(item) for item in ui}
         items[:] = [item for item in items if id(item) not in ui_ids] + ui
+
+
+# Last: it builds on the live server's helpers above (support.cluster imports them from here).
+from support.cluster import cluster, two_servers  # noqa: E402, F401

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from support.cluster import Cluster, cluster  # noqa: F401  (the fixture)
+from support.cluster import Cluster
 
 
-def test_two_servers_share_one_database(cluster: Cluster) -> None:  # noqa: F811
+def test_two_servers_share_one_database(cluster: Cluster) -> None:
     first, second = cluster.start(), cluster.start()
     assert first.port != second.port
     for server in (first, second):

@@ -34,7 +34,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from web import __version__
 from web.admin_auth import AdminAuth
 from web.breaker_store import Breakers, BreakerStore, LocalStore, RedisStore
+from web.bus import Bus
 from web.chain import Chain
+from web.commands import TurnCommands
+from web.db.deferred import turn_status
 from web.db.migrate import upgrade_database
 from web.db.session import Factory, make_engine, make_sessionmaker
 from web.deferral import Deferral
@@ -44,8 +47,10 @@ from web.deferral_worker import LEASE_S, DeferralWorker
 from web.deps import is_htmx
 from web.drills import Drills
 from web.errors import AppError
-from web.landings import Landings
+from web.landings import LANDED, Landings
 from web.lineup import LineUp
+from web.live import LiveTurns, LocalLiveTurns
+from web.live_redis import RedisLiveTurns
 from web.metrics import Metrics
 from web.processes import ProcessLease
 from web.providers.anthropic_batches import AnthropicBatches
@@ -105,6 +110,24 @@ def breakers_for(settings: Settings) -> Breakers:
     if settings.redis_url:
         store = RedisStore(settings.redis_url, prefix=f"{settings.redis_prefix}breaker:")
     return Breakers({t.name: t.breaker for t in settings.tiers}, store)
+
+
+def _shared_live_state(
+    settings: Settings, sessions: Factory, process_id: str, landings: Landings
+) -> tuple[Bus | None, LiveTurns]:
+    """With UNDERSTUDY_REDIS_URL: the bus to the other processes (commands, landings) and live
+    turns any process can follow (web.live_redis). Without: this process's live turns alone."""
+    if not settings.redis_url:
+        return None, LocalLiveTurns()
+    bus = Bus(settings.redis_url, settings.redis_prefix, process_id)
+    landings.relay = lambda turn_id: bus.post(LANDED, turn=turn_id)
+    bus.on(LANDED, lambda message: landings.heard(str(message.get("turn"))))
+
+    async def is_live(turn_id: str) -> bool:
+        status = await turn_status(sessions, turn_id)
+        return status is not None and status.is_live
+
+    return bus, RedisLiveTurns(settings.redis_url, settings.redis_prefix, is_live)
 
 
 def wants_embedded_sim(settings: Settings) -> bool:
@@ -186,6 +209,7 @@ def create_app(
         chain = Chain.from_settings(current, breakers_for(current))
         deferral = Deferral.from_settings(current)
         landings = Landings()
+        bus, live_turns = _shared_live_state(current, sessions, lease.id, landings)
         app_metrics = Metrics(t.info for t in chain.tiers)
         worker = None
         if deferral is not None and run_worker:
@@ -199,6 +223,7 @@ def create_app(
             deferral=deferral,
             on_queued=worker.wake if worker is not None else None,
             metrics=app_metrics,
+            live_turns=live_turns,
         )
         demo = current.sim_url is not None  # every tier answers from a simulator
         state = AppState(
@@ -217,9 +242,13 @@ def create_app(
             deferral=deferral,
             worker=worker,
             landings=landings,
+            commands=TurnCommands(runner, live_turns, bus),
+            bus=bus,
             process=lease,
         )
         state.attach(app)
+        if bus is not None:
+            await bus.start()
         lease.beat_in_background(runner.is_running)
         state.trash.start()
         if worker is not None:
@@ -231,6 +260,9 @@ def create_app(
             if worker is not None:
                 await worker.close()
             await runner.shutdown()
+            await live_turns.aclose()
+            if bus is not None:
+                await bus.aclose()
             await lease.close()
             await state.drills.aclose()
             if state.sim_client is not None:

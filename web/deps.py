@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
+from web.commands import TurnCommands
 from web.db.session import Factory
 from web.runner import TurnRunner
 from web.security import owner_of, verify_csrf
@@ -34,6 +35,14 @@ def runner_of(request: Request) -> TurnRunner:
     return state_of(request).runner
 
 
+def commands_of(request: Request) -> TurnCommands:
+    """Stop and "Answer now" wherever the turn runs (this process alone, if no bus is set)."""
+    state = state_of(request)
+    if state.commands is not None:
+        return state.commands
+    return TurnCommands(state.runner, state.runner.live_turns, None)
+
+
 def templates_of(request: Request) -> Jinja2Templates:
     return state_of(request).templates
 
@@ -49,6 +58,7 @@ def is_htmx(request: Request) -> bool:
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 SessionsDep = Annotated[Factory, Depends(sessions_of)]
 RunnerDep = Annotated[TurnRunner, Depends(runner_of)]
+CommandsDep = Annotated[TurnCommands, Depends(commands_of)]
 TrashDep = Annotated[Trash, Depends(trash_of)]
 OwnerDep = Annotated[str, Depends(owner_of)]
 CSRF = [Depends(verify_csrf)]

@@ -7,9 +7,10 @@ iterator of every later update, so it shows nothing twice and misses nothing, wh
 in between.
 
 :class:`LiveTurns` is the publish/subscribe seam. :class:`LocalLiveTurns` keeps everything in
-this process; a deployment with several processes can put another implementation behind the same
-four methods (the updates are plain frozen dataclasses, and a follower rebuilds the state from
-them with the same ``apply``).
+this process; with several processes, :class:`web.live_redis.RedisLiveTurns` keeps this process's
+turns the same way and mirrors their updates into Redis, where a watcher in any process follows
+them (``follow``; the updates are plain frozen dataclasses, and a follower rebuilds the state
+from them with the same ``apply``).
 """
 
 from __future__ import annotations
@@ -150,6 +151,23 @@ class LiveTurns(Protocol):
         """None if the turn is not live (it has ended: the database has its final state)."""
         ...
 
+    async def follow(self, turn_id: str) -> Subscription | None:
+        """A watcher's subscription to a turn live in this process or, with several processes,
+        in any; None if it is live nowhere (it has ended: the database has its final state). A
+        subscription to another process's turn may end without a Finished: the turn has ended,
+        and its final state is read from the database."""
+        ...
+
+    def expect(
+        self, turn_id: str, conversation_id: str, upgrade_of: str | None
+    ) -> Subscription | None:
+        """For a turn whose row says it is running but that :meth:`follow` did not find: a
+        subscription that waits for it in another process (None: there is no other process, so
+        it is not running anywhere)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
 
 class _Channel:
     __slots__ = ("changed", "log", "turn")
@@ -199,6 +217,17 @@ class LocalLiveTurns:
             return None
         # The copy and the position are taken together, with nothing awaited in between.
         return Subscription(channel.turn.copy(), _follow(channel, len(channel.log)))
+
+    async def follow(self, turn_id: str) -> Subscription | None:
+        return self.subscribe(turn_id)
+
+    def expect(
+        self, turn_id: str, conversation_id: str, upgrade_of: str | None
+    ) -> Subscription | None:
+        return None
+
+    async def aclose(self) -> None:
+        pass
 
 
 async def _follow(channel: _Channel, start: int) -> AsyncIterator[list[Update]]:

@@ -121,7 +121,7 @@ class TurnRunner:
         self._chain = chain
         self._sessions = sessions
         self._deadline_s = deadline_s
-        self.live_turns: LiveTurns = live_turns or LocalLiveTurns()
+        self.live_turns: LiveTurns = LocalLiveTurns() if live_turns is None else live_turns
         self._running: dict[str, _Running] = {}
         self._by_conversation: dict[str, _Running] = {}
         self._claimed: set[str] = set()

@@ -20,7 +20,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.applications import Starlette
 
 from web.admin_auth import AdminAuth
+from web.bus import Bus
 from web.chain import Chain
+from web.commands import TurnCommands
 from web.db.session import Factory
 from web.deferral import Deferral
 from web.deferral_worker import DeferralWorker
@@ -63,6 +65,10 @@ class AppState:
     """The deferral worker of this process (None with `serve --no-worker`, or no deferral)."""
     landings: Landings = field(default_factory=Landings)
     """Wakes the pages of queued turns when their reply lands."""
+    commands: TurnCommands | None = None
+    """Stop and "Answer now" wherever the turn runs (web.commands); the lifespan sets it."""
+    bus: Bus | None = None
+    """The channel to the other processes (web.bus), with UNDERSTUDY_REDIS_URL."""
     sim_access: SimAccess = field(default_factory=SimAccess)
     """Who may use /_sim and the outage panel (loopback only unless UNDERSTUDY_EXPOSE_SIM=1)."""
 

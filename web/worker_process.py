@@ -2,8 +2,9 @@
 
 Run it beside `understudy serve --no-worker` processes (or several of them, against PostgreSQL:
 they never take the same job). It needs the tiers' API keys or UNDERSTUDY_SIM_URL: the embedded
-simulator of demo mode lives inside `understudy serve`. Replies it lands reach open pages through
-their streams' poll of the database (web.routes.stream).
+simulator of demo mode lives inside `understudy serve`. Replies it lands reach open pages at once
+through the bus with UNDERSTUDY_REDIS_URL (web.bus), else through their streams' poll of the
+database (web.routes.stream) within a few seconds.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import uuid
 
 import click
 
 from web.app import breakers_for, deferral_worker
+from web.bus import Bus
 from web.chain import Chain
 from web.db.migrate import check_database
 from web.db.session import make_engine, make_sessionmaker
 from web.deferral import Deferral
+from web.landings import LANDED
 from web.redact import register_secrets
 from web.settings import ConfigError, Settings
 
@@ -49,7 +53,12 @@ async def _main(settings: Settings, deferral: Deferral) -> None:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     chain = Chain.from_settings(settings, breakers_for(settings))
-    worker = deferral_worker(settings, sessions, chain, deferral)
+    bus = None
+    if settings.redis_url:
+        bus = Bus(settings.redis_url, settings.redis_prefix, f"worker-{uuid.uuid4().hex}")
+        await bus.start()
+    on_done = None if bus is None else (lambda turn_id: bus.post(LANDED, turn=turn_id))
+    worker = deferral_worker(settings, sessions, chain, deferral, on_done)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,6 +70,8 @@ async def _main(settings: Settings, deferral: Deferral) -> None:
         await stop.wait()
     finally:
         await worker.close()
+        if bus is not None:
+            await bus.aclose()
         await chain.aclose()
         if chain.breakers is not None:
             await chain.breakers.aclose()

@@ -36,6 +36,14 @@ class ChatClient:
     def close(self) -> None:
         self.http.close()
 
+    def elsewhere(self, url: str) -> ChatClient:
+        """The same browser session talking to another server of the deployment (its cookie and
+        CSRF token; the servers share the session signing key)."""
+        other = ChatClient.__new__(ChatClient)
+        other.http = httpx.Client(base_url=url, timeout=15.0, cookies=self.http.cookies)
+        other.csrf = self.csrf
+        return other
+
     def post(
         self, path: str, data: dict[str, str] | None = None, htmx: bool = True
     ) -> httpx.Response:

@@ -8,6 +8,8 @@ since other test runs use the same Redis), the session signing key and the admin
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
 import secrets
 import subprocess
@@ -17,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -27,8 +29,14 @@ from conftest import FAST_PROFILE, LiveApp, free_port, start_live_app, understud
 from support.database import create_pg_database, drop_pg_database
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+T = TypeVar("T")
 WITHIN_S = 60.0
 """An upper bound on each wait (a loaded machine is slow; nothing here needs it to be fast)."""
+
+
+def _in_thread(call: Callable[[], T]) -> T:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
 
 
 def redis_or_skip() -> None:
@@ -87,6 +95,10 @@ class Cluster:
         self.servers.append(server)
         return server
 
+    def reset(self) -> None:
+        self.sim.clear_faults()
+        self.sim.set_profile("*", **FAST_PROFILE)
+
     def close(self) -> None:
         for server in self.servers:
             server.stop()
@@ -112,9 +124,26 @@ def cluster() -> Iterator[Cluster]:
     """Start servers with ``cluster.start()``; each test gets a fresh database and prefix.
 
     The lease is short (2 s), so a killed server's turns are interrupted within seconds."""
+    with running_cluster() as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def two_servers() -> Iterator[Cluster]:
+    """Two servers started once for a module's tests (which must not stop them); each test
+    resets the simulator with :meth:`Cluster.reset`."""
+    with running_cluster() as made:
+        made.start()
+        made.start()
+        yield made
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[Cluster]:
     redis_or_skip()
     base = Path(tempfile.mkdtemp(prefix="understudy-cluster-"))
-    database_url = create_pg_database()
+    # In a thread: these run their own event loop, and a browser test's thread already has one.
+    database_url = _in_thread(create_pg_database)
     process, sim = _start_sim(base)
     prefix = f"understudy-test-{uuid.uuid4().hex[:12]}:"
     env = {
@@ -132,7 +161,7 @@ def cluster() -> Iterator[Cluster]:
         made.close()
         process.terminate()
         process.wait(10)
-        drop_pg_database(database_url)
+        _in_thread(lambda: drop_pg_database(database_url))
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)

@@ -443,3 +443,13 @@ def _append(history: list[ChatMessage], message: ChatMessage) -> None:
         )
     else:
         history.append(message)
+
+
+async def live_turn_in(factory: Factory, conversation_id: str) -> str | None:
+    """The turn running in this conversation according to its row (in any process), if any."""
+    async with read_scope(factory) as session:
+        return await session.scalar(
+            select(Turn.id)
+            .where(Turn.conversation_id == conversation_id, Turn.status.in_(LIVE_STATUSES))
+            .limit(1)
+        )

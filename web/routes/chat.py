@@ -39,6 +39,7 @@ from web.db.session import Factory
 from web.db.writelock import urgent_writes
 from web.deps import (
     CSRF,
+    CommandsDep,
     OwnerDep,
     RunnerDep,
     SessionsDep,
@@ -293,15 +294,15 @@ async def stop_turn(
     conversation_id: str,
     turn_id: str,
     owner: OwnerDep,
-    runner: RunnerDep,
+    commands: CommandsDep,
 ) -> Response:
     await _owned_turn(request, owner, conversation_id, turn_id)
-    await runner.stop(turn_id)
+    await commands.stop(turn_id)
     row = await _owned_turn(request, owner, conversation_id, turn_id)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     views = replies_of(request)
-    if runner.is_running(turn_id):
+    if row.turn.status.is_live:  # its process did not answer in time: shown as it is
         return HTMLResponse(views.done_fragment(views.reply(row.turn, row.reply)))
     final = views.settled(row.turn, row.reply)
     state = state_of(request)
@@ -314,13 +315,13 @@ async def skip_attempt(
     conversation_id: str,
     turn_id: str,
     owner: OwnerDep,
-    runner: RunnerDep,
+    commands: CommandsDep,
     attempt: Annotated[int, Form()] = 0,
 ) -> Response:
     """ "Answer with <next tier> now": stop waiting for the try in progress. The stream shows
     what follows; a try that answered meanwhile (or a reply that ended) is left alone."""
     await _owned_turn(request, owner, conversation_id, turn_id)
-    runner.skip(turn_id, attempt)
+    await commands.skip(turn_id, attempt)
     if not is_htmx(request):
         return RedirectResponse(f"/c/{conversation_id}", status_code=303)
     return Response(status_code=204)

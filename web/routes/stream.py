@@ -46,7 +46,8 @@ async def stream_turn(
     runner: RunnerDep,
 ) -> EventSourceResponse:
     views = replies_of(request)
-    subscription = runner.live_turns.subscribe(turn_id)
+    live_turns = runner.live_turns
+    subscription = await live_turns.follow(turn_id)
 
     async def ended(final: ReplyView, upgrade_of: str | None) -> str:
         try:
@@ -56,11 +57,21 @@ async def stream_turn(
             # still this watcher's; only the offer to upgrade it waits for the next page.
             return views.done_fragment(final)
 
+    async def settle() -> ReplyView:
+        """The final state from the database (a turn another process ran, or ran until it died)."""
+        row = await db.get_checked_turn(sessions, conversation_id, turn_id)
+        return views.settled(row.turn, row.reply)
+
     if subscription is not None and subscription.turn.conversation_id == conversation_id:
         await db.get_conversation(sessions, owner, conversation_id)
-        return EventSourceResponse(_events(views, subscription, ended), ping=SSE_PING_S)
-    # Ended: replay the stored final state and close. Never call a model from here.
+        return EventSourceResponse(_events(views, subscription, ended, settle), ping=SSE_PING_S)
     row = await db.get_turn(sessions, owner, conversation_id, turn_id)
+    if row.turn.status.is_live:
+        # Running in another process that has not published yet (its POST was just answered).
+        expected = live_turns.expect(turn_id, conversation_id, row.turn.upgrade_of)
+        if expected is not None:
+            return EventSourceResponse(_events(views, expected, ended, settle), ping=SSE_PING_S)
+    # Ended: replay the stored final state and close. Never call a model from here.
     if row.turn.status is TurnStatus.QUEUED:
         landings = state_of(request).landings
         queued = _landing(views, landings, sessions, ended, conversation_id, turn_id)
@@ -98,9 +109,15 @@ async def _landing(
 
 
 async def _events(
-    views: Replies, subscription: Subscription, ended: Ended
+    views: Replies,
+    subscription: Subscription,
+    ended: Ended,
+    settle: Callable[[], Awaitable[ReplyView]],
 ) -> AsyncIterator[ServerSentEvent]:
     """The reply so far, then what changes, then "done".
+
+    A subscription to another process's turn ends without a Finished (web.live_redis): the final
+    state is then the database's (``settle``).
 
     "snapshot" replaces the whole reply: when it connects, and when the tier whose text is shown
     changes (its first text, or a restart). "update" swaps parts into the reply on the page: the
@@ -126,6 +143,8 @@ async def _events(
             yield event
         if now.text_len and any(e.event == "update" for e in events):
             await asyncio.sleep(BODY_INTERVAL_S)
+    final = await settle()
+    yield ServerSentEvent(await ended(final, reply.upgrade_of), event="done")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.db import chat as db
-from web.deps import CSRF, OwnerDep, RunnerDep, SessionsDep, TrashDep, is_htmx
+from web.deps import CSRF, CommandsDep, OwnerDep, RunnerDep, SessionsDep, TrashDep, is_htmx
 
 router = APIRouter()
 
@@ -32,12 +32,14 @@ async def delete_conversation(
     owner: OwnerDep,
     sessions: SessionsDep,
     runner: RunnerDep,
+    commands: CommandsDep,
     trash: TrashDep,
 ) -> Response:
     await db.get_conversation(sessions, owner, conversation_id)
-    running = runner.live_in(conversation_id)
+    # Running here, or (several processes) in another process.
+    running = runner.live_in(conversation_id) or await db.live_turn_in(sessions, conversation_id)
     if running is not None:
-        await runner.stop(running)
+        await commands.stop(running)
     await trash.delete(owner, conversation_id)
     return _go(request, f"/?deleted={conversation_id}")
 
