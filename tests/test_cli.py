@@ -91,3 +91,11 @@ def test_worker_alone_needs_a_deferral_table(tmp_path: Path) -> None:
         ["worker"], tmp_path, UNDERSTUDY_CHAIN=str(chain), UNDERSTUDY_SIM_URL="http://127.0.0.1:1"
     )
     _assert_one_line_config_error(result, "no [deferral] table")
+
+
+def test_serve_refuses_several_workers_without_redis(tmp_path: Path) -> None:
+    result = _run(["serve", "--port", "0", "--workers", "2"], tmp_path)
+    _assert_one_line_config_error(
+        result, "--workers 2 needs UNDERSTUDY_REDIS_URL", "another process than the one running"
+    )
+    assert "Understudy is running" not in result.stdout

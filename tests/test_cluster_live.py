@@ -163,3 +163,24 @@ def test_answer_now_pressed_on_another_server_moves_to_the_next_tier(two_servers
     finally:
         here.close()
         there.close()
+
+
+def test_a_second_message_on_another_server_is_refused_while_one_is_answered(
+    two_servers: Cluster,
+) -> None:
+    """The conversation is held across processes: the second message is not answered first."""
+    cluster = two_servers
+    cluster.reset()
+    one, two = cluster.servers
+    cluster.sim.set_profile("*", first_token_s=0.1, tokens_per_s=10.0, reply_tokens=TOKENS)
+    here = ChatClient(one.url)
+    there = here.elsewhere(two.url)
+    try:
+        conversation = here.new_conversation("hold")
+        turn = here.last_turn(conversation)
+        refused = there.send(conversation, "too soon")
+        assert refused.status_code == 409, refused.text
+        assert _final(there.finish(conversation, turn))[0] == "done"
+    finally:
+        here.close()
+        there.close()

@@ -124,3 +124,21 @@ async def test_an_undone_deletion_is_not_purged(sessions: Factory) -> None:
         await chat.get_conversation(sessions, OWNER, conversation)  # there, and not deleted
     finally:
         await trash.close()
+
+
+async def test_an_idle_sweep_looks_again_after_keep_s_for_another_process_deletions(
+    sessions: Factory,
+) -> None:
+    time = SteppedTime()
+    trash = WatchedTrash(sessions, time)
+    conversation = (await chat.start_conversation(sessions, OWNER, "elsewhere")).conversation_id
+    trash.start()
+    try:
+        assert await time.next_sleep() == KEEP_S  # nothing deleted: it looks again then
+        # Another process deletes it: nothing wakes this one's sweep.
+        await db.mark_deleted(sessions, OWNER, conversation, time.clock())
+        time.go.set()
+        assert await trash.next_sweep() == 1
+        assert await db.find_deleted(sessions, OWNER, conversation) is None
+    finally:
+        await trash.close()

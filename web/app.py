@@ -1,13 +1,15 @@
 """create_app(settings): the FastAPI app, its routers, templates, error pages and lifespan.
 
-At start: the database is upgraded and turns a previous run left live are marked interrupted;
+At start: the database is upgraded; this process announces itself with a lease (web.processes)
+and the live turns of processes that died are marked interrupted (never those of another live
+process);
 with no API keys (and no UNDERSTUDY_SIM_URL) the simulated upstream starts in this process and
 every tier points at it (demo mode, its control API mounted at /_sim); the sweep of deleted
 conversations (web.trash) starts, and, with a [deferral] table, the worker that lands queued
 replies (web.deferral_worker; not with `serve --no-worker`). The chain's line-up is logged: which
 tiers run and which are left out because their key is not set (web.lineup). At shutdown: the
 worker finishes its step, running turns are cancelled and recorded "interrupted" with their
-partial text, then the simulator stops.
+partial text, the process's lease is given up, then the simulator stops.
 
 What the running app holds is one AppState (web.state), attached by the lifespan; why it is built
 there and not here is that module's docstring.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -39,7 +40,6 @@ from web.commands import TurnCommands
 from web.db.deferred import turn_status
 from web.db.migrate import upgrade_database
 from web.db.session import Factory, make_engine, make_sessionmaker
-from web.db.turnlog import interrupt_live_turns
 from web.deferral import Deferral
 from web.deferral_backends import backend_for
 from web.deferral_config import Backend as BackendKind
@@ -53,6 +53,7 @@ from web.live import LiveTurns, LocalLiveTurns
 from web.live_redis import RedisLiveTurns
 from web.metrics import Metrics
 from web.metrics_shared import check_multiprocess
+from web.processes import ProcessLease
 from web.providers.anthropic_batches import AnthropicBatches
 from web.ratelimit import SlidingWindow
 from web.redact import register_secrets
@@ -72,11 +73,12 @@ from web.routes import (
 )
 from web.routes.admin_login import LoginRequired
 from web.routes.demo import sim_client
-from web.runner import TurnRunner
+from web.runner import DEADLINE_GRACE_S, TurnRunner
 from web.security import csrf_token, install_security
 from web.settings import Settings
 from web.sim import SIM_PLACEHOLDER_KEY, sim_base_url
 from web.sim.access import SimAccess
+from web.sim.proxy import ControlProxy
 from web.sim.server import SimServer, control_app
 from web.state import AppState
 from web.storage import private_dir
@@ -169,11 +171,18 @@ def deferral_worker(
 
 
 def create_app(
-    settings: Settings, *, served_host: str | None = None, run_worker: bool = True
+    settings: Settings,
+    *,
+    served_host: str | None = None,
+    run_worker: bool = True,
+    shared_sim: str | None = None,
 ) -> FastAPI:
     """`served_host`: what `understudy serve --host` binds, a Host that /_sim accepts when exposed.
-    `run_worker`: run the deferral worker in this process (`serve --no-worker`: another does)."""
-    sim = SimServer() if wants_embedded_sim(settings) else None
+    `run_worker`: run the deferral worker in this process (`serve --no-worker`: another does).
+    `shared_sim`: a worker of `serve --workers N` in demo mode: the simulator its parent runs for
+    every worker (settings.sim_url), whose control API /_sim forwards to (web.sim.proxy)."""
+    sim = SimServer() if shared_sim is None and wants_embedded_sim(settings) else None
+    proxy = ControlProxy(shared_sim) if shared_sim is not None else None
     sim_access = SimAccess(expose=settings.expose_sim, served_host=served_host)
     templates = make_templates()
     admin_auth = AdminAuth.from_settings(settings)
@@ -188,7 +197,12 @@ def create_app(
         await asyncio.to_thread(upgrade_database, current.database_url)
         engine = make_engine(current.database_url)
         sessions = make_sessionmaker(engine)
-        await interrupt_live_turns(sessions)
+        lease = ProcessLease(
+            sessions,
+            lease_s=current.lease_s,
+            orphan_after_s=current.turn_deadline_s + DEADLINE_GRACE_S + current.lease_s,
+        )
+        await lease.start()
         if sim is not None:
             await sim.start("127.0.0.1", 0)
             if not current.api_keys:
@@ -198,8 +212,7 @@ def create_app(
         chain = Chain.from_settings(current, breakers_for(current))
         deferral = Deferral.from_settings(current)
         landings = Landings()
-        process_id = uuid.uuid4().hex
-        bus, live_turns = _shared_live_state(current, sessions, process_id, landings)
+        bus, live_turns = _shared_live_state(current, sessions, lease.id, landings)
         app_metrics = Metrics((t.info for t in chain.tiers), shared_dir=current.metrics_dir)
         worker = None
         if deferral is not None and run_worker:
@@ -234,10 +247,12 @@ def create_app(
             landings=landings,
             commands=TurnCommands(runner, live_turns, bus),
             bus=bus,
+            process=lease,
         )
         state.attach(app)
         if bus is not None:
             await bus.start()
+        lease.beat_in_background(runner.is_running)
         state.trash.start()
         if worker is not None:
             worker.start()
@@ -252,6 +267,7 @@ def create_app(
             await live_turns.aclose()
             if bus is not None:
                 await bus.aclose()
+            await lease.close()
             await state.drills.aclose()
             if state.sim_client is not None:
                 await state.sim_client.aclose()
@@ -260,6 +276,8 @@ def create_app(
                 await chain.breakers.aclose()
             if sim is not None:
                 await sim.stop()
+            if proxy is not None:
+                await proxy.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -274,6 +292,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     if sim is not None:
         app.mount("/_sim", sim_access.guard(control_app(sim)), name="sim")
+    elif proxy is not None:
+        app.mount("/_sim", sim_access.guard(proxy.app), name="sim")
     app.include_router(chat.router)
     app.include_router(stream.router)
     app.include_router(upgrade.router)

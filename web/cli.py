@@ -42,8 +42,20 @@ def main(verbose: bool) -> None:
     is_flag=True,
     help="Do not run the deferral worker in this process (run `understudy worker` instead).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes serving the port (more than one needs UNDERSTUDY_REDIS_URL).",
+)
 def serve(
-    host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str | None, no_worker: bool
+    host: str,
+    port: int,
+    proxy_headers: bool,
+    forwarded_allow_ips: str | None,
+    no_worker: bool,
+    workers: int,
 ) -> None:
     """Start the chat app (with the simulated upstream when no API keys are set)."""
     from web.server import serve as run_server
@@ -57,6 +69,7 @@ def serve(
             proxy_headers=proxy_headers,
             forwarded_allow_ips=forwarded_allow_ips,
             run_worker=not no_worker,
+            workers=workers,
         )
     )
 

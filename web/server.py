@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+from dataclasses import dataclass
 
 import click
 import uvicorn
@@ -40,9 +41,12 @@ LOOPBACK = "127.0.0.1,::1"
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI, *, announces: bool = True) -> None:
+        """``announces``: print the URL and the rest once started (a worker of `--workers N`
+        does not: its parent prints them once for all)."""
         super().__init__(config)
         self._app = app
+        self._announces = announces
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -53,7 +57,8 @@ class _Server(uvicorn.Server):
             # many apps (the tests) would keep every one of them frozen forever.
             gc.collect()
             gc.freeze()
-            announce(self, self._app)
+            if self._announces:
+                announce(self, self._app)
 
 
 def serve(
@@ -63,29 +68,56 @@ def serve(
     proxy_headers: bool = False,
     forwarded_allow_ips: str | None = None,
     run_worker: bool = True,
+    workers: int = 1,
 ) -> int:
+    """``workers`` > 1: that many processes on one port (web.workers)."""
+    quiet_http_clients()
+    settings = Settings.from_env()
+    _check_storage(settings)
+    listen = Listen(host, port, proxy_headers, forwarded_allow_ips, run_worker)
+    if workers > 1:
+        from web.workers import run_workers
+
+        return run_workers(settings, listen, workers)
+    app = create_app(settings, served_host=host, run_worker=run_worker)
+    server = _Server(server_config(app, settings, listen), app)
+    server.run()
+    return 0 if server.started else 1
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where and how the app listens: `understudy serve`'s options."""
+
+    host: str
+    port: int
+    proxy_headers: bool = False
+    forwarded_allow_ips: str | None = None
+    run_worker: bool = True
+
+
+def quiet_http_clients() -> None:
     # One line per model request is the turn log's job, not the HTTP clients'.
     for name in ("httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    settings = Settings.from_env()
-    _check_storage(settings)
-    app = create_app(settings, served_host=host, run_worker=run_worker)
-    config = uvicorn.Config(
+
+
+def server_config(app: FastAPI, settings: Settings, listen: Listen) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=listen.host,
+        port=listen.port,
         log_config=None,  # keep the CLI's logging set-up
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         http=protocol_with_timeout(settings.header_timeout_s),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         timeout_keep_alive=KEEP_ALIVE_S,
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips=(forwarded_allow_ips or LOOPBACK) if proxy_headers else LOOPBACK,
+        proxy_headers=listen.proxy_headers,
+        forwarded_allow_ips=(listen.forwarded_allow_ips or LOOPBACK)
+        if listen.proxy_headers
+        else LOOPBACK,
     )
-    server = _Server(config, app)
-    server.run()
-    return 0 if server.started else 1
 
 
 def _check_storage(settings: Settings) -> None:
@@ -102,32 +134,39 @@ def _check_storage(settings: Settings) -> None:
 
 
 def announce(server: uvicorn.Server, app: FastAPI) -> None:
-    url = None
-    bound_host = ""
-    for listener in server.servers:
-        for sock in listener.sockets:
-            bound_host, bound_port = sock.getsockname()[:2]
-            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-            url = f"http://{shown}:{bound_port}/"
-            break
-        if url:
-            break
+    bound = next((sock.getsockname() for lst in server.servers for sock in lst.sockets), None)
     state = AppState.of(app)
-    click.echo(f"Understudy is running at {url}")
-    if state.demo_mode:
-        click.echo(
-            f"Demo mode: replies come from the simulated upstream at {state.settings.sim_url}."
-        )
-    lineup = LineUp.of(state.settings)
+    generated = state.admin.password if state.admin.generated else None
+    print_banner(bound, state.settings, demo=state.demo_mode, generated_password=generated)
+
+
+def print_banner(
+    bound: tuple[str, int] | None,
+    settings: Settings,
+    *,
+    demo: bool,
+    generated_password: str | None,
+    workers: int = 1,
+) -> None:
+    """What `understudy serve` says once it listens: ``bound`` is the socket's (host, port)."""
+    bound_host, url = "", None
+    if bound is not None:
+        bound_host, bound_port = bound[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        url = f"http://{shown}:{bound_port}/"
+    click.echo(f"Understudy is running at {url}" + (f" ({workers} workers)" if workers > 1 else ""))
+    if demo:
+        click.echo(f"Demo mode: replies come from the simulated upstream at {settings.sim_url}.")
+    lineup = LineUp.of(settings)
     click.echo(lineup.chain_line())
     left_out = lineup.left_out_line()
     if left_out:
         click.echo(left_out)
-    notice = startup_notice(bound_host, state.settings.expose_sim)
-    if notice and (state.demo_mode or state.settings.expose_sim):
+    notice = startup_notice(bound_host, settings.expose_sim)
+    if notice and (demo or settings.expose_sim):
         click.echo(notice)
-    if state.admin.generated:
+    if generated_password:
         click.echo(
             "Admin page /admin password for this run (set UNDERSTUDY_ADMIN_PASSWORD to choose "
-            f"one): {state.admin.password}"
+            f"one): {generated_password}"
         )

@@ -28,6 +28,7 @@ from web.deferral import Deferral
 from web.deferral_worker import DeferralWorker
 from web.drills import Drills
 from web.landings import Landings
+from web.processes import ProcessLease
 from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
@@ -56,6 +57,8 @@ class AppState:
     """Deleted conversations waiting for an undo (its sweep runs from the lifespan)."""
     drills: Drills
     """The running drill, if any, and its faults (web.drills)."""
+    process: ProcessLease
+    """This process's lease (web.processes): its id goes on every turn it opens."""
     deferral: Deferral | None = None
     """The [deferral] table in force (None: a turn no tier can answer fails)."""
     worker: DeferralWorker | None = None

@@ -11,7 +11,11 @@ the conversation when it was not (Gmail's "Conversation deleted · Undo").
   the purge at once: nothing can bring the conversation back any more, so it is not kept.
 - Whatever the browser does (a closed tab, no JavaScript), the sweep here removes every deletion
   KEEP_S after it was made, and an undo is refused from then on. The sweep sleeps until the oldest
-  deletion is due, so an idle server does no work for it.
+  deletion is due; with none, until this process deletes one or KEEP_S has passed, so an idle
+  server looks once a minute.
+- Every process runs the sweep (`serve --workers N`, several machines): the purge is one DELETE
+  of what is due, so two at once purge each conversation once. The once-a-minute look is for
+  the deletions another process made: they are purged even if that process dies first.
 """
 
 from __future__ import annotations
@@ -98,6 +102,19 @@ class Trash:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def _idle(self) -> None:
+        """Until this process deletes a conversation, or KEEP_S has passed (another's)."""
+        waits = {
+            asyncio.ensure_future(self._sleep(self.keep.total_seconds())),
+            asyncio.ensure_future(self._wake.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
     async def _loop(self) -> None:
         while True:
             # Cleared before the query: a delete committed after it sets the event again.
@@ -105,7 +122,7 @@ class Trash:
             try:
                 oldest = await db.oldest_deletion(self._sessions)
                 if oldest is None:
-                    await self._wake.wait()
+                    await self._idle()
                     continue
                 due_s = (oldest + self.keep - self.clock()).total_seconds()
                 if due_s > 0:

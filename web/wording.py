@@ -359,3 +359,8 @@ UPGRADE_BUSY = (
     "A reply is still being written in this conversation. Wait for it to finish or press Stop, "
     "then try again."
 )
+REGENERATE_BUSY = (
+    "A reply is still being written in this conversation. Wait for it to finish or press Stop, "
+    "then send again."
+)
+REPLY_BUSY = f"{REGENERATE_BUSY} Your message is still in the box."

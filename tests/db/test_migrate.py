@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,15 @@ def test_the_upgrade_to_0002_counts_replies_that_landed_before_it_as_seen(
     downgrade_database(url, "0001_initial")  # as if it had been answered before the upgrade
     upgrade_database(url)
     assert asyncio.run(listed()) == [Activity.IDLE]
+
+
+@pytest.mark.postgres
+def test_several_processes_upgrading_one_postgres_database_at_once_all_succeed() -> None:
+    """Without the advisory lock, two upgrades from empty both try to create the tables."""
+    url = create_pg_database()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda _: upgrade_database(url), range(3)))
+        assert current_revision(url) == head_revision()
+    finally:
+        drop_pg_database(url)

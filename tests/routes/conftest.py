@@ -25,6 +25,7 @@ from web.chain import Chain
 from web.db.models import Conversation
 from web.db.session import Factory, read_scope
 from web.drills import Drills
+from web.processes import ProcessLease
 from web.ratelimit import SlidingWindow
 from web.runner import TurnRunner
 from web.settings import Settings
@@ -44,6 +45,9 @@ async def running(
     chain has no breakers unless given some."""
     chain = Chain.from_settings(settings.with_sim(NOWHERE), breakers)
     runner = TurnRunner(chain, sessions, deadline_s=settings.turn_deadline_s)
+    # Announced (its turns hold their conversation) but not beating: no task runs behind the test.
+    process = ProcessLease(sessions, lease_s=settings.lease_s, orphan_after_s=3600)
+    await process.start()
     state = AppState(
         settings=settings,
         sessions=sessions,
@@ -56,12 +60,14 @@ async def running(
         new_chats=SlidingWindow(settings.new_chats_per_minute),
         trash=Trash(sessions),  # its sweep is not started: tests call sweep() with their clock
         drills=Drills(sessions, settings),
+        process=process,
     )
     state.attach(app)
     try:
         yield state
     finally:
         await runner.shutdown()
+        await process.close()
         await chain.aclose()
 
 

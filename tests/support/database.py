@@ -100,7 +100,7 @@ async def _truncate(url: str) -> None:
     try:
         async with engine.begin() as conn:
             await conn.execute(
-                text("TRUNCATE attempts, turns, messages, conversations, drills CASCADE")
+                text("TRUNCATE attempts, turns, messages, conversations, drills, processes CASCADE")
             )
     finally:
         await engine.dispose()
@@ -135,11 +135,18 @@ async def add_user_message(
 
 
 async def start_turn(
-    factory: async_sessionmaker[AsyncSession], *, conversation_id: str, user_message_id: int
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    conversation_id: str,
+    user_message_id: int,
+    process_id: str | None = None,
 ) -> tuple[str, int]:
     """A pending turn for a stored user message, the way the chat routes open one:
-    (turn id, assistant message id)."""
+    (turn id, assistant message id). ``process_id``: the process running it (web.processes)."""
     async with session_scope(factory) as session:
         return await open_turn(
-            session, conversation_id=conversation_id, user_message_id=user_message_id
+            session,
+            conversation_id=conversation_id,
+            user_message_id=user_message_id,
+            process_id=process_id,
         )

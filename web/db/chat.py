@@ -8,6 +8,11 @@ that store a user's message open its turn through it, in the same transaction); 
 only read, to show each user message with its reply and to build the history a turn sends. Which
 turn is a message's reply (the latest, unless it is an upgrade that did not answer) is
 :mod:`web.db.exchanges`. The sidebar's list is :mod:`web.db.sidebar`.
+
+A conversation takes one reply at a time, whichever process is asked: the transaction that opens
+a turn first locks the conversation's row, then refuses (Conflict) while a reply is queued in it
+or a live process (web.processes) is writing one. The runner's claim (web.runner) is only the
+in-process fast path in front of it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.deferred import queued_in
 from web.db.exchanges import Exchange, exchange_of, pair, takes_place, with_failures
-from web.db.models import Conversation, Message, Turn, utcnow
+from web.db.models import Conversation, Message, Process, Turn, utcnow
 from web.db.session import Factory, read_scope, session_scope
 from web.db.turnlog import open_turn
 from web.errors import CONVERSATION_NOT_FOUND, Conflict, NotFound
 from web.providers.base import ChatMessage
 from web.status import LIVE_STATUSES, TurnStatus
+from web.wording import REGENERATE_BUSY, REPLY_BUSY, UPGRADE_BUSY
 
 TITLE_CHARS = 60
 TURN_NOT_FOUND = "This reply does not exist in this conversation."
@@ -74,14 +80,18 @@ def title_from(text: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-async def _owned(session: AsyncSession, owner: str, conversation_id: str) -> Conversation:
-    conversation = await session.scalar(
-        select(Conversation).where(
-            Conversation.id == conversation_id,
-            Conversation.owner == owner,
-            Conversation.deleted_at.is_(None),
-        )
+async def _owned(
+    session: AsyncSession, owner: str, conversation_id: str, *, lock: bool = False
+) -> Conversation:
+    """``lock``: hold the conversation's row until the transaction ends (FOR UPDATE on
+    PostgreSQL; SQLite has one writer at a time), so two processes opening a turn in it at once
+    run their busy checks one after the other."""
+    query = select(Conversation).where(
+        Conversation.id == conversation_id,
+        Conversation.owner == owner,
+        Conversation.deleted_at.is_(None),
     )
+    conversation = await session.scalar(query.with_for_update() if lock else query)
     if conversation is None:
         raise NotFound(CONVERSATION_NOT_FOUND)
     return conversation
@@ -118,13 +128,23 @@ async def get_conversation(factory: Factory, owner: str, conversation_id: str) -
 
 
 async def start_conversation(
-    factory: Factory, owner: str, content: str, *, drill_id: str | None = None
+    factory: Factory,
+    owner: str,
+    content: str,
+    *,
+    drill_id: str | None = None,
+    process_id: str | None = None,
 ) -> NewTurn:
-    """A new conversation, its first user message and the turn answering it: one transaction."""
+    """A new conversation, its first user message and the turn answering it: one transaction.
+    ``process_id`` (here and below): the process that runs the turn (web.processes)."""
     async with session_scope(factory) as session:
         conversation_id, message_id = await _start_conversation(session, owner, content)
         turn_id, _ = await open_turn(
-            session, conversation_id=conversation_id, user_message_id=message_id, drill_id=drill_id
+            session,
+            conversation_id=conversation_id,
+            user_message_id=message_id,
+            drill_id=drill_id,
+            process_id=process_id,
         )
     history = (ChatMessage(role="user", content=content),)
     return NewTurn(conversation_id, message_id, turn_id, history, drill_id=drill_id)
@@ -147,13 +167,18 @@ async def add_user_message(
     content: str,
     *,
     drill_id: str | None = None,
+    process_id: str | None = None,
 ) -> NewTurn:
     """A user message and the turn answering it, in one transaction (one commit before the model
     is called, not two): ownership, the insert, the history the turn sends, the turn row."""
     async with session_scope(factory) as session:
         message_id, history, at = await _add_user_message(session, owner, conversation_id, content)
         turn_id, _ = await open_turn(
-            session, conversation_id=conversation_id, user_message_id=message_id, drill_id=drill_id
+            session,
+            conversation_id=conversation_id,
+            user_message_id=message_id,
+            drill_id=drill_id,
+            process_id=process_id,
         )
     return NewTurn(conversation_id, message_id, turn_id, history, created_at=at, drill_id=drill_id)
 
@@ -165,26 +190,36 @@ async def regenerate(
     user_message_id: int,
     *,
     drill_id: str | None = None,
+    process_id: str | None = None,
 ) -> NewTurn:
     """A new turn answering a stored user message (Regenerate, Retry), in one transaction."""
     async with session_scope(factory) as session:
-        await _owned(session, owner, conversation_id)
-        await _not_queued(session, conversation_id)
+        await _owned(session, owner, conversation_id, lock=True)
+        await _not_busy(session, conversation_id, busy=REGENERATE_BUSY)
         history = await _history(session, conversation_id, user_message_id)
         turn_id, _ = await open_turn(
             session,
             conversation_id=conversation_id,
             user_message_id=user_message_id,
             drill_id=drill_id,
+            process_id=process_id,
         )
     return NewTurn(conversation_id, user_message_id, turn_id, history, drill_id=drill_id)
 
 
-async def upgrade(factory: Factory, owner: str, conversation_id: str, turn_id: str) -> NewTurn:
+async def upgrade(
+    factory: Factory,
+    owner: str,
+    conversation_id: str,
+    turn_id: str,
+    *,
+    process_id: str | None = None,
+) -> NewTurn:
     """A new turn re-running ``turn_id`` for the same user message ("Ask Sonnet again"), with
     the same history, in one transaction. Whether it may is the caller's (web.upgrades)."""
     async with session_scope(factory) as session:
-        await _owned(session, owner, conversation_id)
+        await _owned(session, owner, conversation_id, lock=True)
+        await _not_live(session, conversation_id, busy=UPGRADE_BUSY)
         user_message_id = await _user_message_of(session, conversation_id, turn_id)
         history = await _history(session, conversation_id, user_message_id)
         new_id, _ = await open_turn(
@@ -192,6 +227,7 @@ async def upgrade(factory: Factory, owner: str, conversation_id: str, turn_id: s
             conversation_id=conversation_id,
             user_message_id=user_message_id,
             upgrade_of=turn_id,
+            process_id=process_id,
         )
     return NewTurn(conversation_id, user_message_id, new_id, history, upgrade_of=turn_id)
 
@@ -227,7 +263,7 @@ async def _add_user_message(
     )
     if touched.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(CONVERSATION_NOT_FOUND)
-    await _not_queued(session, conversation_id)
+    await _not_busy(session, conversation_id, busy=REPLY_BUSY)
     message_id = await session.scalar(
         insert(Message)
         .values(conversation_id=conversation_id, role="user", content=content, created_at=now)
@@ -238,10 +274,29 @@ async def _add_user_message(
     return message_id, history, now
 
 
-async def _not_queued(session: AsyncSession, conversation_id: str) -> None:
-    """A queued reply holds its conversation: a new turn would be answered before it."""
+async def _not_busy(session: AsyncSession, conversation_id: str, *, busy: str) -> None:
+    """A queued reply holds its conversation: a new turn would be answered before it. So does a
+    reply a live process is writing, in this process or another (``busy`` says so). The caller
+    holds the conversation's row, so two transactions never both pass."""
     if await queued_in(session, conversation_id) is not None:
         raise Conflict(QUEUED_BUSY)
+    await _not_live(session, conversation_id, busy=busy)
+
+
+async def _not_live(session: AsyncSession, conversation_id: str, *, busy: str) -> None:
+    # A live turn whose process has died holds nothing: the sweep interrupts it (web.processes).
+    writing = await session.scalar(
+        select(Turn.id)
+        .join(Process, Process.id == Turn.process_id)
+        .where(
+            Turn.conversation_id == conversation_id,
+            Turn.status.in_(LIVE_STATUSES),
+            Process.lease_until >= utcnow(),
+        )
+        .limit(1)
+    )
+    if writing is not None:
+        raise Conflict(busy)
 
 
 async def rename_conversation(

@@ -131,13 +131,41 @@ def _revision_of(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+MIGRATION_LOCK = 0x756E6465_7273
+"""The PostgreSQL advisory lock held while upgrading ("unders"): one upgrader at a time."""
+
+
 def upgrade_database(database_url: str) -> None:
-    """Bring the database to the newest migration; a no-op when it is already there."""
+    """Bring the database to the newest migration; a no-op when it is already there.
+
+    On PostgreSQL an advisory lock is held around it, so several processes or machines starting
+    at once upgrade one after the other (the later ones find nothing to do). SQLite takes one
+    writer at a time anyway, and Alembic's transaction makes the upgrade all or nothing.
+    """
     path = _sqlite_path(database_url)
     if path is not None:
         private_dir(path.parent)
     cfg = alembic_config(database_url)
-    _run_in_own_thread_if_loop(lambda: command.upgrade(cfg, "head"))
+    if make_url(database_url).get_backend_name() != "postgresql":
+        _run_in_own_thread_if_loop(lambda: command.upgrade(cfg, "head"))
+        return
+
+    async def locked() -> None:
+        engine = make_engine(database_url, poolclass=pool.NullPool)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+                try:
+                    # Alembic runs its own event loop: in a thread, while this one holds the lock.
+                    await asyncio.to_thread(command.upgrade, cfg, "head")
+                finally:
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK}
+                    )
+        finally:
+            await engine.dispose()
+
+    _run_coroutine(locked)
 
 
 def downgrade_database(database_url: str, revision: str = "base") -> None:

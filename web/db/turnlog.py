@@ -5,8 +5,9 @@ is called, so a turn row exists whatever happens next. While it streams, checkpo
 then (the runner decides when, at a bounded rate, off the token path), marking the turn
 "streaming" with the tier that is answering. record_outcome writes the final state exactly once:
 the first final write wins, and a later one (or a late checkpoint) changes nothing. Turns left
-pending or streaming by a server that died become "interrupted" at the next start, keeping the
-text of their last checkpoint.
+pending or streaming by a process that died become "interrupted" (web.processes: by a survivor
+once its lease runs out, or at once by the next start on its machine), keeping the text of their
+last checkpoint.
 
 Error text is scrubbed of anything shaped like a credential (web.redact) before it is stored or
 logged: no API key, bearer token or URL password reaches the database.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.db.models import Attempt, DeferredJob, Message, Turn, new_id, utcnow
@@ -45,11 +46,14 @@ async def open_turn(
     user_message_id: int,
     upgrade_of: str | None = None,
     drill_id: str | None = None,
+    process_id: str | None = None,
 ) -> tuple[str, int]:
     """A pending turn and its (empty) assistant message, inside the caller's transaction (the one
     that stores the user's message, so that a reply starts after one commit, not two):
     (turn id, assistant message id). Every turn is made here. ``upgrade_of``: the degraded
-    turn an "Ask Sonnet again" re-runs. ``drill_id``: the drill whose turn it is (web.drills)."""
+    turn an "Ask Sonnet again" re-runs. ``drill_id``: the drill whose turn it is (web.drills).
+    ``process_id``: the process that will run it (web.processes; None only in tests and tools,
+    and such a turn is interrupted at the next start of any process)."""
     turn_id = new_id()
     now = utcnow()
     # The message refers to the turn, so the turn must be inserted first.
@@ -63,6 +67,7 @@ async def open_turn(
             started_at=now,
             upgrade_of=upgrade_of,
             drill_id=drill_id,
+            process_id=process_id,
         )
     )
     message_id = await session.scalar(
@@ -222,26 +227,31 @@ def add_job(session: AsyncSession, turn_id: str, job: QueuedJob, *, now: datetim
     )
 
 
-async def interrupt_live_turns(factory: Factory) -> int:
-    """Mark turns a previous server left pending or streaming as interrupted.
+def interrupt(*where: ColumnElement[bool]) -> Update:
+    """The UPDATE that marks the live turns matching ``where`` interrupted.
 
-    Their reply text (the last checkpoint) and the tier that was writing it stay as they are.
+    Their reply text (the last checkpoint) and the tier that was writing it stay as they are:
+    the message row is not touched. The status condition makes it safe against a concurrent
+    final write, and against the same UPDATE run by another process at the same moment.
     """
-    async with session_scope(factory) as session:
-        result = await session.execute(
-            update(Turn)
-            .where(Turn.status.in_(LIVE_STATUSES))
-            .values(
-                status=TurnStatus.INTERRUPTED,
-                finished_at=utcnow(),
-                error_message=INTERRUPTED_MESSAGE,
-            )
-            .execution_options(synchronize_session=False)
+    return (
+        update(Turn)
+        .where(Turn.status.in_(LIVE_STATUSES), *where)
+        .values(
+            status=TurnStatus.INTERRUPTED,
+            finished_at=utcnow(),
+            error_message=INTERRUPTED_MESSAGE,
         )
-        count = int(result.rowcount)  # type: ignore[attr-defined]
-    if count:
-        log.warning("marked %d unfinished turn(s) from a previous run as interrupted", count)
-    return count
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def interrupt_live_turns(factory: Factory) -> int:
+    """Mark every pending or streaming turn interrupted, whichever process runs it (tests, and a
+    database no process serves any more); the app itself sweeps by lease (web.processes)."""
+    async with session_scope(factory) as session:
+        result = await session.execute(interrupt())
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def attempt_row(turn_id: str, seq: int, record: AttemptRecord) -> Attempt:

@@ -66,15 +66,11 @@ from web.settings import Settings
 from web.trash import UndoOffer
 from web.upgrades import ended_fragment, offer_in, page_replies
 from web.views import Replies
-from web.wording import queued_composer_hint
+from web.wording import REGENERATE_BUSY, REPLY_BUSY, queued_composer_hint
 
 router = APIRouter()
 
 TITLE_MAX = 200
-BUSY = (
-    "A reply is still being written in this conversation. Wait for it to finish or press Stop, "
-    "then send again. Your message is still in the box."
-)
 
 
 def check_message(content: str, settings: Settings) -> str:
@@ -231,7 +227,9 @@ async def new_conversation(
     check_new_chat_allowed(request, owner)
     with urgent_writes():
         drill_id, faults = await _drill(request)
-        new = await db.start_conversation(sessions, owner, text, drill_id=drill_id)
+        new = await db.start_conversation(
+            sessions, owner, text, drill_id=drill_id, process_id=_process_id(request)
+        )
     await _start(request, new, faults)
     url = f"/c/{new.conversation_id}"
     if is_htmx(request):
@@ -256,13 +254,18 @@ async def send_message(
     await db.get_conversation(sessions, owner, conversation_id)
     with runner.claim(conversation_id) as claimed:
         if not claimed:
-            raise Conflict(BUSY)
+            raise Conflict(REPLY_BUSY)
         # Ownership, the insert, the history and the turn row: one transaction, so the model
         # call (which waits for it) starts as early as possible.
         with urgent_writes():
             drill_id, faults = await _drill(request)
             new = await db.add_user_message(
-                sessions, owner, conversation_id, text, drill_id=drill_id
+                sessions,
+                owner,
+                conversation_id,
+                text,
+                drill_id=drill_id,
+                process_id=_process_id(request),
             )
         live = await _start(request, new, faults)
     message_id = new.user_message_id
@@ -272,6 +275,11 @@ async def send_message(
     user = {"id": message_id, "content": text, "created_at": new.created_at}
     html = views.render("_exchange.html", user=user, r=views.from_live(live), status="Generating…")
     return HTMLResponse(html)
+
+
+def _process_id(request: Request) -> str:
+    """This process's id, for the turn it opens: the turn is this process's to run."""
+    return state_of(request).process.id
 
 
 async def _owned_turn(
@@ -356,11 +364,16 @@ async def regenerate_turn(
     user_message_id = row.turn.user_message_id
     with runner.claim(conversation_id) as claimed:
         if not claimed:
-            raise Conflict(BUSY.replace(" Your message is still in the box.", ""))
+            raise Conflict(REGENERATE_BUSY)
         with urgent_writes():
             drill_id, faults = await _drill(request)
             new = await db.regenerate(
-                sessions_of(request), owner, conversation_id, user_message_id, drill_id=drill_id
+                sessions_of(request),
+                owner,
+                conversation_id,
+                user_message_id,
+                drill_id=drill_id,
+                process_id=_process_id(request),
             )
         live = await _start(request, new, faults)
     if not is_htmx(request):

@@ -51,7 +51,9 @@ async def upgrade_turn(
         if exchange.turn.id != turn_id or offer.label(current, exchange) is None:
             raise Conflict(UPGRADE_NOT_OFFERED)  # replaced since, not degraded, not the latest
         with urgent_writes():
-            new = await db.upgrade(sessions, owner, conversation_id, turn_id)
+            new = await db.upgrade(
+                sessions, owner, conversation_id, turn_id, process_id=state_of(request).process.id
+            )
         job = TurnJob(
             new.turn_id, conversation_id, ChatRequest(messages=new.history), upgrade_of=turn_id
         )
