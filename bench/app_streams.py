@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import gc
 import html
 import os
@@ -47,7 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,6 +356,7 @@ async def run_phase(
     spread_s: float,
     warm_up: Callable[[int], Awaitable[None]],
     timed: Callable[[int, Phase], Awaitable[None]],
+    around_timed: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> None:
     """Warm every chat up (untimed), wait for all of them, then run the timed turns together."""
 
@@ -369,11 +372,36 @@ async def run_phase(
     gc.collect()
     gc.disable()
     try:
-        phase.started = time.perf_counter()
-        await asyncio.gather(*(staggered(i, lambda i: timed(i, phase)) for i in range(chats)))
-        phase.ended = time.perf_counter()
+        with around_timed():
+            phase.started = time.perf_counter()
+            await asyncio.gather(*(staggered(i, lambda i: timed(i, phase)) for i in range(chats)))
+            phase.ended = time.perf_counter()
     finally:
         gc.enable()
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path | None) -> Iterator[None]:
+    """``--profile``: py-spy records every process of the server while the block runs."""
+    if out is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    form = (
+        "flamegraph" if out.suffix == ".svg" else "speedscope" if out.suffix == ".json" else "raw"
+    )
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "100"]
+    # --nonblocking: do not pause the server at each sample (the figures stay those of a
+    # server running freely).
+    command += ["--format", form, "--output", str(out), "--nonblocking"]
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        _, err = recorder.communicate(timeout=60)
+        if recorder.returncode != 0 and not out.exists():
+            print(f"py-spy failed: {err.decode(errors='replace').strip()}")
 
 
 async def bench(
@@ -415,7 +443,8 @@ async def bench(
 
     try:
         before = meter.read()
-        await run_phase(app, args.chats, spread, app_warm_up, app_timed)
+        profile = functools.partial(py_spy, meter.server_pid, args.profile)
+        await run_phase(app, args.chats, spread, app_warm_up, app_timed, profile)
         app_cpu = meter.since(before)
     finally:
         await asyncio.gather(*(chat.aclose() for chat in sessions))
@@ -590,6 +619,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--database-url", default=None, help="default: SQLite in a temporary data folder"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="record the server with py-spy during the app phase's timed turns: raw collapsed "
+        "stacks, or a flame graph (.svg), or speedscope (.json)",
     )
     args = parser.parse_args(argv)
     REPLY_TOKENS[0] = args.reply_tokens
