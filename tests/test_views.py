@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from web.app import make_templates
 from web.events import TextDelta, TierStarted
-from web.live import Finished, LiveTurn
+from web.live import Finished, LiveTurn, LocalLiveTurns
 from web.providers.base import ErrorKind
+from web.settings import Settings
 from web.status import ReplyState
-from web.views import STARTING_STATUS, from_live
+from web.views import STARTING_STATUS, Replies, from_live
 from web.wording import answer_now_label, waiting_status
 
 from support.outcomes import HAIKU, OPENAI, SONNET, answer, failed, no_answer
@@ -58,3 +62,19 @@ def test_a_turn_nobody_answered_names_no_tier_and_has_no_timing() -> None:
         None,
     )
     assert view.error == "No model could answer." and view.timing is None
+
+
+def test_the_body_update_is_the_update_templates_body_part(tmp_path: Path) -> None:
+    settings = Settings.from_env({"UNDERSTUDY_DATA_DIR": str(tmp_path)})
+    live = LocalLiveTurns()
+    replies = Replies(settings, live, make_templates())
+    turn = live.open("t<1>", "c1")
+    assert replies.body_fragment(turn) == replies.update_fragment(
+        replies.from_live(turn), status=False, body=True
+    )
+    turn.apply(TierStarted(SONNET, 1, started_at=1000.0, next=HAIKU))
+    for text in ("# Title\n\nSome **bold** and `code`", " <script>x</script>\n\n```py\nx = 1"):
+        turn.apply(TextDelta(text))
+        body = replies.body_fragment(turn)
+        assert body == replies.update_fragment(replies.from_live(turn), status=False, body=True)
+    assert "<strong>bold</strong>" in body and "<script>" not in body

@@ -55,10 +55,38 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-SettingsDep = Annotated[Settings, Depends(settings_of)]
-SessionsDep = Annotated[Factory, Depends(sessions_of)]
-RunnerDep = Annotated[TurnRunner, Depends(runner_of)]
-CommandsDep = Annotated[TurnCommands, Depends(commands_of)]
-TrashDep = Annotated[Trash, Depends(trash_of)]
-OwnerDep = Annotated[str, Depends(owner_of)]
+# FastAPI runs a plain ``def`` dependency in a worker thread: a thread hop (and an anyio task
+# group) per dependency and request. These read nothing but the request, so they run inline.
+
+
+async def _settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+async def _sessions(request: Request) -> Factory:
+    return sessions_of(request)
+
+
+async def _runner(request: Request) -> TurnRunner:
+    return runner_of(request)
+
+
+async def _commands(request: Request) -> TurnCommands:
+    return commands_of(request)
+
+
+async def _trash(request: Request) -> Trash:
+    return trash_of(request)
+
+
+async def _owner(request: Request) -> str:
+    return owner_of(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionsDep = Annotated[Factory, Depends(_sessions)]
+RunnerDep = Annotated[TurnRunner, Depends(_runner)]
+CommandsDep = Annotated[TurnCommands, Depends(_commands)]
+TrashDep = Annotated[Trash, Depends(_trash)]
+OwnerDep = Annotated[str, Depends(_owner)]
 CSRF = [Depends(verify_csrf)]

@@ -170,12 +170,31 @@ class LiveTurns(Protocol):
 
 
 class _Channel:
-    __slots__ = ("changed", "log", "turn")
+    """One live turn: its state, every update so far, and the watchers waiting for the next.
+
+    Each waiting watcher has its own future, made when it is about to wait; a publish wakes
+    those and keeps nothing else. So a publish with no watcher waiting (the usual case: the
+    watcher is busy writing, or paced by its interval) allocates nothing and wakes nothing."""
+
+    __slots__ = ("log", "turn", "waiters")
 
     def __init__(self, turn: LiveTurn) -> None:
         self.turn = turn
         self.log: list[Update] = []
-        self.changed = asyncio.Event()
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def wake(self) -> None:
+        if self.waiters:
+            waiters, self.waiters = self.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def changed(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        # A watcher that goes away leaves its (cancelled) future here until the next publish.
+        await waiter
 
 
 class LocalLiveTurns:
@@ -200,8 +219,7 @@ class LocalLiveTurns:
             return
         channel.turn.apply(update)
         channel.log.append(update)
-        changed, channel.changed = channel.changed, asyncio.Event()
-        changed.set()
+        channel.wake()
         if isinstance(update, Finished):
             # Watchers keep their channel until they have read to the end; new ones read the
             # database from now on.
@@ -240,4 +258,4 @@ async def _follow(channel: _Channel, start: int) -> AsyncIterator[list[Update]]:
             continue
         if channel.turn.finished:
             return
-        await channel.changed.wait()
+        await channel.changed()

@@ -77,6 +77,8 @@ def _block_placeholder(
     # A fence and an indented code block (no info string) alike.
     token = tokens[idx]
     blocks: dict[str, str] = env[_BLOCKS]
+    if _NONCE not in env:  # made for the first block only: most renders have none (a syscall)
+        env[_NONCE] = secrets.token_hex(16)
     placeholder = f"codeblock-{env[_NONCE]}-{len(blocks)}"
     blocks[placeholder] = highlight.code_block(token.content, token.info, env[_BUDGET])
     return f"{placeholder}\n"
@@ -134,7 +136,7 @@ def _rendered(text: str) -> str:
 
 def _render(text: str) -> str:
     blocks: dict[str, str] = {}
-    env = {_BLOCKS: blocks, _NONCE: secrets.token_hex(16), _BUDGET: highlight.Budget()}
+    env = {_BLOCKS: blocks, _BUDGET: highlight.Budget()}
     html = sanitize(_MARKDOWN.render(text, env))
     if not blocks:
         return html

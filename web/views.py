@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi.templating import Jinja2Templates
+from markupsafe import escape
 
 from web.db.models import Message, Turn
 from web.deferral import DEFERRAL_TIER, Deferral
@@ -295,6 +296,14 @@ class Replies:
         """Parts of a reply, each swapped into the element already on the page: its status
         line (a live region, so a change is announced) and "answer now" button, its body."""
         return self.render("_reply_update.html", r=view, status=status, body=body)
+
+    def body_fragment(self, live: LiveTurn) -> str:
+        """``update_fragment(view, status=False, body=True)`` of a streaming reply, made without
+        a view or a template: it is what nearly every update of a stream sends (the same markup;
+        tests/test_views.py holds them equal)."""
+        text = live.text
+        html = render_streaming(text) if text else ""
+        return f'<div id="body-{escape(live.turn_id)}" hx-swap-oob="innerHTML">{html}</div>'
 
     def done_fragment(self, view: ReplyView) -> str:
         return self.render("_done.html", r=view)

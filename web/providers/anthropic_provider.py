@@ -54,6 +54,8 @@ class AnthropicProvider:
             base_url=base_url,
             max_retries=0,
             timeout=wire.http_timeout(timeouts or Timeouts()),
+            # aiohttp reads a streamed body for a fraction of httpx2's CPU (see wire.py).
+            http_client=anthropic.DefaultAioHttpClient(),
         )
         self.base_url = str(self._client.base_url)
 

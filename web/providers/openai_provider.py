@@ -72,6 +72,8 @@ class OpenAIProvider:
             base_url=base_url,
             max_retries=0,
             timeout=wire.http_timeout(timeouts),
+            # aiohttp reads a streamed body for a fraction of httpx2's CPU (see wire.py).
+            http_client=openai.DefaultAioHttpClient(),
         )
         # Under the chain's idle timeout, which would otherwise end a whole reply as a failure.
         self.done_grace_s = min(done_grace_s, timeouts.idle_s / 2)

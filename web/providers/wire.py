@@ -4,7 +4,9 @@ helpers (Gemini's too). Each adapter keeps only its own event handling (a :class
 and its error-kind mapping.
 
 The adapters let the official SDK build, authenticate and send the request (and turn HTTP error
-statuses into its typed errors), then read the streamed body themselves: that is the only way to
+statuses into its typed errors) over the SDK's own aiohttp transport (``DefaultAioHttpClient``:
+reading a streamed body through httpx2 on anyio cost more CPU per token than everything else the
+app does), then read the streamed body themselves: that is the only way to
 see the terminating event itself (OpenAI's ``[DONE]`` never reaches the SDK's iterator), and it
 keeps every mid-stream failure in one place (raw ``httpx2`` exceptions, invalid JSON, in-stream
 error events).
@@ -21,6 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
 import httpx2
 
 from web.providers.base import ErrorKind, ProviderError, StreamItem, TextDelta, Usage
@@ -134,7 +137,7 @@ def kind_for_status(status: int) -> ErrorKind:
 def transport_error(exc: Exception, *, request_id: str | None = None) -> ProviderError:
     """A raw ``httpx2`` failure (the SDKs do not wrap errors raised while reading a body)."""
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx2.TimeoutException):
+    if isinstance(exc, httpx2.TimeoutException) and not _not_a_timeout(exc):
         return ProviderError(ErrorKind.TIMEOUT, f"timed out: {detail}", request_id=request_id)
     return ProviderError(
         ErrorKind.CONNECTION, f"connection failed: {detail}", request_id=request_id
@@ -263,7 +266,7 @@ def normalise(exc: Exception, request_id: str | None, errors: SdkErrors) -> Prov
     """The ProviderError for an SDK or transport exception; None for anything else (a bug)."""
     if isinstance(exc, errors.status):
         return errors.status_error(exc)
-    if isinstance(exc, errors.timeout):
+    if isinstance(exc, errors.timeout) and not _not_a_timeout(exc):
         return ProviderError(ErrorKind.TIMEOUT, f"timed out: {_sdk_message(exc)}")
     if isinstance(exc, errors.connection):
         return ProviderError(ErrorKind.CONNECTION, f"connection failed: {_sdk_message(exc)}")
@@ -274,6 +277,19 @@ def normalise(exc: Exception, request_id: str | None, errors: SdkErrors) -> Prov
     if isinstance(exc, UnicodeDecodeError):
         return malformed(f"not UTF-8: {exc}", request_id=request_id)
     return None
+
+
+def _not_a_timeout(exc: BaseException) -> bool:
+    """A "timeout" caused by an aiohttp connection failure that is no timeout (a refused or
+    dropped connection): the openai SDK's copy of the aiohttp transport maps every
+    ``ClientConnectionError`` to ``ConnectTimeout``, which would skip the same-tier retry a
+    connection error gets."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return not isinstance(cause, TimeoutError)
+        cause = cause.__cause__
+    return False
 
 
 def _sdk_message(exc: Exception) -> str:

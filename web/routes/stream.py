@@ -168,15 +168,18 @@ class _Shown:
 
 
 def _changes(views: Replies, reply: LiveTurn, before: _Shown, now: _Shown) -> list[ServerSentEvent]:
+    status = now.waiting != before.waiting
+    body = now.text_len != before.text_len
+    same_tier = (now.tier, now.reason) == (before.tier, before.reason)
+    if same_tier and body and not status:  # the text grew: by far the most common update
+        return [ServerSentEvent(views.body_fragment(reply), event="update")]
     view = views.from_live(reply)
-    if (now.tier, now.reason) != (before.tier, before.reason):
+    if not same_tier:
         events = [ServerSentEvent(views.reply_fragment(view, quiet=True), event="snapshot")]
         if view.status:  # announced: the region is on the page, empty, before it gets its text
             html = views.update_fragment(view, status=True, body=False)
             events.append(ServerSentEvent(html, event="update"))
         return events
-    status = now.waiting != before.waiting
-    body = now.text_len != before.text_len
     if not (status or body):
         return []
     return [ServerSentEvent(views.update_fragment(view, status=status, body=body), event="update")]
