@@ -39,9 +39,11 @@ class TurnCommands:
         if await self._runner.stop(turn_id) or self._bus is None:
             return
         subscription = await self._live_turns.follow(turn_id)
-        if subscription is None:
-            return  # not running anywhere (it ended meanwhile)
+        # Sent even when nothing was published for it yet (its POST was answered a moment ago,
+        # or Redis missed its writes): a command for a turn nobody runs is ignored.
         await self._bus.send(STOP, turn=turn_id)
+        if subscription is None:
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_WAIT_S):
                 async for _ in subscription.updates:
