@@ -17,6 +17,7 @@ from support.engine import (
     GPT,
     GPT_TIER,
     HAIKU_TIER,
+    PATIENT,
     PROMPT,
     REPLY_TOKENS,
     SONNET,
@@ -65,8 +66,8 @@ async def test_the_adapters_report_why_the_reply_ended(
 async def test_a_tier_with_a_small_max_output_tokens_completes_cut_and_flagged(
     upstream: Upstream, primary: TierConfig, model: str, cut: str
 ) -> None:
-    small = replace(primary, max_output_tokens=LIMIT)
-    chain = upstream.chain((small, HAIKU_TIER))
+    small = replace(primary, max_output_tokens=LIMIT, timeouts=PATIENT)
+    chain = upstream.chain((small, replace(HAIKU_TIER, timeouts=PATIENT)))
     request = ChatRequest(messages=(ChatMessage("user", PROMPT),))  # its own 1024 is replaced
     try:
         records: list[AttemptRecord] = []
@@ -84,7 +85,7 @@ async def test_a_tier_with_a_small_max_output_tokens_completes_cut_and_flagged(
 
 
 async def test_a_reply_within_the_limit_is_not_flagged(upstream: Upstream) -> None:
-    chain = upstream.chain((SONNET_TIER,))
+    chain = upstream.chain((replace(SONNET_TIER, timeouts=PATIENT),))
     request = ChatRequest(messages=(ChatMessage("user", PROMPT),), max_tokens=LIMIT)
     try:
         events = [event async for event in chain.run(request)]

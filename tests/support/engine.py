@@ -41,6 +41,9 @@ FAST = ModelProfile(
     first_token_s=0.0, tokens_per_s=5000.0, reply_tokens=REPLY_TOKENS, context_window=200_000
 )
 SHORT = Timeouts(connect_s=1.0, first_token_s=0.5, idle_s=0.5, total_s=5.0)
+PATIENT = Timeouts(connect_s=10.0, first_token_s=10.0, idle_s=10.0, total_s=30.0)
+"""For tests of a healthy reply, where no timeout is the point: a loaded machine can hold a first
+token past SHORT's half second, and such a test must not need the machine to be fast."""
 PROMPT = "How do fallback chains work?"
 
 
