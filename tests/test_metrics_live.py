@@ -183,7 +183,8 @@ def test_a_queued_reply_counts_when_it_lands(server: LiveApp) -> None:
         conversation = chat.new_conversation("Queued, then answered")
         turn = chat.last_turn(conversation)
         assert 'data-state="queued"' in chat.finish(conversation, turn)[-1].data
-        assert [e.event for e in chat.finish(conversation, turn)] == ["done"]  # it landed
+        landed = chat.finish(conversation, turn)
+        assert [e.event for e in landed] == ["snapshot", "done"]  # queued, then it landed
     finally:
         chat.close()
 

@@ -39,9 +39,10 @@ def test_queued_then_the_reply_lands_on_the_open_stream(queue_app: LiveApp) -> N
         assert 'data-state="queued"' in page and 'data-testid="composer-queued"' in page
         assert "disabled>Send" in page
 
-        landed = chat.finish(conversation, turn)  # waits for the worker, then "done"
-        assert [e.event for e in landed] == ["done"]
-        done = landed[0].data
+        landed = chat.finish(conversation, turn)  # its state, then "done" once it landed
+        assert [e.event for e in landed] == ["snapshot", "done"]
+        assert 'data-state="queued"' in landed[0].data
+        done = landed[1].data
         assert 'data-state="done"' in done
         assert BADGE.search(done).groups() == (  # type: ignore[union-attr]
             "Generated via Sonnet (Message Batches)",
@@ -50,6 +51,31 @@ def test_queued_then_the_reply_lands_on_the_open_stream(queue_app: LiveApp) -> N
         assert "Queued at " in done and "were unavailable; answered via Sonnet" in done
         assert chat.turns(conversation)[-1] == (turn, "deferral", "done")
         assert 'data-testid="composer-queued" role="status" hidden' in chat.page(conversation).text
+    finally:
+        chat.close()
+
+
+def test_a_stream_that_connects_after_the_turn_was_queued_says_so_at_once(
+    queue_app: LiveApp,
+) -> None:
+    """A page rendered while the chain was still trying (or whose stream dropped) connects once
+    the turn is queued: the stream's first event is the queued state, not silence until the
+    reply lands (the batch takes a minute here), so the page stops saying "asking Sonnet..."."""
+    all_down(queue_app)
+    queue_app.set_profile("claude-sonnet-4-6", batch_delay_s=60)
+    chat = ChatClient(queue_app.url)
+    try:
+        conversation = chat.new_conversation("Queue me")
+        turn = chat.last_turn(conversation)
+        chat.finish(conversation, turn)  # the chain gave up: it is queued
+        assert chat.turns(conversation)[-1] == (turn, "deferral", "queued")
+        [first] = chat.stream(conversation, turn, limit=1)
+        assert first.event == "snapshot"
+        assert f'id="reply-{turn}"' in first.data and 'data-state="queued"' in first.data
+        assert queued_reason(["Sonnet", "Haiku", "GPT-5.5"]) in first.data
+        assert 'data-testid="cancel-queued"' in first.data
+        assert "sse-connect" not in first.data  # the page's stream element stays as it is
+        assert chat.post(f"/c/{conversation}/turns/{turn}/cancel").status_code == 200
     finally:
         chat.close()
 
@@ -110,8 +136,8 @@ def test_a_reply_lands_on_a_stream_whose_session_was_rotated_meanwhile(
         assert reply.status_code == 303
         follower.join(timeout=30)
         assert not follower.is_alive()
-        assert [e.event for e in landed[0]] == ["done"]
-        assert 'data-state="done"' in landed[0][0].data
-        assert "delayed reply" in landed[0][0].data
+        assert [e.event for e in landed[0]] == ["snapshot", "done"]
+        assert 'data-state="done"' in landed[0][1].data
+        assert "delayed reply" in landed[0][1].data
     finally:
         chat.close()

@@ -1,7 +1,8 @@
 """The reply stream: GET /c/{id}/turns/{turn}/stream (SSE).
 
 A live turn streams its state so far, then what changes, then "done"; a queued turn (web.deferral)
-sends nothing until its reply lands (or it is cancelled, or fails), then "done"; a turn that has
+sends its state ("queued") and then nothing until its reply lands (or it is cancelled, or fails),
+then "done"; a turn that has
 ended replays its stored final state and closes. Never a model call from here: the runner owns the
 turn, and a watcher only follows it (so a reload or a second tab costs nothing upstream).
 """
@@ -74,7 +75,8 @@ async def stream_turn(
     # Ended: replay the stored final state and close. Never call a model from here.
     if row.turn.status is TurnStatus.QUEUED:
         landings = state_of(request).landings
-        queued = _landing(views, landings, sessions, ended, conversation_id, turn_id)
+        now = views.settled(row.turn, row.reply)
+        queued = _landing(views, landings, sessions, ended, now, conversation_id, turn_id)
         return EventSourceResponse(queued, ping=SSE_PING_S)
     final = views.settled(row.turn, row.reply)
     return EventSourceResponse(_replay(ended, final, row.turn.upgrade_of), ping=SSE_PING_S)
@@ -95,10 +97,16 @@ async def _landing(
     landings: Landings,
     sessions: Factory,
     ended: Ended,
+    now: ReplyView,
     conversation_id: str,
     turn_id: str,
 ) -> AsyncIterator[ServerSentEvent]:
-    """A queued turn: wait until it is no longer queued, then send its final state."""
+    """A queued turn: its state now, then, once it is no longer queued, its final state.
+
+    The state now comes first, as every stream starts with the reply so far: the page may show
+    the turn still running (it was rendered, or its stream dropped, before the chain gave up and
+    queued it), and would otherwise say "asking ..." until the reply lands, minutes later."""
+    yield ServerSentEvent(views.reply_fragment(now), event="snapshot")
     while True:
         await landings.wait(turn_id, QUEUED_POLL_S)
         if await turn_status(sessions, turn_id) is not TurnStatus.QUEUED:
