@@ -329,5 +329,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items[:] = [item for item in items if id(item) not in ui_ids] + ui
 
 
+SERVER_LOG_LINES = 80
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that used a live server shows the end of that server's log with its
+    report: a failure seen once on CI must be explainable from its output alone."""
+    report = yield
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        apps = {id(v): v for v in funcargs.values() if isinstance(v, LiveApp)}
+        for app in apps.values():
+            tail = "\n".join(app.log().splitlines()[-SERVER_LOG_LINES:])
+            report.sections.append((f"server log ({app.url}, last lines)", tail))
+    return report
+
+
 # Last: it builds on the live server's helpers above (support.cluster imports them from here).
 from support.cluster import cluster, two_servers  # noqa: E402, F401
