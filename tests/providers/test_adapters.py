@@ -27,6 +27,7 @@ from web.sim.replies import reply_text
 from support.engine import (
     GPT,
     GPT_TIER,
+    PATIENT,
     REPLY_TOKENS,
     SHORT,
     SONNET,
@@ -54,12 +55,14 @@ REQUEST = ChatRequest(
 )
 
 
+# PATIENT: their tests are of replies and faults, never of a read backstop, and a loaded machine
+# may hold a healthy first token past SHORT's half second.
 def anthropic_at(url: str) -> AnthropicProvider:
-    return AnthropicProvider(api_key="test-key", base_url=f"{url}/anthropic", timeouts=SHORT)
+    return AnthropicProvider(api_key="test-key", base_url=f"{url}/anthropic", timeouts=PATIENT)
 
 
 def openai_at(url: str) -> OpenAIProvider:
-    return OpenAIProvider(api_key="test-key", base_url=f"{url}/openai/v1", timeouts=SHORT)
+    return OpenAIProvider(api_key="test-key", base_url=f"{url}/openai/v1", timeouts=PATIENT)
 
 
 MAKERS = {"anthropic": (anthropic_at, SONNET), "openai": (openai_at, GPT)}
