@@ -19,6 +19,7 @@ from support.engine import (
     HAIKU,
     HAIKU_TIER,
     PATIENT,
+    SHORT,
     SONNET,
     SONNET_TIER,
     Upstream,
@@ -174,7 +175,7 @@ async def test_fault_on_primary(upstream: Upstream, primary: str, name: str) -> 
     fault = override.get("fault", case.fault)
     kind = override.get("kind", case.kind)
     configs, primary_model, second_model = CHAINS[primary]
-    timeouts = configs[0].timeouts if case.timed else PATIENT
+    timeouts = SHORT if case.timed else PATIENT
     if case.first_token_s is not None:
         timeouts = replace(timeouts, first_token_s=case.first_token_s)
     configs = (

@@ -36,7 +36,13 @@ from web.status import AttemptOutcome
 from web.tiers import Tier
 from web.wording import degraded_reason
 
-from support.engine import GPT_TIER, HAIKU_TIER, SHORT, SONNET_TIER
+from support import engine
+from support.engine import SHORT
+
+# The fakes here answer in microseconds, or hang on purpose: SHORT's half-second limits.
+SONNET_TIER = replace(engine.SONNET_TIER, timeouts=SHORT)
+HAIKU_TIER = replace(engine.HAIKU_TIER, timeouts=SHORT)
+GPT_TIER = replace(engine.GPT_TIER, timeouts=SHORT)
 
 REQUEST = ChatRequest(messages=(ChatMessage("user", "hi"),))
 K_OVER = ErrorKind.OVERLOADED

@@ -41,9 +41,10 @@ FAST = ModelProfile(
     first_token_s=0.0, tokens_per_s=5000.0, reply_tokens=REPLY_TOKENS, context_window=200_000
 )
 SHORT = Timeouts(connect_s=1.0, first_token_s=0.5, idle_s=0.5, total_s=5.0)
+"""For tests of a timeout (a hang, a stall, a slow first token): pass it explicitly."""
 PATIENT = Timeouts(connect_s=10.0, first_token_s=10.0, idle_s=10.0, total_s=30.0)
-"""For tests of a healthy reply, where no timeout is the point: a loaded machine can hold a first
-token past SHORT's half second, and such a test must not need the machine to be fast."""
+"""The tiers' default here: where no timeout is the point, a loaded machine can hold a first
+token past SHORT's half second, and a test must not need the machine to be fast."""
 PROMPT = "How do fallback chains work?"
 
 
@@ -55,7 +56,7 @@ def tier(
     badge: str,
     key_env: str,
     window: int | None = 200_000,
-    timeouts: Timeouts = SHORT,
+    timeouts: Timeouts = PATIENT,
 ) -> TierConfig:
     return TierConfig(
         name=name,
