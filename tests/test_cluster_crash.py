@@ -13,8 +13,9 @@ from conftest import SONNET
 from web.wording import INTERRUPTED_MESSAGE
 
 from support.chat import ChatClient
-from support.cluster import Cluster, cluster, wait_until  # noqa: F401  (the fixture)
+from support.cluster import Cluster, cluster  # noqa: F401  (the fixture)
 from support.pg_rows import pg_rows
+from support.waiting import wait_until
 
 SLOW = {"first_token_s": 0.05, "tokens_per_s": 20.0, "reply_tokens": 500}
 """About 25 s of streaming: the server is killed long before the reply ends."""

@@ -11,8 +11,9 @@ import httpx
 from conftest import LiveApp
 
 from support.chat import ChatClient
-from support.cluster import Cluster, cluster, wait_until  # noqa: F401  (the fixture)
+from support.cluster import Cluster, cluster  # noqa: F401  (the fixture)
 from support.multiproc import Figures, parse
+from support.waiting import wait_until
 
 LIVE = ("understudy_live_turns", frozenset())
 QUEUE = ("understudy_queue_depth", frozenset())

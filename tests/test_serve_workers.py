@@ -17,9 +17,10 @@ import pytest
 from conftest import START_TIMEOUT_S, LiveApp, start_live_app
 
 from support.chat import CSRF, ChatClient
-from support.cluster import REDIS_URL, redis_or_skip, wait_until
+from support.cluster import REDIS_URL, redis_or_skip
 from support.database import create_pg_database, drop_pg_database
 from support.pg_rows import pg_rows
+from support.waiting import wait_until
 
 TRIES = 60
 """New connections to try before concluding that one worker never answers (the kernel hands

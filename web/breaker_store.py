@@ -32,6 +32,7 @@ from web.breaker import (
 )
 from web.events import AttemptRecord
 from web.providers.base import ErrorKind
+from web.redis_util import text
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class RedisStore:
                     state = TierBreaker.from_json(json.loads(raw)) if raw else TierBreaker()
                     outcomes = [_applied(change, state) for change in changes]
                     after = json.dumps(state.to_json())
-                    if raw is not None and after == _text(raw):
+                    if raw is not None and after == text(raw):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]  # nothing changed
                         return outcomes
                     pipe.multi()  # type: ignore[no-untyped-call]
@@ -200,10 +201,6 @@ def _applied(change: Change[Any], state: TierBreaker) -> tuple[Any, Exception | 
         return change(state), None
     except Exception as exc:  # a bug in one change fails its caller, not the others
         return None, exc
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 @dataclass(frozen=True)

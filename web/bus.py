@@ -15,12 +15,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from web.redis_util import RateLimitedWarning
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class Bus:
         self._handlers: dict[str, Handler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[bool]] = set()
-        self._warned_at = 0.0
+        self._warn = RateLimitedWarning(log)
 
     def on(self, op: str, handler: Handler) -> None:
         self._handlers[op] = handler
@@ -109,12 +110,6 @@ class Bus:
             handler(data)
         except Exception:
             log.exception("bus handler for %r failed", op)
-
-    def _warn(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > 60:
-            self._warned_at = now
-            log.warning(message)
 
     async def aclose(self) -> None:
         if self._listener is not None:

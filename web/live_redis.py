@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 
 from web.live import LiveTurn, LocalLiveTurns, Subscription, Update
 from web.live_codec import DecodeError, Ended, Opened, decode_batch, dumps, encode
+from web.redis_util import RateLimitedWarning, text
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RedisLiveTurns:
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._dirty = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._warned_at = 0.0
+        self._warn = RateLimitedWarning(log)
 
     def __len__(self) -> int:
         return len(self._local)
@@ -127,12 +127,6 @@ class RedisLiveTurns:
             return False
         return True
 
-    def _warn(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > 60:
-            self._warned_at = now
-            log.warning(message)
-
     # --- watchers in any process ------------------------------------------------------------
 
     async def follow(self, turn_id: str) -> Subscription | None:
@@ -151,7 +145,7 @@ class RedisLiveTurns:
         turn: LiveTurn | None = None
         last = "0-0"
         for entry_id, fields in entries:
-            last = _text(entry_id)
+            last = text(entry_id)
             for item in _entries(fields):
                 if isinstance(item, Opened):
                     turn = LiveTurn(
@@ -194,7 +188,7 @@ class RedisLiveTurns:
             batch: list[Update] = []
             for _, entries in reply:
                 for entry_id, fields in entries:
-                    last = _text(entry_id)
+                    last = text(entry_id)
                     for item in _entries(fields):
                         if isinstance(item, Ended):
                             if batch:
@@ -214,10 +208,6 @@ class RedisLiveTurns:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self._redis.aclose()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _entries(fields: dict[Any, Any]) -> list[Any]:

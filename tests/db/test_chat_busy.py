@@ -5,7 +5,7 @@ exactly one turn; a live turn of a dead process holds nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -78,47 +78,49 @@ async def answered_conversation(factory: Factory) -> chat.NewTurn:
     return first
 
 
-@BACKENDS
-async def test_two_processes_sending_at_once_open_one_turn(two: tuple[Factory, Factory]) -> None:
+OpenTurn = Callable[[Factory, chat.NewTurn], Awaitable[object]]
+"""One process's call that opens a turn in an answered conversation (or is refused)."""
+
+
+async def only_one_opens(two: tuple[Factory, Factory], open_turn: OpenTurn, busy: str) -> None:
+    """ROUNDS times, in a new answered conversation: both processes call ``open_turn`` at once;
+    one opens a turn, the other is refused with ``busy``."""
     first, second = two
     for _ in range(ROUNDS):
-        conversation = (await answered_conversation(first)).conversation_id
-        refused = await race(
-            chat.add_user_message(first, OWNER, conversation, "one", process_id=ALIVE),
-            chat.add_user_message(second, OWNER, conversation, "two", process_id=ALIVE),
+        new = await answered_conversation(first)
+        refused = await race(open_turn(first, new), open_turn(second, new))
+        assert refused == [busy]
+        assert await live_turns(first, new.conversation_id) == 1
+
+
+@BACKENDS
+async def test_two_processes_sending_at_once_open_one_turn(two: tuple[Factory, Factory]) -> None:
+    def send(factory: Factory, new: chat.NewTurn) -> Awaitable[object]:
+        return chat.add_user_message(
+            factory, OWNER, new.conversation_id, "again?", process_id=ALIVE
         )
-        assert refused == [REPLY_BUSY]
-        assert await live_turns(first, conversation) == 1
+
+    await only_one_opens(two, send, REPLY_BUSY)
 
 
 @BACKENDS
 async def test_two_processes_regenerating_at_once_open_one_turn(
     two: tuple[Factory, Factory],
 ) -> None:
-    first, second = two
-    for _ in range(ROUNDS):
-        new = await answered_conversation(first)
-        conversation, message = new.conversation_id, new.user_message_id
-        refused = await race(
-            chat.regenerate(first, OWNER, conversation, message, process_id=ALIVE),
-            chat.regenerate(second, OWNER, conversation, message, process_id=ALIVE),
+    def regenerate(factory: Factory, new: chat.NewTurn) -> Awaitable[object]:
+        return chat.regenerate(
+            factory, OWNER, new.conversation_id, new.user_message_id, process_id=ALIVE
         )
-        assert refused == [REGENERATE_BUSY]
-        assert await live_turns(first, conversation) == 1
+
+    await only_one_opens(two, regenerate, REGENERATE_BUSY)
 
 
 @BACKENDS
 async def test_two_processes_upgrading_at_once_open_one_turn(two: tuple[Factory, Factory]) -> None:
-    first, second = two
-    for _ in range(ROUNDS):
-        new = await answered_conversation(first)
-        conversation, turn = new.conversation_id, new.turn_id
-        refused = await race(
-            chat.upgrade(first, OWNER, conversation, turn, process_id=ALIVE),
-            chat.upgrade(second, OWNER, conversation, turn, process_id=ALIVE),
-        )
-        assert refused == [UPGRADE_BUSY]
-        assert await live_turns(first, conversation) == 1
+    def upgrade(factory: Factory, new: chat.NewTurn) -> Awaitable[object]:
+        return chat.upgrade(factory, OWNER, new.conversation_id, new.turn_id, process_id=ALIVE)
+
+    await only_one_opens(two, upgrade, UPGRADE_BUSY)
 
 
 @BACKENDS

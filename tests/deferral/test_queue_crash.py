@@ -8,79 +8,27 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import LiveApp, free_port, start_live_app, understudy_command
+from conftest import LiveApp, start_live_app, understudy_command
 
 from web.sim.replies import reply_text
 
 from support.chat import ChatClient
 from support.queue_app import SONNET, all_down, queue_chain
+from support.sim_control import Sim, running_sim
+from support.waiting import wait_until
 
-WITHIN_S = 60.0
-"""An upper bound on each wait (a loaded machine is slow; nothing here needs it to be fast)."""
 REPLY_TOKENS = 40  # FAST_PROFILE's, which reset() applies
-
-
-class Sim:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def set_fault(self, model: str, kind: str, **params: Any) -> None:
-        self.http.post("/faults", json={"model": model, "kind": kind, **params}).raise_for_status()
-
-    def set_profile(self, model: str, **fields: Any) -> None:
-        self.http.post("/models", json={"model": model, **fields}).raise_for_status()
-
-    def batches(self) -> list[dict[str, Any]]:
-        reply = self.http.get(
-            "/anthropic/v1/messages/batches",
-            params={"limit": 100},
-            headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
-        )
-        reply.raise_for_status()
-        data: list[dict[str, Any]] = reply.json()["data"]
-        return data
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Sim]:
-    port = free_port()
-    log = (tmp_path / "sim.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSTUDY_")}
-    process = subprocess.Popen(
-        [*understudy_command(), "sim", "--port", str(port)], stdout=log, stderr=log, env=env
-    )
-    sim = Sim(f"http://127.0.0.1:{port}")
-    try:
-        _wait(lambda: _answers(sim), "the simulator to start")
-        yield sim
-    finally:
-        sim.http.close()
-        process.terminate()
-        process.wait(10)
-        log.close()
-
-
-def _answers(sim: Sim) -> bool:
-    try:
-        return sim.http.get("/faults").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WITHIN_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {WITHIN_S:g} s for {what}")
-        time.sleep(0.05)
+    with running_sim(tmp_path) as started:
+        yield started
 
 
 def _row(app: LiveApp, sql: str, *args: object) -> tuple[Any, ...] | None:
@@ -126,7 +74,7 @@ def _queue_a_message(app: LiveApp, sim: Sim, prompt: str) -> str:
     try:
         conversation = chat.new_conversation(prompt)
         turn_id = chat.last_turn(conversation)
-        _wait(lambda: _turn(app, turn_id)[0] == "queued", "the turn to be queued")
+        wait_until(lambda: _turn(app, turn_id)[0] == "queued", "the turn to be queued")
         return turn_id
     finally:
         chat.close()
@@ -148,7 +96,7 @@ def test_killed_after_the_job_was_stored_the_restart_submits_it_once(
 
     second = _start(tmp_path, sim, worker=True, port=first.port)
     try:
-        _wait(lambda: _turn(second, turn_id)[0] == "degraded", "the reply to land")
+        wait_until(lambda: _turn(second, turn_id)[0] == "degraded", "the reply to land")
         assert _turn(second, turn_id) == ("degraded", "deferral")
         assert len(sim.batches()) == 1
         assert _oks(second, turn_id) == 1
@@ -164,7 +112,7 @@ def test_killed_after_submitting_the_restart_polls_the_stored_batch(
     sim.set_profile(SONNET, batch_delay_s=8)
     first = _start(tmp_path, sim, worker=True)
     turn_id = _queue_a_message(first, sim, "Kill me once I am sent")
-    _wait(lambda: (_job(first, turn_id) or (None, None))[1] is not None, "the batch id")
+    wait_until(lambda: (_job(first, turn_id) or (None, None))[1] is not None, "the batch id")
     _kill(first)
     state, batch_id = _job(first, turn_id) or (None, None)
     assert state == "submitted" and batch_id
@@ -172,7 +120,7 @@ def test_killed_after_submitting_the_restart_polls_the_stored_batch(
 
     second = _start(tmp_path, sim, worker=True, port=first.port)
     try:
-        _wait(lambda: _turn(second, turn_id)[0] == "degraded", "the reply to land")
+        wait_until(lambda: _turn(second, turn_id)[0] == "degraded", "the reply to land")
         assert [b["id"] for b in sim.batches()] == [batch_id]  # polled, never sent again
         assert _oks(second, turn_id) == 1
     finally:
@@ -199,7 +147,7 @@ def test_understudy_worker_lands_what_a_no_worker_server_queued(tmp_path: Path, 
         worker = subprocess.Popen(
             [*understudy_command(), "worker"], env=env, stdout=log, stderr=log, cwd=tmp_path
         )
-        _wait(lambda: _turn(app, turn_id)[0] == "degraded", "the worker to land the reply")
+        wait_until(lambda: _turn(app, turn_id)[0] == "degraded", "the worker to land the reply")
         assert _oks(app, turn_id) == 1 and len(sim.batches()) == 1
         assert "Understudy worker" in (tmp_path / "worker.log").read_text()
     finally:

@@ -10,28 +10,23 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import os
 import secrets
-import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import httpx
 import pytest
 import redis
-from conftest import FAST_PROFILE, LiveApp, free_port, start_live_app, understudy_command
+from conftest import FAST_PROFILE, LiveApp, start_live_app
 
 from support.database import create_pg_database, drop_pg_database
+from support.sim_control import Sim, running_sim
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T = TypeVar("T")
-WITHIN_S = 60.0
-"""An upper bound on each wait (a loaded machine is slow; nothing here needs it to be fast)."""
 
 
 def _in_thread(call: Callable[[], T]) -> T:
@@ -44,37 +39,6 @@ def redis_or_skip() -> None:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.skip(f"Redis at {REDIS_URL} is not reachable ({exc!r})")
-
-
-def wait_until(condition: Callable[[], bool], what: str, within_s: float = WITHIN_S) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Sim:
-    """The simulator's control API (faults, model profiles), talked to directly."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def set_fault(self, model: str, kind: str, **params: Any) -> None:
-        self.http.post("/faults", json={"model": model, "kind": kind, **params}).raise_for_status()
-
-    def clear_faults(self) -> None:
-        self.http.delete("/faults").raise_for_status()
-
-    def set_profile(self, model: str, **fields: Any) -> None:
-        self.http.post("/models", json={"model": model, **fields}).raise_for_status()
-
-    def answers(self) -> bool:
-        try:
-            return self.http.get("/faults").status_code == 200
-        except httpx.TransportError:
-            return False
 
 
 @dataclass
@@ -102,21 +66,6 @@ class Cluster:
     def close(self) -> None:
         for server in self.servers:
             server.stop()
-        self.sim.http.close()
-
-
-def _start_sim(base: Path) -> tuple[subprocess.Popen[bytes], Sim]:
-    port = free_port()
-    log = (base / "sim.log").open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERSTUDY_")}
-    process = subprocess.Popen(
-        [*understudy_command(), "sim", "--port", str(port)], stdout=log, stderr=log, env=env
-    )
-    log.close()
-    sim = Sim(f"http://127.0.0.1:{port}")
-    wait_until(sim.answers, "the simulator to start")
-    sim.set_profile("*", **FAST_PROFILE)
-    return process, sim
 
 
 @pytest.fixture
@@ -144,25 +93,24 @@ def running_cluster() -> Iterator[Cluster]:
     base = Path(tempfile.mkdtemp(prefix="understudy-cluster-"))
     # In a thread: these run their own event loop, and a browser test's thread already has one.
     database_url = _in_thread(create_pg_database)
-    process, sim = _start_sim(base)
-    prefix = f"understudy-test-{uuid.uuid4().hex[:12]}:"
-    env = {
-        "UNDERSTUDY_SIM_URL": sim.url,
-        "UNDERSTUDY_DATABASE_URL": database_url,
-        "UNDERSTUDY_REDIS_URL": REDIS_URL,
-        "UNDERSTUDY_REDIS_PREFIX": prefix,
-        "UNDERSTUDY_SECRET_KEY": secrets.token_urlsafe(32),
-        "UNDERSTUDY_LEASE_S": "2",
-    }
-    made = Cluster(sim, database_url, prefix, base, env)
-    try:
-        yield made
-    finally:
-        made.close()
-        process.terminate()
-        process.wait(10)
-        _in_thread(lambda: drop_pg_database(database_url))
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"{prefix}*"):
-            client.delete(key)
-        client.close()
+    with running_sim(base) as sim:
+        sim.set_profile("*", **FAST_PROFILE)
+        prefix = f"understudy-test-{uuid.uuid4().hex[:12]}:"
+        env = {
+            "UNDERSTUDY_SIM_URL": sim.url,
+            "UNDERSTUDY_DATABASE_URL": database_url,
+            "UNDERSTUDY_REDIS_URL": REDIS_URL,
+            "UNDERSTUDY_REDIS_PREFIX": prefix,
+            "UNDERSTUDY_SECRET_KEY": secrets.token_urlsafe(32),
+            "UNDERSTUDY_LEASE_S": "2",
+        }
+        made = Cluster(sim, database_url, prefix, base, env)
+        try:
+            yield made
+        finally:
+            made.close()
+            _in_thread(lambda: drop_pg_database(database_url))
+            client = redis.Redis.from_url(REDIS_URL)
+            for key in client.scan_iter(match=f"{prefix}*"):
+                client.delete(key)
+            client.close()
