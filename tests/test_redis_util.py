@@ -44,6 +44,16 @@ def test_a_warning_is_logged_at_most_once_a_minute(caplog: pytest.LogCaptureFixt
     ]
 
 
+def test_the_first_warning_is_logged_even_just_after_the_boot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    warn = RateLimitedWarning(logging.getLogger(LOGGER), clock=Clock(12.0))  # monotonic: 12 s up
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        warn("Redis is down")
+        warn("still down")
+    assert warned(caplog) == ["Redis is down"]
+
+
 def test_each_warning_has_its_own_minute(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock(1000.0)
     log = logging.getLogger(LOGGER)

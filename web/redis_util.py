@@ -24,11 +24,13 @@ class RateLimitedWarning:
         self._log = log
         self._every_s = every_s
         self._clock = clock
-        self._warned_at = 0.0
+        self._warned_at: float | None = None
+        """When the last warning was logged; None: never (the first one always is, even when the
+        clock reads less than ``every_s``, as a monotonic clock does just after the boot)."""
 
     def __call__(self, message: str) -> None:
         now = self._clock()
-        if now - self._warned_at > self._every_s:
+        if self._warned_at is None or now - self._warned_at > self._every_s:
             self._warned_at = now
             self._log.warning(message, stacklevel=2)
 
