@@ -497,7 +497,10 @@ def report(
     cpu: tuple[Usage, Usage],
 ) -> bool:
     setup = f"{args.workers} worker(s)" + (", Redis" if args.redis else "")
-    setup += ", PostgreSQL" if (args.database_url or "").startswith("postgres") else ", SQLite"
+    if (args.database_url or "").startswith("postgres"):
+        setup += ", PostgreSQL"
+    else:
+        setup += ", SQLite through aiosqlite's thread" if args.sqlite_thread else ", SQLite inline"
     print(
         f"\n{args.chats} concurrent chats x {args.turns} timed turns on {os.cpu_count()} CPUs "
         f"({setup}); simulated model: first token {args.first_token * 1000:.0f} ms, "
@@ -621,6 +624,11 @@ def main(argv: list[str] | None = None) -> int:
         "--database-url", default=None, help="default: SQLite in a temporary data folder"
     )
     parser.add_argument(
+        "--sqlite-thread",
+        action="store_true",
+        help="SQLite through aiosqlite's thread (UNDERSTUDY_SQLITE_INLINE=0), to compare",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -657,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.database_url:
             app_env["UNDERSTUDY_DATABASE_URL"] = args.database_url
+        if args.sqlite_thread:
+            app_env["UNDERSTUDY_SQLITE_INLINE"] = "0"
         if args.redis:
             app_env["UNDERSTUDY_REDIS_URL"] = REDIS_URL
             app_env["UNDERSTUDY_REDIS_PREFIX"] = prefix

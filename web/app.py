@@ -198,7 +198,7 @@ def create_app(
         current = settings
         private_dir(current.data_dir)
         await asyncio.to_thread(upgrade_database, current.database_url)
-        engine = make_engine(current.database_url)
+        engine = make_engine(current.database_url, sqlite_inline=current.sqlite_inline)
         sessions = make_sessionmaker(engine)
         lease = ProcessLease(
             sessions,

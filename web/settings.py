@@ -61,6 +61,9 @@ class Settings:
     lease_s: float = 15.0
     """UNDERSTUDY_LEASE_S: a process's heartbeat lease (web.processes). A process silent for
     this long is dead, and a survivor interrupts its live turns."""
+    sqlite_inline: bool = True
+    """UNDERSTUDY_SQLITE_INLINE (default on; 0 turns it off): SQLite calls run on the event loop's
+    thread, not one thread hop each through aiosqlite (web.db.inline_sqlite)."""
     answer_now_after_s: float = 4.0
     """UNDERSTUDY_ANSWER_NOW_AFTER_S: how long a reply waits for a first token before the page
     offers "Answer with <next tier> now"."""
@@ -122,6 +125,8 @@ class Settings:
             redis_url=env.get("UNDERSTUDY_REDIS_URL") or None,
             redis_prefix=env.get("UNDERSTUDY_REDIS_PREFIX") or "understudy:",
             lease_s=_float(env, "UNDERSTUDY_LEASE_S", 15.0),
+            sqlite_inline=env.get("UNDERSTUDY_SQLITE_INLINE", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
             new_chats_per_minute=_int(env, "UNDERSTUDY_NEW_CHATS_PER_MINUTE", 20),
             deferral=deferral,
             data_dir_set=bool(env.get("UNDERSTUDY_DATA_DIR")),

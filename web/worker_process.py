@@ -50,7 +50,7 @@ def run_worker(settings: Settings) -> int:
 
 
 async def _main(settings: Settings, deferral: Deferral) -> None:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, sqlite_inline=settings.sqlite_inline)
     sessions = make_sessionmaker(engine)
     chain = Chain.from_settings(settings, breakers_for(settings))
     bus = None

@@ -6,7 +6,7 @@ never waits for the writer, so the admin page and `understudy turns` do not queu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from web.db import inline_sqlite
 from web.db.writelock import write_slot
 from web.storage import private_sqlite_files
 
@@ -27,10 +28,20 @@ READ_ONLY = "understudy_read_only"
 """Connection execution option: this transaction only reads (SQLite: deferred BEGIN)."""
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine for ``url``; SQLite connections are set up for a concurrent async app."""
+def make_engine(url: str, *, sqlite_inline: bool = True, **kwargs: Any) -> AsyncEngine:
+    """An engine for ``url``; SQLite connections are set up for a concurrent async app.
+    ``sqlite_inline``: SQLite runs on the loop's thread (web.db.inline_sqlite), not through
+    aiosqlite's thread."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        if sqlite_inline:
+            args: list[tuple[Sequence[Any], dict[str, Any]]] = []
+            engine = create_async_engine(
+                url, async_creator=inline_sqlite.connector(lambda: args[0]), **kwargs
+            )
+            cargs, cparams = engine.sync_engine.dialect.create_connect_args(engine.url)
+            args.append((cargs, dict(cparams)))
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
