@@ -5,9 +5,10 @@ Why: aiosqlite runs every call (a cursor, an execute, a fetch, a close, a BEGIN,
 connection's thread and wakes the loop for each result. A reply's turn makes about 65 such calls
 (its POST alone 40), and each cost 0.3-0.4 ms of CPU in thread switches, GIL handovers and
 wake-ups, about a third of a turn's database CPU; the thread also took the GIL from the loop while
-streams were being written. Measured with ``bench/app_streams.py --chats 100``, one worker,
-back to back on this 2-core machine: 1.015 ms of server CPU per token with aiosqlite's thread,
-0.763 ms inline (2.30x and 1.73x the same-run baseline); TTFT p99 added +2.8 s and +1.0 s.
+streams were being written. Measured with ``bench/app_streams.py --chats 100``, one worker, two
+runs each, alternated on a 2-core machine: 1.020 and 1.050 ms of server CPU per token through
+aiosqlite's thread (``--sqlite-thread``), 0.803 and 0.882 ms inline; TTFT p99 added +3.0 to
++3.6 s, and +1.6 to +1.7 s.
 
 What it costs: a statement runs on the loop, so while it runs nothing else in the process does.
 The app's statements are short (indexed lookups, one conversation's rows, batched writes), and
