@@ -18,13 +18,19 @@ from support.queue_app import all_down
 BADGE = re.compile(r'data-testid="tier-badge" title="([^"]*)">([^<]*)<')
 
 
+def queue_a_message(chat: ChatClient, text: str) -> tuple[str, str, list[SSEEvent]]:
+    """A new conversation with ``text``, every tier down: its id, its turn's, and the turn's
+    stream followed until the chain gave up and queued it."""
+    conversation = chat.new_conversation(text)
+    turn = chat.last_turn(conversation)
+    return conversation, turn, chat.finish(conversation, turn)
+
+
 def test_queued_then_the_reply_lands_on_the_open_stream(queue_app: LiveApp) -> None:
     all_down(queue_app)
     chat = ChatClient(queue_app.url)
     try:
-        conversation = chat.new_conversation("What is an understudy?")
-        turn = chat.last_turn(conversation)
-        first = chat.finish(conversation, turn)
+        conversation, turn, first = queue_a_message(chat, "What is an understudy?")
         queued = first[-1].data
         assert 'data-state="queued"' in queued
         assert BADGE.search(queued).groups() == (  # type: ignore[union-attr]
@@ -65,9 +71,7 @@ def test_a_stream_that_connects_after_the_turn_was_queued_says_so_at_once(
     queue_app.set_profile("claude-sonnet-4-6", batch_delay_s=60)
     chat = ChatClient(queue_app.url)
     try:
-        conversation = chat.new_conversation("Queue me")
-        turn = chat.last_turn(conversation)
-        chat.finish(conversation, turn)  # the chain gave up: it is queued
+        conversation, turn, _ = queue_a_message(chat, "Queue me")
         assert chat.turns(conversation)[-1] == (turn, "deferral", "queued")
         [first] = chat.stream(conversation, turn, limit=1)
         assert first.event == "snapshot"
@@ -85,9 +89,7 @@ def test_a_queued_reply_holds_its_conversation_only(queue_app: LiveApp) -> None:
     queue_app.set_profile("claude-sonnet-4-6", batch_delay_s=30)  # stays queued for the test
     chat = ChatClient(queue_app.url)
     try:
-        conversation = chat.new_conversation("First question")
-        turn = chat.last_turn(conversation)
-        chat.finish(conversation, turn)
+        conversation, turn, _ = queue_a_message(chat, "First question")
         refused = chat.send(conversation, "A second question")
         assert refused.status_code == 409
         assert QUEUED_BUSY in refused.text
@@ -122,9 +124,7 @@ def test_a_reply_lands_on_a_stream_whose_session_was_rotated_meanwhile(
     queue_app.set_profile("claude-sonnet-4-6", batch_delay_s=3)
     chat = ChatClient(queue_app.url)
     try:
-        conversation = chat.new_conversation("Rotate me")
-        turn = chat.last_turn(conversation)
-        chat.finish(conversation, turn)  # queued
+        conversation, turn, _ = queue_a_message(chat, "Rotate me")
         landed: list[list[SSEEvent]] = []
         follower = threading.Thread(target=lambda: landed.append(chat.finish(conversation, turn)))
         follower.start()
