@@ -164,6 +164,9 @@ class UserPath:
                         words = shown is not None and shown.has_text
                         if event.event == "done":
                             ended = shown
+                        elif queued_at is None and shown and shown.shown.state is ReplyState.QUEUED:
+                            # A stream opened once the turn was queued starts with that state.
+                            seen.queued, queued_at = shown.shown, now
                     elif event.event == "update":
                         words = update_has_text(event.data, turn)
                     if words and shown is not None:
